@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make run    set up everything, start localcluster and open JupyterLab on labs/
+#   make test   set up everything and run every test tier
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup unit integration lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[lab,dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/lab up
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=labs
+
+# Unit tests run first (seconds); the integration tier runs its files in parallel workers,
+# each test starting its own localcluster on ephemeral ports in a temporary LAB_HOME.
+test: setup
+	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests/integration -q -p no:cacheprovider -n 2 --dist loadfile
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit -q
+
+integration: setup
+	$(BIN)/python -m pytest tests/integration -q -n 2 --dist loadfile
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) *.egg-info

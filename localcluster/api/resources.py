@@ -1,0 +1,179 @@
+"""The kinds localcluster serves: built-in Kubernetes kinds, and the Knative and Istio CRDs.
+
+Built-in kinds are listed here as the apiserver hard-codes them; custom kinds are read from the
+official CRD manifests in `shared/schemas/` (names, scope, versions, subresources, printer columns),
+so their discovery and table output match a real cluster that installed those CRDs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from localcluster.api.errors import NotFound
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One REST resource: `group/version` + `plural`, with what discovery says about it.
+
+    `versions` lists the served versions, preferred (storage) first; objects are stored once and
+    served in any of them (the project's multi-version kinds have identical schemas).
+    """
+
+    group: str
+    versions: tuple[str, ...]
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: frozenset[str] = frozenset({"status"})
+    #: additionalPrinterColumns of a CRD, per version; empty for built-ins (see tables.py).
+    printer_columns: tuple[dict[str, Any], ...] = ()
+    #: openAPIV3Schema of a CRD per version; None for built-ins (their schemas come from schemas.py).
+    crd_schemas: dict[str, dict[str, Any]] | None = field(default=None, compare=False, hash=False)
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def storage_version(self) -> str:
+        return self.versions[0]
+
+    @property
+    def key(self) -> str:
+        """Storage key, the same for every served version (as etcd's /registry/<group>/<plural>)."""
+        return f"{self.group or 'core'}/{self.plural}"
+
+    @property
+    def is_custom(self) -> bool:
+        return self.crd_schemas is not None
+
+    def api_version(self, version: str | None = None) -> str:
+        version = version or self.storage_version
+        return f"{self.group}/{version}" if self.group else version
+
+    def qualified(self) -> str:
+        """`deployments.apps`, as kubectl and error messages name a resource."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _core(version_group: str, kind: str, plural: str, *, namespaced: bool = True, short: Iterable[str] = (),
+          categories: Iterable[str] = (), subresources: Iterable[str] = ()) -> ResourceType:
+    group, _, version = version_group.rpartition("/")
+    return ResourceType(group=group, versions=(version,), kind=kind, plural=plural, namespaced=namespaced,
+                        short_names=tuple(short), categories=tuple(categories),
+                        subresources=frozenset(subresources))
+
+
+BUILTIN_TYPES: tuple[ResourceType, ...] = (
+    _core("v1", "Namespace", "namespaces", namespaced=False, short=["ns"], subresources=["status"]),
+    _core("v1", "Pod", "pods", short=["po"], categories=["all"], subresources=["status", "log"]),
+    _core("v1", "Service", "services", short=["svc"], categories=["all"], subresources=["status"]),
+    _core("v1", "Endpoints", "endpoints", short=["ep"]),
+    _core("v1", "ConfigMap", "configmaps", short=["cm"]),
+    _core("v1", "Secret", "secrets"),
+    _core("v1", "Event", "events", short=["ev"]),
+    _core("v1", "ServiceAccount", "serviceaccounts", short=["sa"]),
+    _core("v1", "PersistentVolumeClaim", "persistentvolumeclaims", short=["pvc"], subresources=["status"]),
+    _core("apps/v1", "Deployment", "deployments", short=["deploy"], categories=["all"],
+          subresources=["status", "scale"]),
+    _core("apps/v1", "ReplicaSet", "replicasets", short=["rs"], categories=["all"],
+          subresources=["status", "scale"]),
+    _core("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
+    _core("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    _core("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+    _core("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False),
+    _core("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
+)
+
+
+def load_crd_types(schemas_dir: Path) -> list[ResourceType]:
+    """Read every CRD manifest under `schemas_dir` (the official Knative and Istio CRDs)."""
+    if not schemas_dir.is_dir():
+        raise FileNotFoundError(
+            f"the official CRD schemas are missing: {schemas_dir} does not exist "
+            "(set LAB_SHARED_DIR to the folder that holds schemas/)"
+        )
+    types = []
+    for path in sorted(schemas_dir.glob("*/*.yaml")):
+        with path.open("rb") as stream:
+            for document in yaml.load_all(stream, Loader=yaml.CSafeLoader):
+                if document and document.get("kind") == "CustomResourceDefinition":
+                    types.append(_crd_type(document))
+    return types
+
+
+def _crd_type(crd: dict[str, Any]) -> ResourceType:
+    spec = crd["spec"]
+    names = spec["names"]
+    served = [v for v in spec["versions"] if v.get("served", True)]
+    # Preferred version first: the storage version, as the apiserver's discovery orders them.
+    served.sort(key=lambda v: not v.get("storage", False))
+    storage = served[0]
+    return ResourceType(
+        group=spec["group"],
+        versions=tuple(v["name"] for v in served),
+        kind=names["kind"],
+        plural=names["plural"],
+        namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+        short_names=tuple(names.get("shortNames", ())),
+        categories=tuple(names.get("categories", ())),
+        subresources=frozenset(storage.get("subresources", {}).keys()),
+        printer_columns=tuple(storage.get("additionalPrinterColumns", ())),
+        crd_schemas={v["name"]: v["schema"]["openAPIV3Schema"] for v in served},
+    )
+
+
+class ResourceRegistry:
+    """Look-ups of resource types by path segments, by kind and by the names kubectl accepts."""
+
+    def __init__(self, types: Iterable[ResourceType]) -> None:
+        self.types: tuple[ResourceType, ...] = tuple(types)
+        self._by_path = {(t.group, v, t.plural): t for t in self.types for v in t.versions}
+        self._by_kind = {(t.group, v, t.kind): t for t in self.types for v in t.versions}
+
+    @classmethod
+    def load(cls, schemas_dir: Path) -> ResourceRegistry:
+        return cls([*BUILTIN_TYPES, *load_crd_types(schemas_dir)])
+
+    def __iter__(self) -> Iterator[ResourceType]:
+        return iter(self.types)
+
+    def by_path(self, group: str, version: str, plural: str) -> ResourceType:
+        try:
+            return self._by_path[(group, version, plural)]
+        except KeyError:
+            where = f"{group}/{version}" if group else version
+            raise NotFound(f"the server could not find the requested resource ({plural} in {where})") from None
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        group, _, version = api_version.rpartition("/")
+        return self._by_kind.get((group, version, kind))
+
+    def get(self, group: str, plural: str) -> ResourceType:
+        """The type stored under `group`/`plural`, whatever version it is asked in."""
+        for resource_type in self.types:
+            if resource_type.group == group and resource_type.plural == plural:
+                return resource_type
+        raise KeyError(f"{plural}.{group}")
+
+    def groups(self) -> dict[str, list[str]]:
+        """Served versions per group, preferred first; '' is the legacy core group."""
+        found: dict[str, list[str]] = {}
+        for resource_type in self.types:
+            versions = found.setdefault(resource_type.group, [])
+            versions.extend(v for v in resource_type.versions if v not in versions)
+        return found
