@@ -1,18 +1,18 @@
 """The API's error tree: every failure leaves the server as a Kubernetes `Status` object.
 
-    ApiError                 any error with an HTTP code and a Status reason
-    ├── BadRequest           400  malformed input (bad JSON, bad selector, bad patch)
-    ├── Unauthorized         401  missing or wrong bearer token
-    ├── Forbidden            403
-    ├── NotFound             404  unknown path, resource or object
-    ├── MethodNotAllowed     405  a verb the resource does not support
-    ├── AlreadyExists        409  create of an existing name
-    ├── Conflict             409  stale resourceVersion, field-manager conflicts
-    ├── Gone                 410  watch/list from a compacted resourceVersion
-    ├── RequestTooLarge      413
-    ├── UnsupportedMediaType 415  a content type the verb does not accept
-    ├── Invalid              422  validation failed; `causes` carry field paths
-    └── InternalError        500  a bug; logged, never a traceback to the client
+ApiError                 any error with an HTTP code and a Status reason
+├── BadRequest           400  malformed input (bad JSON, bad selector, bad patch)
+├── Unauthorized         401  missing or wrong bearer token
+├── Forbidden            403
+├── NotFound             404  unknown path, resource or object
+├── MethodNotAllowed     405  a verb the resource does not support
+├── AlreadyExists        409  create of an existing name
+├── Conflict             409  stale resourceVersion, field-manager conflicts
+├── Gone                 410  watch/list from a compacted resourceVersion
+├── RequestTooLarge      413
+├── UnsupportedMediaType 415  a content type the verb does not accept
+├── Invalid              422  validation failed; `causes` carry field paths
+└── InternalError        500  a bug; logged, never a traceback to the client
 """
 
 from __future__ import annotations

@@ -70,12 +70,27 @@ class ResourceType:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-def _core(version_group: str, kind: str, plural: str, *, namespaced: bool = True, short: Iterable[str] = (),
-          categories: Iterable[str] = (), subresources: Iterable[str] = ()) -> ResourceType:
+def _core(
+    version_group: str,
+    kind: str,
+    plural: str,
+    *,
+    namespaced: bool = True,
+    short: Iterable[str] = (),
+    categories: Iterable[str] = (),
+    subresources: Iterable[str] = (),
+) -> ResourceType:
     group, _, version = version_group.rpartition("/")
-    return ResourceType(group=group, versions=(version,), kind=kind, plural=plural, namespaced=namespaced,
-                        short_names=tuple(short), categories=tuple(categories),
-                        subresources=frozenset(subresources))
+    return ResourceType(
+        group=group,
+        versions=(version,),
+        kind=kind,
+        plural=plural,
+        namespaced=namespaced,
+        short_names=tuple(short),
+        categories=tuple(categories),
+        subresources=frozenset(subresources),
+    )
 
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
@@ -88,10 +103,10 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _core("v1", "Event", "events", short=["ev"]),
     _core("v1", "ServiceAccount", "serviceaccounts", short=["sa"]),
     _core("v1", "PersistentVolumeClaim", "persistentvolumeclaims", short=["pvc"], subresources=["status"]),
-    _core("apps/v1", "Deployment", "deployments", short=["deploy"], categories=["all"],
-          subresources=["status", "scale"]),
-    _core("apps/v1", "ReplicaSet", "replicasets", short=["rs"], categories=["all"],
-          subresources=["status", "scale"]),
+    _core(
+        "apps/v1", "Deployment", "deployments", short=["deploy"], categories=["all"], subresources=["status", "scale"]
+    ),
+    _core("apps/v1", "ReplicaSet", "replicasets", short=["rs"], categories=["all"], subresources=["status", "scale"]),
     _core("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
     _core("rbac.authorization.k8s.io/v1", "Role", "roles"),
     _core("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
