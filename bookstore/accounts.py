@@ -1,0 +1,115 @@
+"""Users, their money and the payments taken from it, on a SQLite connection inside a transaction.
+
+The monolith and the balance service both keep accounts with these functions. Payments (money
+taken for an order id, refundable once) exist only where money and orders live apart, in the
+balance service; the monolith debits inside the purchase's own transaction instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bookstore.catalog import INITIAL_BALANCE
+from bookstore.errors import InsufficientBalance, InvalidRequest, OrderConflict, UnknownPayment, UnknownUser, UserExists
+from bookstore.models import Account, Payment
+
+__all__ = [
+    "create_payments_schema",
+    "create_schema",
+    "create_user",
+    "debit",
+    "get_account",
+    "pay",
+    "refund",
+]
+
+
+def create_schema(connection: sqlite3.Connection) -> None:
+    """Create the users table."""
+    connection.execute(
+        """CREATE TABLE IF NOT EXISTS users (
+            name TEXT PRIMARY KEY,
+            balance INTEGER NOT NULL CHECK (balance >= 0),
+            created_at TEXT NOT NULL
+        )"""
+    )
+
+
+def create_payments_schema(connection: sqlite3.Connection) -> None:
+    """Create the payments table (the balance service's record of what each order cost)."""
+    connection.execute(
+        """CREATE TABLE IF NOT EXISTS payments (
+            id TEXT PRIMARY KEY,
+            user TEXT NOT NULL REFERENCES users (name),
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            created_at TEXT NOT NULL,
+            refunded_at TEXT
+        )"""
+    )
+
+
+def create_user(connection: sqlite3.Connection, name: str, now: str) -> Account:
+    """Open an account holding the initial balance, or refuse with :class:`UserExists`."""
+    try:
+        connection.execute(
+            "INSERT INTO users (name, balance, created_at) VALUES (?, ?, ?)", (name, INITIAL_BALANCE, now)
+        )
+    except sqlite3.IntegrityError as exc:
+        raise UserExists(f"user {name!r} already exists", user=name) from exc
+    return Account(name=name, balance=INITIAL_BALANCE)
+
+
+def get_account(connection: sqlite3.Connection, name: str) -> Account:
+    """A user's account, or :class:`UnknownUser`."""
+    row = connection.execute("SELECT name, balance FROM users WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise UnknownUser(f"there is no user {name!r}", user=name)
+    return Account(name=row["name"], balance=row["balance"])
+
+
+def debit(connection: sqlite3.Connection, name: str, amount: int) -> Account:
+    """Take ``amount`` fen from ``name``, refusing with :class:`InsufficientBalance` if it would go negative."""
+    if amount <= 0:
+        raise InvalidRequest(f"a debit must be a positive amount, not {amount}", amount=amount)
+    account = get_account(connection, name)
+    if account.balance < amount:
+        raise InsufficientBalance(
+            f"user {name!r} has {account.balance} fen, the purchase costs {amount}",
+            user=name,
+            balance=account.balance,
+            amount=amount,
+        )
+    connection.execute("UPDATE users SET balance = balance - ? WHERE name = ?", (amount, name))
+    return Account(name=name, balance=account.balance - amount)
+
+
+def pay(connection: sqlite3.Connection, payment_id: str, user: str, amount: int, now: str) -> tuple[Payment, bool]:
+    """Debit ``user`` for order ``payment_id``; returns the payment and whether it is new.
+
+    Paying the same id again with the same content returns the first payment, so a caller may
+    retry after a timeout without paying twice.
+    """
+    existing = connection.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
+    if existing is not None:
+        payment = Payment(**existing)
+        if (payment.user, payment.amount) != (user, amount):
+            raise OrderConflict(f"payment {payment_id} already exists with other content", payment=payment_id)
+        return payment, False
+    debit(connection, user, amount)
+    connection.execute(
+        "INSERT INTO payments (id, user, amount, created_at) VALUES (?, ?, ?, ?)", (payment_id, user, amount, now)
+    )
+    return Payment(id=payment_id, user=user, amount=amount, created_at=now), True
+
+
+def refund(connection: sqlite3.Connection, payment_id: str, now: str) -> Payment:
+    """Give a payment's money back; refunding it again changes nothing."""
+    row = connection.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
+    if row is None:
+        raise UnknownPayment(f"there is no payment {payment_id!r}", payment=payment_id)
+    payment = Payment(**row)
+    if payment.refunded_at is not None:
+        return payment
+    connection.execute("UPDATE users SET balance = balance + ? WHERE name = ?", (payment.amount, payment.user))
+    connection.execute("UPDATE payments SET refunded_at = ? WHERE id = ?", (now, payment_id))
+    return payment.model_copy(update={"refunded_at": now})

@@ -1,0 +1,168 @@
+"""The bookstore's values, shared by the domain code and the HTTP APIs.
+
+Request models are strict: a count must be a JSON integer (not ``"3"`` or ``true``), unknown
+fields are refused, and every string has a bounded length, so bad input is a 422 at the door.
+Money fields are integer fen (see :mod:`bookstore.catalog`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bookstore.catalog import MAX_PURCHASE_COUNT
+
+__all__ = [
+    "BOOK_ID_PATTERN",
+    "ORDER_ID_PATTERN",
+    "USER_NAME_PATTERN",
+    "Account",
+    "Book",
+    "BookId",
+    "BookList",
+    "NewUser",
+    "Order",
+    "OrderId",
+    "OrderRequest",
+    "OwnedBook",
+    "Payment",
+    "PaymentRequest",
+    "PurchaseCount",
+    "PurchaseRequest",
+    "Ranking",
+    "User",
+    "UserName",
+    "new_order_id",
+    "timestamp",
+]
+
+# Letters and digits of any script (names like 小明 are welcome), '_', '.' and '-'; safe in a URL path.
+USER_NAME_PATTERN = r"^[\w.-]{1,64}$"
+BOOK_ID_PATTERN = r"^[0-9]{5}$"
+ORDER_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+UserName = Annotated[str, Field(pattern=USER_NAME_PATTERN, min_length=1, max_length=64, examples=["alice"])]
+BookId = Annotated[str, Field(pattern=BOOK_ID_PATTERN, examples=["00001"])]
+OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN, description="32 lowercase hex digits")]
+PurchaseCount = Annotated[int, Field(ge=1, le=MAX_PURCHASE_COUNT, examples=[1])]
+Fen = Annotated[int, Field(ge=0, description="integer fen (1 yuan = 100 fen)")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class NewUser(_Request):
+    """Body of ``POST /api/users``."""
+
+    name: UserName
+
+
+class PurchaseRequest(_Request):
+    """Body of ``POST /api/purchase``: ``user`` buys ``count`` copies of ``book``."""
+
+    user: UserName
+    book: BookId
+    count: PurchaseCount
+
+
+class OrderRequest(_Request):
+    """Body of the stock service's ``POST /api/orders``; ``id`` makes a retry harmless."""
+
+    id: OrderId
+    user: UserName
+    book: BookId
+    count: PurchaseCount
+
+
+class PaymentRequest(_Request):
+    """Body of the balance service's ``POST /api/payments``; ``id`` is the order paid for."""
+
+    id: OrderId
+    user: UserName
+    amount: Annotated[int, Field(ge=1, le=2**53 - 1)]
+
+
+class Book(_Value):
+    """A book on the shelf: ``sold`` copies have left it and ``stock`` remain."""
+
+    id: str
+    title: str
+    price: Fen
+    stock: int
+    sold: int
+
+
+class Ranking(_Value):
+    """Which ranking module ordered a book list; ``error`` says why it fell back to catalog order."""
+
+    module: str
+    version: str
+    error: str | None = None
+
+
+class BookList(_Value):
+    """Body of ``GET /api/books``."""
+
+    books: list[Book]
+    ranking: Ranking | None = None
+
+
+class OwnedBook(_Value):
+    id: str
+    title: str
+    count: int
+
+
+class Account(_Value):
+    """A user's money, as the balance service keeps it."""
+
+    name: str
+    balance: Fen
+
+
+class User(_Value):
+    """Body of ``GET /api/users/{name}``: the account and the books bought."""
+
+    name: str
+    balance: Fen
+    books: list[OwnedBook]
+
+
+class Order(_Value):
+    """A completed purchase."""
+
+    id: str
+    user: str
+    book: str
+    count: int
+    price: Fen
+    amount: Fen
+    created_at: str
+
+
+class Payment(_Value):
+    """Money taken from ``user`` for order ``id``; ``refunded_at`` is set once it was given back."""
+
+    id: str
+    user: str
+    amount: Fen
+    created_at: str
+    refunded_at: str | None = None
+
+
+def new_order_id() -> str:
+    """A fresh order id; the services also use it as the purchase's idempotency key."""
+    return uuid.uuid4().hex
+
+
+def timestamp() -> str:
+    """Now, in UTC, as ISO 8601 with milliseconds (how every record's time is stored)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,84 @@
+"""The bookstore's public HTTP API and page, the same whether a monolith or a storefront serves it.
+
+=====  =======================  ===========================================================
+GET    ``/``                    the storefront page (relative URLs: works under any prefix)
+GET    ``/api/books``           books ranked by the active module; ``x-bookstore-ranking``
+POST   ``/api/users``           ``{"name"}`` opens an account with the initial balance
+GET    ``/api/users/{name}``    balance and books owned
+POST   ``/api/purchase``        ``{"user", "book", "count"}`` buys books
+*      ``/admin/modules...``    ranking modules, see :mod:`bookstore.modules.admin`
+=====  =======================  ===========================================================
+
+A :class:`Shop` does the work: the monolith's runs local transactions, the storefront's calls
+the stock and balance services.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from fastapi import FastAPI, Path, Response, status
+from fastapi.responses import HTMLResponse
+
+from bookstore.models import USER_NAME_PATTERN, Book, BookList, NewUser, Order, PurchaseRequest, User
+from bookstore.modules.admin import create_admin_router
+from bookstore.modules.host import BUNDLED_VERSION, ModuleHost
+from bookstore.settings import Settings
+from bookstore.web import Lifespan, create_service_app
+
+__all__ = ["RANKING_HEADER", "Shop", "create_public_app"]
+
+RANKING_HEADER = "x-bookstore-ranking"
+
+
+class Shop(Protocol):
+    """What the public API needs from whatever keeps the books and the money."""
+
+    async def list_books(self) -> list[Book]: ...
+
+    async def create_user(self, name: str) -> User: ...
+
+    async def get_user(self, name: str) -> User: ...
+
+    async def purchase(self, request: PurchaseRequest) -> Order: ...
+
+
+def create_public_app(settings: Settings, shop: Shop, *, title: str, lifespan: Lifespan | None = None) -> FastAPI:
+    """The public API served by ``shop``, ranking with a module host that starts on ``settings.ranking``."""
+    from bookstore.page import STOREFRONT_PAGE  # the page is only needed by processes that serve it
+
+    app = create_service_app(settings, title=title, lifespan=lifespan)
+    modules = ModuleHost()
+    modules.install(settings.ranking, BUNDLED_VERSION, bundled=settings.ranking)
+    modules.activate(settings.ranking, BUNDLED_VERSION)
+    app.state.modules = modules
+    app.include_router(create_admin_router(modules))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        return STOREFRONT_PAGE
+
+    @app.get("/api/books", tags=["bookstore"])
+    async def list_books(response: Response) -> BookList:
+        """Every book with price (fen), stock and copies sold, ranked by the active ranking module."""
+        books, ranking = modules.rank(await shop.list_books())
+        if ranking is not None:
+            response.headers[RANKING_HEADER] = f"{ranking.module}@{ranking.version}"
+        return BookList(books=books, ranking=ranking)
+
+    @app.post("/api/users", status_code=status.HTTP_201_CREATED, tags=["bookstore"])
+    async def create_user(request: NewUser) -> User:
+        """Open an account holding the initial balance; 409 if the name is taken."""
+        return await shop.create_user(request.name)
+
+    @app.get("/api/users/{name}", tags=["bookstore"])
+    async def get_user(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> User:
+        """A user's balance (fen) and the books they own."""
+        return await shop.get_user(name)
+
+    @app.post("/api/purchase", status_code=status.HTTP_201_CREATED, tags=["bookstore"])
+    async def purchase(request: PurchaseRequest) -> Order:
+        """Buy books: 404 for an unknown user or book, 409 for too little stock or money, else the order."""
+        return await shop.purchase(request)
+
+    return app

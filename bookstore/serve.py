@@ -1,0 +1,77 @@
+"""Run a bookstore app as a server process: settings from the environment, uvicorn, clean SIGTERM.
+
+Every entry point (``python -m bookstore.monolith``, ``python -m bookstore.services.stock`` ...)
+is ``main(service, create_app)``. Configuration problems end the process with exit code 2 and one
+line saying what to fix, not a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import NoReturn
+
+from bookstore.errors import BookstoreError
+from bookstore.settings import Settings, SettingsError
+
+__all__ = ["bind_socket", "main"]
+
+_log = logging.getLogger("bookstore")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: one the OS picks)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> NoReturn:
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it found
+    # installed: by then the app is closed, so this process ends as a success.
+    sys.exit(0)
+
+
+def _fail(service: str, message: str) -> NoReturn:
+    print(f"bookstore {service}: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(service: str, create_app: Callable[[Settings], object]) -> None:
+    """Serve ``create_app(settings)`` until SIGTERM or SIGINT, logging where it listens."""
+    try:
+        settings = Settings.from_env(service)
+    except SettingsError as exc:
+        _fail(service, str(exc))
+    logging.basicConfig(
+        level=settings.log_level.upper() if settings.log_level != "trace" else "DEBUG",
+        format="%(levelname)-9s %(name)s: %(message)s",
+    )
+    try:
+        app = create_app(settings)
+    except BookstoreError as exc:
+        _fail(service, exc.message)
+    try:
+        sock = bind_socket(settings.bind, settings.port)
+    except OSError as exc:
+        _fail(service, f"cannot listen on {settings.bind}:{settings.port}: {exc.strerror or exc}")
+
+    import uvicorn
+
+    host, port = sock.getsockname()[:2]
+    _log.info("%s %s listening on http://%s:%d", service, settings.version, host, port)
+    config = uvicorn.Config(app, log_level=settings.log_level, lifespan="on", timeout_graceful_shutdown=10)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,114 @@
+"""One settings object per process, read from environment variables with defaults.
+
+=========================  ==========================  =====================================
+variable                   default                     meaning
+=========================  ==========================  =====================================
+``PORT``                   ``8080``                    TCP port to listen on (0: any free one)
+``BIND``                   ``0.0.0.0``                 address to listen on
+``BOOKSTORE_DATA_DIR``     the user's data directory   where the SQLite database file lives
+``BOOKSTORE_VERSION``      ``v1``                      sent as ``x-bookstore-version``
+``BOOKSTORE_STOCK_URL``    ``http://stock``            base URL of the stock service
+``BOOKSTORE_BALANCE_URL``  ``http://balance``          base URL of the balance service
+``BOOKSTORE_HTTP_TIMEOUT`` ``5``                       seconds a call to another service may take
+``BOOKSTORE_RANKING``      ``by-sales``                bundled ranking module active at start
+``BOOKSTORE_SPAN_LIMIT``   ``2048``                    trace spans kept in memory
+``BOOKSTORE_LOG_LEVEL``    ``info``                    uvicorn log level
+=========================  ==========================  =====================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+__all__ = ["LOG_LEVELS", "SERVICE_NAMES", "Settings", "SettingsError"]
+
+SERVICE_NAMES = frozenset({"monolith", "storefront", "stock", "balance"})
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# Header values must be visible ASCII; keep versions short enough to read in a table.
+_VERSION_PATTERN = re.compile(r"^[\x21-\x7e]{1,64}$")
+_URL_PATTERN = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+_T = TypeVar("_T")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the bookstore cannot use."""
+
+
+def _default_data_dir() -> Path:
+    import platformdirs  # only needed when BOOKSTORE_DATA_DIR is unset
+
+    return platformdirs.user_data_path("cloud-native-bookstore")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a bookstore process is configured with."""
+
+    service: str
+    port: int = 8080
+    bind: str = "0.0.0.0"
+    data_dir: Path | None = None
+    version: str = "v1"
+    stock_url: str = "http://stock"
+    balance_url: str = "http://balance"
+    http_timeout: float = 5.0
+    ranking: str = "by-sales"
+    span_limit: int = 2048
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.service not in SERVICE_NAMES:
+            raise SettingsError(f"unknown service {self.service!r}; expected one of {sorted(SERVICE_NAMES)}")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"PORT must be between 0 and 65535, not {self.port}")
+        if not _VERSION_PATTERN.match(self.version):
+            raise SettingsError("BOOKSTORE_VERSION must be 1-64 visible ASCII characters")
+        for variable, url in (("BOOKSTORE_STOCK_URL", self.stock_url), ("BOOKSTORE_BALANCE_URL", self.balance_url)):
+            if not _URL_PATTERN.match(url):
+                raise SettingsError(f"{variable} must be an http:// or https:// URL, not {url!r}")
+        if not self.http_timeout > 0:
+            raise SettingsError(f"BOOKSTORE_HTTP_TIMEOUT must be a positive number of seconds, not {self.http_timeout}")
+        if self.span_limit < 1:
+            raise SettingsError(f"BOOKSTORE_SPAN_LIMIT must be at least 1, not {self.span_limit}")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(f"BOOKSTORE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+
+    @classmethod
+    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings of ``service`` from ``environ`` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+
+        def read(variable: str, convert: Callable[[str], _T], default: _T) -> _T:
+            raw = env.get(variable, "").strip()
+            if not raw:
+                return default
+            try:
+                return convert(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{variable}={raw!r} is not valid: {exc}") from exc
+
+        data_dir = read("BOOKSTORE_DATA_DIR", Path, None)
+        return cls(
+            service=service,
+            port=read("PORT", int, cls.port),
+            bind=read("BIND", str, cls.bind),
+            data_dir=data_dir,
+            version=read("BOOKSTORE_VERSION", str, cls.version),
+            stock_url=read("BOOKSTORE_STOCK_URL", str, cls.stock_url),
+            balance_url=read("BOOKSTORE_BALANCE_URL", str, cls.balance_url),
+            http_timeout=read("BOOKSTORE_HTTP_TIMEOUT", float, cls.http_timeout),
+            ranking=read("BOOKSTORE_RANKING", str, cls.ranking),
+            span_limit=read("BOOKSTORE_SPAN_LIMIT", int, cls.span_limit),
+            log_level=read("BOOKSTORE_LOG_LEVEL", str.lower, cls.log_level),
+        )
+
+    @property
+    def database_path(self) -> Path:
+        """This service's SQLite file: one database per deployable, named after it."""
+        return (self.data_dir or _default_data_dir()) / f"{self.service}.sqlite3"
