@@ -1,0 +1,205 @@
+"""Lab 00, setup: reach the cluster, find your namespace, run a first pod and read what it printed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubernetes.client import V1Pod
+from kubernetes.client.exceptions import ApiException
+
+from checkers._context import Context
+from checkers._registry import check
+from checkers._result import CheckResult
+from checkers._runner import observe
+from labkit._apply import apply, manifest
+from labkit.settings import Settings
+
+POD_NAME = "hello"
+GREETING = "hello from the bookstore"
+#: The manifests the notebook applies; `solve` applies the very same files.
+HELLO_POD = "00-setup/hello-pod.yaml"
+HELLO_READER_POD = "00-setup/hello-pod-reader.yaml"
+FINISHED_PHASES = ("Succeeded", "Failed")
+
+
+@check("00.1", title="The Kubernetes API answers", timeout=10)
+def api_answers(ctx: Context) -> CheckResult:
+    """Reaching the API at all is the environment's job, so this check only PASSES or ERRORs."""
+    host = ctx.core.api_client.configuration.host
+    # Subresources such as pods/log are not kinds of their own.
+    kinds = sorted(r.name for r in ctx.core.get_api_resources().resources if "/" not in r.name)
+    return CheckResult.passed(
+        f"The Kubernetes API at {host} answers and serves {len(kinds)} core resource types.",
+        api=host,
+        core_resources=kinds,
+    )
+
+
+@check("00.2", title="Your namespace exists and is selected", timeout=10)
+def namespace_ready(ctx: Context) -> CheckResult:
+    expected = Settings.from_env().namespace
+    if ctx.namespace != expected:
+        return CheckResult.failed(
+            f"Your connection works in namespace {ctx.namespace!r}, but the labs use {expected!r}.",
+            f"Connect again with `ctx = labkit.connect()` (it picks {expected!r}), or set LAB_NAMESPACE.",
+            selected=ctx.namespace,
+            expected=expected,
+        )
+    try:
+        namespace = ctx.core.read_namespace(expected)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return CheckResult.failed(
+            f"There is no namespace {expected!r} in the cluster yet.",
+            f"Create it: `kubectl create namespace {expected}` (or run the notebook cell that does).",
+            selected=ctx.namespace,
+        )
+    phase = namespace.status.phase if namespace.status else None
+    if phase != "Active":
+        return CheckResult.failed(
+            f"Namespace {expected!r} exists but is {phase}, not Active.",
+            "A namespace that is Terminating is being deleted: wait until it is gone, then create it again.",
+            phase=phase,
+        )
+    return CheckResult.passed(f"Namespace {expected!r} exists, is Active and is the one you work in.", phase=phase)
+
+
+@namespace_ready.solution
+def create_namespace(ctx: Context) -> None:
+    apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ctx.namespace}}, connection=ctx)
+
+
+@dataclass(frozen=True)
+class PodSighting:
+    """What the checks saw of the hello pod at one moment."""
+
+    exists: bool
+    phase: str | None = None
+    reader: str | None = None
+    logs: str = ""
+    waiting_reason: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in FINISHED_PHASES
+
+    def evidence(self) -> dict[str, object]:
+        return {"pod": POD_NAME, "phase": self.phase, "READER": self.reader, "logs": self.logs.strip()}
+
+
+def look_at_hello_pod(ctx: Context) -> PodSighting:
+    try:
+        pod: V1Pod = ctx.core.read_namespaced_pod(POD_NAME, ctx.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return PodSighting(exists=False)
+        raise
+    container = pod.spec.containers[0]
+    reader = next((env.value for env in container.env or [] if env.name == "READER"), None)
+    statuses = (pod.status.container_statuses or []) if pod.status else []
+    waiting = next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
+    phase = pod.status.phase if pod.status else None
+    return PodSighting(True, phase, reader, _logs(ctx) if phase != "Pending" else "", waiting)
+
+
+def _logs(ctx: Context) -> str:
+    try:
+        return str(ctx.core.read_namespaced_pod_log(POD_NAME, ctx.namespace))
+    except ApiException as exc:
+        # 400: the container has not started yet, so there is nothing to read.
+        if exc.status in (400, 404):
+            return ""
+        raise
+
+
+def _unfinished(seen: PodSighting) -> CheckResult | None:
+    """The FAILED verdict shared by 00.3 and 00.4 when the pod is missing or did not finish well."""
+    if not seen.exists:
+        return CheckResult.failed(
+            f"There is no pod named {POD_NAME!r} in your namespace.",
+            f"Run the cell that applies {HELLO_POD}, or `kubectl apply -f` it.",
+            **seen.evidence(),
+        )
+    if not seen.finished:
+        why = f" ({seen.waiting_reason})" if seen.waiting_reason else ""
+        return CheckResult.failed(
+            f"The pod {POD_NAME!r} has not finished: it is {seen.phase}{why}.",
+            f"See what Kubernetes says about it: `kubectl describe pod {POD_NAME}`.",
+            **seen.evidence(),
+        )
+    if seen.phase == "Failed":
+        return CheckResult.failed(
+            f"The pod {POD_NAME!r} ran but failed.",
+            f"Read its logs (`kubectl logs {POD_NAME}`) and compare the manifest with {HELLO_POD}.",
+            **seen.evidence(),
+        )
+    return None
+
+
+@check("00.3", title="Your first pod ran and greeted you", timeout=60)
+def hello_pod_greeted(ctx: Context) -> CheckResult:
+    seen = observe(lambda: look_at_hello_pod(ctx), lambda s: s.finished and GREETING in s.logs).value
+    verdict = _unfinished(seen)
+    if verdict:
+        return verdict
+    if GREETING not in seen.logs:
+        return CheckResult.failed(
+            f"The pod {POD_NAME!r} finished, but its logs do not say {GREETING!r}.",
+            f"Apply {HELLO_POD} as it is: its container prints the greeting.",
+            **seen.evidence(),
+        )
+    return CheckResult.passed(f"The pod {POD_NAME!r} ran and said: {seen.logs.strip()}", **seen.evidence())
+
+
+@hello_pod_greeted.solution
+def run_hello_pod(ctx: Context) -> None:
+    apply(manifest(HELLO_POD), connection=ctx)
+
+
+@check("00.4", title="You replaced the pod to greet you by name", timeout=60)
+def hello_pod_greets_reader(ctx: Context) -> CheckResult:
+    def greets_by_name(seen: PodSighting) -> bool:
+        return seen.finished and bool(seen.reader) and f"{GREETING}, {seen.reader}!" in seen.logs
+
+    seen = observe(lambda: look_at_hello_pod(ctx), greets_by_name).value
+    verdict = _unfinished(seen)
+    if verdict:
+        return verdict
+    if not seen.reader:
+        return CheckResult.failed(
+            f"The pod {POD_NAME!r} has no READER environment variable yet.",
+            "Pods cannot be changed in place: delete the pod (`kubectl delete pod hello`), then apply "
+            f"{HELLO_READER_POD} with your name as READER.",
+            **seen.evidence(),
+        )
+    if not greets_by_name(seen):
+        return CheckResult.failed(
+            f"The pod has READER={seen.reader!r} but its logs do not greet {seen.reader}.",
+            "Keep the container's command as in the manifest; only add the READER variable.",
+            **seen.evidence(),
+        )
+    return CheckResult.passed(f"The pod greeted you by name: {seen.logs.strip()}", **seen.evidence())
+
+
+@hello_pod_greets_reader.solution
+def replace_hello_pod(ctx: Context) -> None:
+    delete_hello_pod(ctx)
+    apply(manifest(HELLO_READER_POD), connection=ctx)
+
+
+def delete_hello_pod(ctx: Context) -> None:
+    """Delete the hello pod if it exists and wait until it is gone (a new one may then take its name)."""
+    try:
+        ctx.core.delete_namespaced_pod(POD_NAME, ctx.namespace, grace_period_seconds=0)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    gone = observe(lambda: look_at_hello_pod(ctx), lambda seen: not seen.exists, timeout=30)
+    if not gone.reached:
+        raise TimeoutError(f"pod {POD_NAME!r} was still there 30s after it was deleted")
+
+
+def reset(ctx: Context) -> None:
+    """Lab 00 leaves only the hello pod behind; the namespace belongs to the environment."""
+    delete_hello_pod(ctx)

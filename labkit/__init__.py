@@ -1,0 +1,74 @@
+"""What the notebooks import: connect, apply, wait, kubectl, checks and live views.
+
+Imports are lazy (PEP 562) so `import labkit` and `lab check` in a terminal stay fast: the
+kubernetes client and ipywidgets load only when a helper that needs them is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labkit._apply import ApplyError, ManifestError, apply, load_manifests, manifest
+    from labkit._cluster_view import ClusterView, cluster_view, snapshot
+    from labkit._kubectl import KubectlError, KubectlRun, kubectl
+    from labkit._panel import CheckPanel, check
+    from labkit._waiting import WaitTimeout, wait_for
+    from labkit.connection import connect
+    from labkit.settings import PROJECT_IMAGE, Settings
+
+_EXPORTS = {
+    "ApplyError": "labkit._apply",
+    "CheckPanel": "labkit._panel",
+    "ClusterView": "labkit._cluster_view",
+    "KubectlError": "labkit._kubectl",
+    "KubectlRun": "labkit._kubectl",
+    "ManifestError": "labkit._apply",
+    "PROJECT_IMAGE": "labkit.settings",
+    "Settings": "labkit.settings",
+    "WaitTimeout": "labkit._waiting",
+    "apply": "labkit._apply",
+    "check": "labkit._panel",
+    "cluster_view": "labkit._cluster_view",
+    "connect": "labkit.connection",
+    "kubectl": "labkit._kubectl",
+    "load_manifests": "labkit._apply",
+    "manifest": "labkit._apply",
+    "snapshot": "labkit._cluster_view",
+    "wait_for": "labkit._waiting",
+}
+
+__all__ = [
+    "PROJECT_IMAGE",
+    "ApplyError",
+    "CheckPanel",
+    "ClusterView",
+    "KubectlError",
+    "KubectlRun",
+    "ManifestError",
+    "Settings",
+    "WaitTimeout",
+    "apply",
+    "check",
+    "cluster_view",
+    "connect",
+    "kubectl",
+    "load_manifests",
+    "manifest",
+    "snapshot",
+    "wait_for",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

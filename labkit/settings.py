@@ -1,0 +1,45 @@
+"""One settings object for what notebooks and checkers need to know, read from the environment.
+
+labkit never imports localcluster (labs only speak Kubernetes), so the few names both sides agree on
+are repeated here as constants rather than imported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The image every manifest of the project uses; localcluster runs it in the project's Python.
+PROJECT_IMAGE = "ghcr.io/cloud-native-bookstore/workshop:latest"
+
+#: The namespace the labs work in, unless LAB_NAMESPACE says otherwise.
+DEFAULT_NAMESPACE = "bookstore"
+
+#: The repository root, where solutions/ and labs/ live.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the notebook's cluster is and which namespace it works in.
+
+    kubeconfig and context are None when the environment leaves them to the usual defaults
+    (``~/.kube/config``, its current context, or the in-cluster service account).
+    """
+
+    namespace: str = DEFAULT_NAMESPACE
+    kubeconfig: Path | None = None
+    context: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read LAB_NAMESPACE, KUBECONFIG and LAB_CONTEXT, as a terminal beside the notebook would."""
+        env = os.environ if environ is None else environ
+        kubeconfig = env.get("KUBECONFIG")
+        return cls(
+            namespace=env.get("LAB_NAMESPACE") or DEFAULT_NAMESPACE,
+            kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
+            context=env.get("LAB_CONTEXT") or None,
+        )
