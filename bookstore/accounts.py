@@ -19,6 +19,7 @@ __all__ = [
     "create_user",
     "debit",
     "get_account",
+    "get_payment",
     "pay",
     "refund",
 ]
@@ -102,12 +103,17 @@ def pay(connection: sqlite3.Connection, payment_id: str, user: str, amount: int,
     return Payment(id=payment_id, user=user, amount=amount, created_at=now), True
 
 
-def refund(connection: sqlite3.Connection, payment_id: str, now: str) -> Payment:
-    """Give a payment's money back; refunding it again changes nothing."""
+def get_payment(connection: sqlite3.Connection, payment_id: str) -> Payment:
+    """One payment, or :class:`UnknownPayment`."""
     row = connection.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
     if row is None:
         raise UnknownPayment(f"there is no payment {payment_id!r}", payment=payment_id)
-    payment = Payment(**row)
+    return Payment(**row)
+
+
+def refund(connection: sqlite3.Connection, payment_id: str, now: str) -> Payment:
+    """Give a payment's money back; refunding it again changes nothing."""
+    payment = get_payment(connection, payment_id)
     if payment.refunded_at is not None:
         return payment
     connection.execute("UPDATE users SET balance = balance + ? WHERE name = ?", (payment.amount, payment.user))

@@ -10,6 +10,7 @@ service reaches the storefront's caller unchanged::
     ├── NotFound (404)
     │   ├── UnknownBook               unknown_book
     │   ├── UnknownUser               unknown_user
+    │   ├── UnknownOrder              unknown_order
     │   ├── UnknownPayment            unknown_payment
     │   └── ModuleNotInstalled        module_not_installed
     ├── Conflict (409)
@@ -49,6 +50,7 @@ __all__ = [
     "OrderConflict",
     "PayloadTooLarge",
     "UnknownBook",
+    "UnknownOrder",
     "UnknownPayment",
     "UnknownUser",
     "UserExists",
@@ -88,6 +90,10 @@ class UnknownBook(NotFound):
 
 class UnknownUser(NotFound):
     code = "unknown_user"
+
+
+class UnknownOrder(NotFound):
+    code = "unknown_order"
 
 
 class UnknownPayment(NotFound):
@@ -167,6 +173,7 @@ def _business_errors() -> dict[str, type[BookstoreError]]:
     passable: list[type[BookstoreError]] = [
         UnknownBook,
         UnknownUser,
+        UnknownOrder,
         UnknownPayment,
         InsufficientStock,
         InsufficientBalance,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import sqlite3
 
 from bookstore.catalog import CATALOG, INITIAL_STOCK, MAX_PURCHASE_COUNT
-from bookstore.errors import InsufficientStock, InvalidRequest, OrderConflict, UnknownBook
+from bookstore.errors import InsufficientStock, InvalidRequest, OrderConflict, UnknownBook, UnknownOrder
 from bookstore.models import Book, Order, OwnedBook
 
-__all__ = ["books_owned", "create_schema", "get_book", "list_books", "place_order"]
+__all__ = ["books_owned", "create_schema", "get_book", "get_order", "list_books", "place_order"]
 
 _BOOK_WITH_SALES = """
     SELECT b.id, b.title, b.price, b.stock, COALESCE(SUM(o.count), 0) AS sold
@@ -63,6 +63,14 @@ def get_book(connection: sqlite3.Connection, book_id: str) -> Book:
     return Book(**row)
 
 
+def get_order(connection: sqlite3.Connection, order_id: str) -> Order:
+    """One order, or :class:`UnknownOrder`."""
+    order = _find_order(connection, order_id)
+    if order is None:
+        raise UnknownOrder(f"there is no order {order_id!r}", order=order_id)
+    return order
+
+
 def place_order(
     connection: sqlite3.Connection, order_id: str, user: str, book_id: str, count: int, now: str
 ) -> tuple[Order, bool]:
@@ -73,12 +81,11 @@ def place_order(
     """
     if not 1 <= count <= MAX_PURCHASE_COUNT:
         raise InvalidRequest(f"count must be between 1 and {MAX_PURCHASE_COUNT}, not {count}", count=count)
-    existing = connection.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+    existing = _find_order(connection, order_id)
     if existing is not None:
-        order = _order_from_row(existing)
-        if (order.user, order.book, order.count) != (user, book_id, count):
+        if (existing.user, existing.book, existing.count) != (user, book_id, count):
             raise OrderConflict(f"order {order_id} already exists with other content", order=order_id)
-        return order, False
+        return existing, False
     book = get_book(connection, book_id)
     if book.stock < count:
         raise InsufficientStock(
@@ -115,7 +122,10 @@ def books_owned(connection: sqlite3.Connection, user: str) -> list[OwnedBook]:
     return [OwnedBook(**row) for row in rows]
 
 
-def _order_from_row(row: sqlite3.Row) -> Order:
+def _find_order(connection: sqlite3.Connection, order_id: str) -> Order | None:
+    row = connection.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+    if row is None:
+        return None
     return Order(
         id=row["id"],
         user=row["user"],

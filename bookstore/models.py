@@ -28,6 +28,7 @@ __all__ = [
     "OrderId",
     "OrderRequest",
     "OwnedBook",
+    "OwnedBooks",
     "Payment",
     "PaymentRequest",
     "PurchaseCount",
@@ -39,8 +40,9 @@ __all__ = [
     "timestamp",
 ]
 
-# Letters and digits of any script (names like 小明 are welcome), '_', '.' and '-'; safe in a URL path.
-USER_NAME_PATTERN = r"^[\w.-]{1,64}$"
+# Letters and digits of any script (names like 小明 are welcome), then also '_', '.' and '-'. Starting
+# with a letter or digit keeps names like '..' out, which a URL path would read as a step up.
+USER_NAME_PATTERN = r"^\w[\w.-]{0,63}$"
 BOOK_ID_PATTERN = r"^[0-9]{5}$"
 ORDER_ID_PATTERN = r"^[0-9a-f]{32}$"
 
@@ -119,6 +121,13 @@ class OwnedBook(_Value):
     id: str
     title: str
     count: int
+
+
+class OwnedBooks(_Value):
+    """The stock service's answer to which books a user has bought."""
+
+    user: str
+    books: list[OwnedBook]
 
 
 class Account(_Value):

@@ -33,7 +33,7 @@ STOREFRONT_PAGE = """<!doctype html>
     ranking <span id="ranking">?</span></span>
 </header>
 <form id="login">
-  <label>Shopper <input id="user" name="user" required maxlength="64" pattern="[\\w.\\-]{1,64}"></label>
+  <label>Shopper <input id="user" name="user" required maxlength="64"></label>
   <button type="submit">Sign in / open account</button>
   <span id="balance" class="muted"></span>
 </form>

@@ -1,0 +1,92 @@
+"""The balance service: users, their money and the payments taken for orders.
+
+=====  ==============================  ===================================================
+POST   ``/api/users``                  ``{"name"}``: open an account with the initial balance
+GET    ``/api/users/{name}``           a user's balance
+POST   ``/api/payments``               ``{"id", "user", "amount"}``: take money for order ``id``
+                                       (201; the same payment again: 200, no change)
+GET    ``/api/payments/{id}``          one payment
+POST   ``/api/payments/{id}/refund``   give a payment's money back (once)
+=====  ==============================  ===================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import FastAPI, Path, Response, status
+
+from bookstore import accounts
+from bookstore.db import Database
+from bookstore.models import (
+    ORDER_ID_PATTERN,
+    USER_NAME_PATTERN,
+    Account,
+    NewUser,
+    Payment,
+    PaymentRequest,
+    timestamp,
+)
+from bookstore.settings import Settings
+from bookstore.web import create_service_app
+
+__all__ = ["create_app"]
+
+PaymentId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The balance service's ASGI app; its database opens (and its schema is created) at start-up."""
+    database = Database(settings.database_path, [accounts.create_schema, accounts.create_payments_schema])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await to_thread.run_sync(database.open)
+        try:
+            yield
+        finally:
+            database.close()
+
+    app = create_service_app(settings, title="Bookstore balance service", lifespan=lifespan)
+
+    # Plain `def` routes: FastAPI runs them in worker threads, so SQLite never blocks the event loop.
+    @app.post("/api/users", status_code=status.HTTP_201_CREATED, tags=["balance"])
+    def create_user(request: NewUser) -> Account:
+        with database.transaction() as connection:
+            return accounts.create_user(connection, request.name, timestamp())
+
+    @app.get("/api/users/{name}", tags=["balance"])
+    def get_account(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> Account:
+        with database.snapshot() as connection:
+            return accounts.get_account(connection, name)
+
+    @app.post("/api/payments", status_code=status.HTTP_201_CREATED, tags=["balance"])
+    def pay(request: PaymentRequest, response: Response) -> Payment:
+        """Debit the user for an order; repeating a payment changes nothing."""
+        with database.transaction() as connection:
+            payment, created = accounts.pay(connection, request.id, request.user, request.amount, timestamp())
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return payment
+
+    @app.get("/api/payments/{payment_id}", tags=["balance"])
+    def get_payment(payment_id: PaymentId) -> Payment:
+        with database.snapshot() as connection:
+            return accounts.get_payment(connection, payment_id)
+
+    @app.post("/api/payments/{payment_id}/refund", tags=["balance"])
+    def refund(payment_id: PaymentId) -> Payment:
+        """Give the money back; refunding twice gives it back once."""
+        with database.transaction() as connection:
+            return accounts.refund(connection, payment_id, timestamp())
+
+    return app
+
+
+if __name__ == "__main__":
+    from bookstore.serve import main
+
+    main("balance", create_app)

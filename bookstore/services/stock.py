@@ -1,0 +1,94 @@
+"""The stock service: books, their stock and the orders that took copies off the shelf.
+
+=====  ==============================  ===================================================
+GET    ``/api/books``                  every book with stock and copies sold, catalogue order
+GET    ``/api/books/{id}``             one book
+POST   ``/api/orders``                 ``{"id", "user", "book", "count"}``: take copies, record
+                                       the order (201; the same order again: 200, no change)
+GET    ``/api/orders/{id}``            one order
+GET    ``/api/users/{name}/books``     the books a user has bought
+=====  ==============================  ===================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import FastAPI, Path, Response, status
+
+from bookstore import inventory
+from bookstore.db import Database
+from bookstore.models import (
+    BOOK_ID_PATTERN,
+    ORDER_ID_PATTERN,
+    USER_NAME_PATTERN,
+    Book,
+    BookList,
+    Order,
+    OrderRequest,
+    OwnedBooks,
+    timestamp,
+)
+from bookstore.settings import Settings
+from bookstore.web import create_service_app
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The stock service's ASGI app; its database opens (and its schema is created) at start-up."""
+    database = Database(settings.database_path, [inventory.create_schema])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await to_thread.run_sync(database.open)
+        try:
+            yield
+        finally:
+            database.close()
+
+    app = create_service_app(settings, title="Bookstore stock service", lifespan=lifespan)
+
+    # Plain `def` routes: FastAPI runs them in worker threads, so SQLite never blocks the event loop.
+    @app.get("/api/books", tags=["stock"])
+    def list_books() -> BookList:
+        """Every book in catalogue order with price (fen), stock and copies sold."""
+        with database.snapshot() as connection:
+            return BookList(books=inventory.list_books(connection))
+
+    @app.get("/api/books/{book_id}", tags=["stock"])
+    def get_book(book_id: Annotated[str, Path(pattern=BOOK_ID_PATTERN)]) -> Book:
+        with database.snapshot() as connection:
+            return inventory.get_book(connection, book_id)
+
+    @app.post("/api/orders", status_code=status.HTTP_201_CREATED, tags=["stock"])
+    def place_order(request: OrderRequest, response: Response) -> Order:
+        """Take ``count`` copies and record the order, atomically; repeating an order changes nothing."""
+        with database.transaction() as connection:
+            order, created = inventory.place_order(
+                connection, request.id, request.user, request.book, request.count, timestamp()
+            )
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return order
+
+    @app.get("/api/orders/{order_id}", tags=["stock"])
+    def get_order(order_id: Annotated[str, Path(pattern=ORDER_ID_PATTERN)]) -> Order:
+        with database.snapshot() as connection:
+            return inventory.get_order(connection, order_id)
+
+    @app.get("/api/users/{name}/books", tags=["stock"])
+    def books_owned(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> OwnedBooks:
+        with database.snapshot() as connection:
+            return OwnedBooks(user=name, books=inventory.books_owned(connection, name))
+
+    return app
+
+
+if __name__ == "__main__":
+    from bookstore.serve import main
+
+    main("stock", create_app)
