@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import re
 import threading
 import time
 import traceback
@@ -42,8 +43,9 @@ def environment_problem(exc: BaseException) -> str | None:
             return f"the Kubernetes API refused our credentials ({exc.status} {exc.reason})"
         return None
     if isinstance(exc, urllib3.exceptions.MaxRetryError):
-        # NewConnectionError reads "<HTTPConnection object at 0x..>: Failed to establish ...": keep the reason.
-        reason = str(exc.reason).split(">: ", 1)[-1] if exc.reason else str(exc)
+        # NewConnectionError starts with the connection ("HTTPConnection(host=.., port=..): Failed to
+        # establish ..."), which the host and port below already say: keep only the reason.
+        reason = re.sub(r"^(<[^>]*>|\w+\([^)]*\)): ", "", str(exc.reason)) if exc.reason else str(exc)
         return f"cannot reach the Kubernetes API at {exc.pool.host}:{exc.pool.port} ({reason})"
     if isinstance(exc, urllib3.exceptions.HTTPError):
         return f"the connection to the Kubernetes API broke ({type(exc).__name__}: {exc})"
@@ -103,8 +105,8 @@ def _verdict(check: Check, ctx: Context) -> CheckResult:
     return result
 
 
-def run_check(check: Check, ctx: Context) -> CheckResult:
-    """Run one check within its timeout; a check still stuck after its budget and GRACE is an ERROR."""
+def run_check(check: Check, ctx: Context, *, grace: float = GRACE) -> CheckResult:
+    """Run one check within its timeout; a check still stuck after its budget and `grace` is an ERROR."""
     started = time.monotonic()
     outcome: list[CheckResult] = []
     # Each check gets its own context so its deadline does not leak; a daemon thread so a check stuck
@@ -115,12 +117,12 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
         daemon=True,
     )
     worker.start()
-    worker.join(check.timeout + GRACE)
+    worker.join(check.timeout + grace)
     if outcome:
         result = outcome[0]
     else:
         result = CheckResult.error(
-            f"The check did not finish within {check.timeout + GRACE:g}s: the cluster answers too slowly.",
+            f"The check did not finish within {check.timeout + grace:g}s: the cluster answers too slowly.",
             "This is not about your work: check that the cluster is healthy and try again.",
         )
     return result.named(check.check_id, check.title, time.monotonic() - started)

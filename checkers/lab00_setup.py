@@ -113,6 +113,11 @@ def _logs(ctx: Context) -> str:
         raise
 
 
+def settled(seen: PodSighting) -> bool:
+    """Waiting helps only while the pod runs: a missing pod will not appear by itself."""
+    return not seen.exists or seen.finished
+
+
 def _unfinished(seen: PodSighting) -> CheckResult | None:
     """The FAILED verdict shared by 00.3 and 00.4 when the pod is missing or did not finish well."""
     if not seen.exists:
@@ -139,7 +144,7 @@ def _unfinished(seen: PodSighting) -> CheckResult | None:
 
 @check("00.3", title="Your first pod ran and greeted you", timeout=60)
 def hello_pod_greeted(ctx: Context) -> CheckResult:
-    seen = observe(lambda: look_at_hello_pod(ctx), lambda s: s.finished and GREETING in s.logs).value
+    seen = observe(lambda: look_at_hello_pod(ctx), settled).value
     verdict = _unfinished(seen)
     if verdict:
         return verdict
@@ -162,7 +167,7 @@ def hello_pod_greets_reader(ctx: Context) -> CheckResult:
     def greets_by_name(seen: PodSighting) -> bool:
         return seen.finished and bool(seen.reader) and f"{GREETING}, {seen.reader}!" in seen.logs
 
-    seen = observe(lambda: look_at_hello_pod(ctx), greets_by_name).value
+    seen = observe(lambda: look_at_hello_pod(ctx), settled).value
     verdict = _unfinished(seen)
     if verdict:
         return verdict
