@@ -77,12 +77,14 @@ class WatchEvent:
 class Watch:
     """One subscriber's ordered stream of events for a resource key (and namespace, if given)."""
 
-    key: str
+    key: str | None  # None: every kind (controllers such as the garbage collector)
     namespace: str | None
     queue: asyncio.Queue[WatchEvent] = field(default_factory=asyncio.Queue)
 
     def matches(self, event: WatchEvent) -> bool:
-        return event.key == self.key and (self.namespace is None or event.namespace == self.namespace)
+        return (self.key is None or event.key == self.key) and (
+            self.namespace is None or event.namespace == self.namespace
+        )
 
 
 class Store:
@@ -114,6 +116,11 @@ class Store:
     def resource_version(self) -> int:
         return self._rv
 
+    @property
+    def compacted_version(self) -> int:
+        """Changes up to this version are no longer in the event history."""
+        return self._compacted
+
     def get(self, key: str, namespace: str, name: str) -> Entry | None:
         return self._objects.get(key, {}).get((namespace, name))
 
@@ -125,6 +132,12 @@ class Store:
 
     def keys(self) -> Iterator[str]:
         return iter(list(self._objects))
+
+    def all_entries(self) -> Iterator[tuple[str, Entry]]:
+        """Every stored object with its resource key (a snapshot, safe to write while iterating)."""
+        for key, bucket in list(self._objects.items()):
+            for entry in list(bucket.values()):
+                yield key, entry
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -199,7 +212,7 @@ class Store:
             if watch.matches(event):
                 watch.queue.put_nowait(event)
 
-    def watch(self, key: str, namespace: str | None, since: int) -> Watch:
+    def watch(self, key: str | None, namespace: str | None, since: int) -> Watch:
         """Subscribe to changes after version `since`, replaying retained history first.
 
         Raises `Compacted` if events after `since` are no longer all retained (the client must re-list).

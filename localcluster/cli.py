@@ -1,0 +1,258 @@
+"""The `lab` command: start, stop and inspect localcluster (and, through the course frame, the labs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+import psutil
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+from localcluster import processes, state
+from localcluster.settings import CONTEXT_NAME, DEFAULT_NAMESPACE, Settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    envvar="LAB_HOME",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="State directory (kubeconfig, object store, logs). Default: $LAB_HOME or a per-user state directory.",
+)
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
+    """Run the Cloud Native Bookstore workshop.
+
+    \b
+    lab up          start localcluster, the embedded Kubernetes-compatible cluster
+    lab status      what runs, where, and the pods
+    lab kubeconfig  the kubeconfig path, for kubectl and the kubernetes client
+    lab down        stop localcluster and everything it started
+    lab reset       stop and forget all state
+    """
+    settings = Settings.from_env()
+    if home is not None:
+        settings = Settings(**{**settings.__dict__, "home": home.expanduser().resolve()})
+    ctx.obj = settings
+
+
+def _client(settings: Settings, server: state.ServerState, timeout: float = 5.0) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url,
+        verify=str(settings.home / "pki" / "ca.crt"),
+        headers={"Authorization": f"Bearer {state.token(settings)}"},
+        timeout=timeout,
+        trust_env=False,
+    )
+
+
+def _ready(settings: Settings, server: state.ServerState) -> bool:
+    try:
+        with _client(settings, server, timeout=2.0) as client:
+            return client.get("/readyz").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _port_owner(host: str, port: int) -> str:
+    """Who holds host:port: another localcluster (and its LAB_HOME) or some other program."""
+    try:
+        answer = httpx.get(f"https://{host}:{port}/localcluster", verify=False, timeout=1.0, trust_env=False)
+        home = answer.json().get("home")
+        if home:
+            return f"localcluster is already running there with another LAB_HOME ({home})"
+    except (httpx.HTTPError, ValueError, AttributeError):
+        pass
+    return "another program is listening there"
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="API port (default: a free one).")
+@click.option("--host", default=None, help="Loopback address to listen on (default 127.0.0.1).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the API.")
+@click.pass_context
+def up(ctx: click.Context, port: int | None, host: str | None, timeout: float) -> None:
+    """Start localcluster in the background and wait until its API answers. Running it twice is harmless."""
+    settings = _settings(ctx)
+    host = host or settings.host
+    if not host.startswith("127."):
+        raise click.ClickException(f"localcluster listens on loopback addresses only (127.0.0.0/8), not {host}")
+    try:
+        state.ensure_home(settings)
+        running = state.read_state(settings)
+    except state.StateError as exc:
+        raise click.ClickException(str(exc)) from None
+    if running is not None and _ready(settings, running):
+        click.echo(f"localcluster is already running (pid {running.pid}).")
+        _describe(settings, running)
+        return
+    # A server killed without `lab down` may have left pods behind: stop them before starting anew.
+    processes.sweep(settings.home)
+    if port and not _port_free(host, port):
+        raise click.ClickException(f"port {port} on {host} is in use: {_port_owner(host, port)}")
+    env = {
+        **os.environ,
+        "LAB_HOME": str(settings.home),
+        "LOCALCLUSTER_HOST": host,
+        "LOCALCLUSTER_PORT": str(port or settings.port),
+        "LAB_SHARED_DIR": str(settings.shared_dir),
+    }
+    started = time.monotonic()
+    with settings.server_log_path.open("ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "localcluster.server"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    click.echo(f"Starting localcluster (LAB_HOME={settings.home}) ...", err=True)
+
+    def check() -> state.ServerState | None:
+        if child.poll() is not None:
+            raise click.ClickException(f"localcluster failed to start: {_last_log_line(settings)}")
+        server = state.read_state(settings)
+        return server if server is not None and server.pid == child.pid and _ready(settings, server) else None
+
+    waiting = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.01, max=0.25),
+        retry=retry_if_result(lambda server: server is None),
+    )
+    try:
+        server = waiting(check)
+    except RetryError:
+        _stop(settings, child.pid)
+        raise click.ClickException(
+            f"localcluster did not answer within {timeout:g} s; see {settings.server_log_path}"
+        ) from None
+    click.echo(f"localcluster is up in {time.monotonic() - started:.1f} s (pid {server.pid}).")
+    _describe(settings, server)
+
+
+def _last_log_line(settings: Settings) -> str:
+    try:
+        lines = [line for line in settings.server_log_path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log was written"
+    return lines[-1] if lines else "no log was written"
+
+
+def _describe(settings: Settings, server: state.ServerState) -> None:
+    click.echo(f"API:        {server.url}")
+    click.echo(f"context:    {CONTEXT_NAME}")
+    click.echo(f"namespace:  {DEFAULT_NAMESPACE}")
+    click.echo(f"kubeconfig: {settings.kubeconfig_path}")
+    click.echo(f"Use it with: export KUBECONFIG={settings.kubeconfig_path}")
+
+
+def _stop(settings: Settings, pid: int, grace: float = 20.0) -> None:
+    """Ask the server to stop (it stops its pods), then make sure its whole group is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        psutil.Process(pid).wait(timeout=grace)
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        pass
+    except psutil.TimeoutExpired:
+        processes.stop_group(os.getpgid(pid), grace=0)
+    state.clear_state(settings, pid)
+
+
+@main.command()
+@click.pass_context
+def down(ctx: click.Context) -> None:
+    """Stop localcluster and every process it started (pods included)."""
+    settings = _settings(ctx)
+    server = state.read_state(settings)
+    if server is not None:
+        click.echo(f"Stopping localcluster (pid {server.pid}) ...", err=True)
+        _stop(settings, server.pid)
+    left = processes.sweep(settings.home)
+    if server is None and not left:
+        click.echo(f"localcluster is not running (LAB_HOME={settings.home}).")
+        return
+    click.echo("localcluster stopped." + (f" Stopped {left} leftover process group(s)." if left else ""))
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show localcluster's components, its URLs and the pods. Exit 1 if it is not running."""
+    settings = _settings(ctx)
+    server = state.read_state(settings)
+    if server is None:
+        click.echo(f"localcluster: stopped (LAB_HOME={settings.home}). Start it with `lab up`.")
+        ctx.exit(1)
+    uptime = time.time() - server.started
+    healthy = "ready" if _ready(settings, server) else "NOT ANSWERING"
+    click.echo(f"localcluster  {healthy}  {server.url}  pid {server.pid}  up {int(uptime)} s")
+    click.echo(f"kubeconfig    {settings.kubeconfig_path}  (context {CONTEXT_NAME}, namespace {DEFAULT_NAMESPACE})")
+    if healthy != "ready":
+        ctx.exit(1)
+    with _client(settings, server) as client:
+        table = client.get("/api/v1/pods", headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}).json()
+    rows = table.get("rows", [])
+    if not rows:
+        click.echo("pods          none")
+        return
+    click.echo("pods:")
+    names = [c["name"] for c in table["columnDefinitions"] if c.get("priority", 0) == 0]
+    cells = [["NAMESPACE", *(n.upper() for n in names)]]
+    for row in rows:
+        namespace = row["object"]["metadata"].get("namespace", "")
+        cells.append([namespace, *(str(c) for c in row["cells"][: len(names)])])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    for row_cells in cells:
+        click.echo("  " + "   ".join(c.ljust(w) for c, w in zip(row_cells, widths, strict=True)).rstrip())
+
+
+@main.command()
+@click.pass_context
+def kubeconfig(ctx: click.Context) -> None:
+    """Print the kubeconfig's path (last line), e.g. `export KUBECONFIG=$(lab kubeconfig)`."""
+    settings = _settings(ctx)
+    if not settings.kubeconfig_path.exists():
+        raise click.ClickException(f"no kubeconfig yet in {settings.home}: run `lab up` first")
+    click.echo(str(settings.kubeconfig_path))
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def reset(ctx: click.Context, yes: bool) -> None:
+    """Stop localcluster and delete all its state (every object, log and credential)."""
+    settings = _settings(ctx)
+    if not yes:
+        click.confirm(f"Delete every object and log in {settings.home}?", abort=True)
+    ctx.invoke(down)
+    for name in ("store.sqlite", "store.sqlite-wal", "store.sqlite-shm", "kubeconfig", "token", "localcluster.json"):
+        (settings.home / name).unlink(missing_ok=True)
+    for directory in ("logs", "pki", "run", "pods", "volumes"):
+        shutil.rmtree(settings.home / directory, ignore_errors=True)
+    click.echo(f"State cleared in {settings.home}.")
+
+
+if __name__ == "__main__":
+    main()

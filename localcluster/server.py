@@ -1,0 +1,138 @@
+"""The localcluster server process: API server and controllers on one event loop.
+
+Run by `lab up` as `python -m localcluster.server` in its own session; configuration comes from the
+environment (see `Settings`). It binds its port before writing the kubeconfig and state file, so a
+client that finds the state file can connect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import uvicorn
+import yaml
+
+from localcluster import state
+from localcluster.api.app import ApiConfig, create_app
+from localcluster.api.cluster import SYSTEM_NAMESPACES, Cluster
+from localcluster.api.openapi import openapi_routes
+from localcluster.api.resources import ResourceRegistry
+from localcluster.api.schemas import SchemaIndex
+from localcluster.certificates import ensure_certificate
+from localcluster.controllers import start_controllers
+from localcluster.settings import Settings
+from localcluster.store import Store
+
+log = logging.getLogger("localcluster")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Listen on host:port (0: any free port), refusing anything but a loopback address."""
+    if not host.startswith("127.") and host != "localhost":
+        raise SystemExit(f"localcluster listens on loopback addresses only (127.0.0.0/8), not {host}")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+def previous_port(settings: Settings) -> int:
+    """The port this `$LAB_HOME` last served on, so a restart keeps open notebooks' kubeconfig valid."""
+    try:
+        config = yaml.safe_load(settings.kubeconfig_path.read_text())
+        return int(config["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return 0
+
+
+def bind_preferred(settings: Settings) -> socket.socket:
+    """The configured port, else the previous one if it is still free, else any free port."""
+    if settings.port == 0 and (port := previous_port(settings)):
+        try:
+            return bind(settings.host, port)
+        except SystemExit:
+            pass
+    return bind(settings.host, settings.port)
+
+
+def bootstrap(cluster: Cluster) -> None:
+    """The objects a new cluster has: its system namespaces and the workshop's namespace."""
+    namespaces = cluster.registry.get("", "namespaces")
+    for name in SYSTEM_NAMESPACES:
+        if cluster.find(namespaces, "", name) is None:
+            cluster.create(namespaces, "v1", "", {"metadata": {"name": name}}, user_agent="localcluster/bootstrap")
+
+
+def build(settings: Settings, token: str, server_address: str) -> tuple[Cluster, Any]:
+    """The cluster state and its ASGI app, without listening (tests drive the app directly too)."""
+    registry = ResourceRegistry.load(settings.schemas_dir)
+    schemas = SchemaIndex(registry)
+    store = Store(settings.database_path, history=settings.watch_history)
+    cluster = Cluster(store, registry, schemas)
+    bootstrap(cluster)
+    config = ApiConfig(
+        token=token,
+        server_address=server_address,
+        max_body_bytes=settings.max_body_bytes,
+        home=str(settings.home),
+    )
+    app = create_app(cluster, config, extra_routes=openapi_routes(schemas))
+    return cluster, app
+
+
+async def serve(settings: Settings) -> None:
+    state.ensure_home(settings)
+    token = state.token(settings)
+    sock = bind_preferred(settings)
+    host, port = sock.getsockname()[:2]
+    cluster, app = build(settings, token, f"{host}:{port}")
+    url = f"https://{host}:{port}"
+    tls = ensure_certificate(settings.home / "pki")
+    state.write_kubeconfig(settings, url, token, tls.ca_path)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            ssl_certfile=str(tls.cert_path),
+            ssl_keyfile=str(tls.key_path),
+        )
+    )
+    controllers = start_controllers(cluster)
+    state.write_state(settings, state.ServerState(os.getpid(), host, port, str(settings.home), time.time()))
+    log.info("localcluster listening on %s", url)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        for task in controllers:
+            task.cancel()
+        await asyncio.gather(*controllers, return_exceptions=True)
+        cluster.store.close()
+        state.clear_state(settings, os.getpid())
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(settings))
+    except state.StateError as exc:
+        sys.exit(str(exc))
+
+
+if __name__ == "__main__":
+    main()
