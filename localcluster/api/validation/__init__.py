@@ -63,7 +63,8 @@ class Validator:
         if not isinstance(obj, dict):
             raise BadRequest("the request body must be a JSON object")
         name = _name_of(obj)
-        walker = StructureWalker(self.index, _OBJECT_META_REF if resource_type.is_custom else None)
+        custom = resource_type.is_custom
+        walker = StructureWalker(self.index, _OBJECT_META_REF if custom else None, check_required=not custom)
         report = walker.walk_root(self.index.for_type(resource_type, version), obj)
         warnings: list[str] = []
         if report.unknown_fields:
@@ -74,7 +75,7 @@ class Validator:
                 warnings = messages
         if report.causes:
             raise self._invalid(resource_type, name, report.causes)
-        causes = _builtin.metadata(resource_type, obj)
+        causes = report.missing + _builtin.metadata(resource_type, obj)
         if resource_type.is_custom:
             causes += self._spec_validator(resource_type, version).causes(obj.get("spec"))
         else:
@@ -82,7 +83,7 @@ class Validator:
             if rule is not None:
                 causes += rule(obj, old)
         if causes:
-            raise self._invalid(resource_type, name, causes)
+            raise self._invalid(resource_type, name, list(dict.fromkeys(causes)))
         return warnings
 
     def _spec_validator(self, resource_type: ResourceType, version: str) -> SpecValidator:

@@ -420,7 +420,8 @@ def _service(service: JsonObject, old: JsonObject | None) -> list[Cause]:
             if name in names:
                 causes.append(_fields.duplicate(child(port_path, "name"), name))
             names.add(name)
-        causes += _fields.port_number(child(port_path, "port"), port.get("port"))
+        if port.get("port") is not None:  # a missing port is the schema's Required value
+            causes += _fields.port_number(child(port_path, "port"), port["port"])
         protocol = port.get("protocol")
         if protocol and protocol not in _PROTOCOLS:
             causes.append(_fields.not_supported(child(port_path, "protocol"), protocol, _PROTOCOLS))

@@ -46,18 +46,25 @@ def json_type(value: Any) -> str:
 
 @dataclass
 class StructureReport:
-    """What the walk found: paths of the pruned unknown fields, and type errors."""
+    """What the walk found: pruned unknown fields, type errors (which stop validation), missing fields."""
 
     unknown_fields: list[str] = field(default_factory=list)
     causes: list[Cause] = field(default_factory=list)
+    missing: list[Cause] = field(default_factory=list)
 
 
 @dataclass
 class StructureWalker:
-    """Walks one object against its schema; `metadata_schema` stands in for a CRD's opaque `metadata`."""
+    """Walks one object against its schema.
+
+    `metadata_schema` stands in for a CRD's opaque `metadata`; `check_required` reports the schema's
+    `required` properties (built-ins; CRD specs get theirs from jsonschema). `status` is never checked for
+    required fields: controllers write it whole.
+    """
 
     index: SchemaIndex
     metadata_schema: JsonObject | None
+    check_required: bool = False
     report: StructureReport = field(default_factory=StructureReport)
 
     def walk_root(self, schema: JsonObject, obj: JsonObject) -> StructureReport:
@@ -99,6 +106,10 @@ class StructureWalker:
         preserve = node.get("x-kubernetes-preserve-unknown-fields") is True
         free_form = not properties and additional is None
         embedded = node.get("x-kubernetes-embedded-resource") is True
+        if self.check_required and path != "status" and not path.startswith("status."):
+            for name in node.get("required", ()):
+                if value.get(name) is None:
+                    self.report.missing.append(_fields.required(_fields.child(path, name)))
         for key in list(value):
             child = value[key]
             property_schema = properties.get(key)

@@ -420,6 +420,20 @@ def test_service_ports_rules(validator: Validator, registry: ResourceRegistry) -
     assert ("spec.ports[2].nodePort", "FieldValueForbidden") in causes
 
 
+def test_schema_required_fields_of_built_ins_are_reported_once(
+    validator: Validator, registry: ResourceRegistry
+) -> None:
+    obj = deployment()
+    containers(obj).append({"image": "img"})
+    obj["spec"]["template"]["spec"]["containers"][0]["env"] = [{"value": "x"}]
+    with pytest.raises(Invalid) as raised:
+        check(validator, registry, obj)
+    fields = [cause.field for cause in raised.value.causes if cause.reason == "FieldValueRequired"]
+    assert sorted(fields) == ["spec.template.spec.containers[0].env[0].name", "spec.template.spec.containers[1].name"]
+    causes = causes_of(validator, registry, service(ports=[{"name": "http"}]))
+    assert causes["spec.ports[0].port", "FieldValueRequired"] == "Required value"
+
+
 def test_service_single_unnamed_port_and_headless_without_ports(
     validator: Validator, registry: ResourceRegistry
 ) -> None:
