@@ -3,7 +3,7 @@
 A lab's module (checkers/labNN_slug.py) registers its checks with `@check("NN.k", title=...)`. A
 check receives a `Context` and returns a `CheckResult`: PASSED or FAILED speak about the attendee's
 work, ERROR about the environment (cluster unreachable, a crash, a timeout) and never costs marks.
-`lab check|solve|reset` (checkers.cli), `labkit.check` in notebooks and CI all run them from here.
+`lab check|solve|reset` (labkit.cli), `labkit.check` in notebooks and CI all run them from here.
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ COMMANDS = (check_command, solve_command, reset_command, release_command)
 
 @click.group()
 def frame() -> None:
-    """The course frame's commands, runnable alone: python -m checkers.cli check 00."""
+    """The course frame's commands, runnable alone: python -m labkit.cli check 00."""
 
 
 for _command in COMMANDS:

@@ -103,6 +103,6 @@ def release(solutions: Path = SOLUTIONS, labs: Path = LABS) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from checkers.cli import release_command
+    from labkit.cli import release_command
 
     release_command(prog_name="python -m labkit.release")
