@@ -348,18 +348,24 @@ def _check_applied(
 
 
 def _reset_fields(applied: dict[str, Any], resource_type: ResourceType, subresource: str) -> dict[str, Any]:
-    """What an apply may set: not the status through the main resource, only the status through /status."""
+    """What an apply may set: not the status through the main resource; through /status, not spec or labels."""
     if "status" not in resource_type.subresources:
         return applied
-    if subresource == "status":
-        return {k: v for k, v in applied.items() if k in ("apiVersion", "kind", "metadata", "status")}
-    return {k: v for k, v in applied.items() if k != "status"}
+    if subresource != "status":
+        return {k: v for k, v in applied.items() if k != "status"}
+    kept = {k: v for k, v in applied.items() if k != "spec"}
+    if isinstance(kept.get("metadata"), dict):
+        kept["metadata"] = {k: v for k, v in kept["metadata"].items() if k != "labels"}
+    return kept
 
 
 def _ignored_prefixes(resource_type: ResourceType, subresource: str) -> tuple[Path, ...]:
+    """Upstream's reset fields: what the strategy of the endpoint copies back from the live object."""
     if "status" not in resource_type.subresources:
         return ()
-    return (("f:spec",),) if subresource == "status" else (("f:status",),)
+    if subresource == "status":
+        return (("f:spec",), ("f:metadata", "f:labels"))
+    return (("f:status",),)
 
 
 def _owned(paths: FieldSet, ignored: tuple[Path, ...]) -> FieldSet:
