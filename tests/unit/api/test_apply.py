@@ -543,3 +543,18 @@ def test_an_apply_of_a_deployment_takes_a_few_milliseconds(server: Server) -> No
     for image in ("web:2", "web:3", "web:4", "web:5", "web:6"):
         created = server.apply(created, config(image=image, env=[{"name": "E1", "value": "1"}]))
     assert (time.perf_counter() - started) / 5 < 0.02
+
+
+def test_reordered_map_list_items_follow_the_configuration_around_others_items(server: Server) -> None:
+    def named(*names: str) -> dict[str, Any]:
+        applied = config()
+        applied["spec"]["template"]["spec"]["containers"] = [{"name": n, "image": f"{n}:1"} for n in names]
+        return applied
+
+    created = server.apply(None, named("a", "b"))
+    injected = copy.deepcopy(created)
+    injected["spec"]["template"]["spec"]["containers"].insert(1, {"name": "x", "image": "x:1"})
+    injected = server.update(created, injected, "injector")
+    reordered = server.apply(injected, named("b", "a"))
+    # structured-merge-diff keeps x where it was relative to the live items and takes b, a in applied order.
+    assert [c["name"] for c in reordered["spec"]["template"]["spec"]["containers"]] == ["x", "b", "a"]
