@@ -428,9 +428,9 @@ class OpenAPIDocuments:
             raise NotFound(f"the server could not find the OpenAPI document of {path}")
         with self._lock:
             if path not in self._group_versions:
-                group, _, version = path.removeprefix("apis/").removeprefix("api/").rpartition("/")
-                group = group if path.startswith("apis/") else ""
-                document = _GroupVersionBuilder(self, group, version, self._kinds[path]).build()
+                kinds = self._kinds[path]
+                group, version = kinds[0].resource_type.group, kinds[0].version
+                document = _GroupVersionBuilder(self, group, version, kinds).build()
                 self._group_versions[path] = _encoded(document)
             return self._group_versions[path]
 
