@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +26,25 @@ def settings_for(service: str, data_dir: Path) -> Settings:
     return Settings(service=service, data_dir=data_dir, bind="127.0.0.1", version="v-test")
 
 
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[[str], Settings]:
+    """Settings for a service of this test, with its data in the test's temp dir."""
+    return lambda service: settings_for(service, tmp_path)
+
+
 async def serve(stack: AsyncExitStack, app: FastAPI) -> httpx.AsyncClient:
     """Run ``app``'s lifespan for the test and return a client that talks to it in-process."""
     await stack.enter_async_context(app.router.lifespan_context(app))
     return await stack.enter_async_context(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
     )
+
+
+@pytest.fixture
+async def serve_app() -> AsyncIterator[Callable[[FastAPI], Awaitable[httpx.AsyncClient]]]:
+    """Serve apps in-process until the test ends: ``client = await serve_app(app)``."""
+    async with AsyncExitStack() as stack:
+        yield lambda app: serve(stack, app)
 
 
 @pytest.fixture
