@@ -355,12 +355,12 @@ class OpenAPIDocuments:
 
     def _kind(self, resource_type: ResourceType, version: str) -> _Kind | None:
         if resource_type.is_custom:
-            name = crd_definition_name(resource_type.group, version, resource_type.kind)
-            return _Kind(resource_type, version, name, name + "List")
-        name = self.index.definition_name(resource_type, version)
-        if name is None or name + "List" not in self.index.definitions:
-            return None
-        return _Kind(resource_type, version, name, name + "List")
+            name: str | None = crd_definition_name(resource_type.group, version, resource_type.kind)
+        else:
+            name = self.index.definition_name(resource_type, version)
+            if name is not None and name + "List" not in self.index.definitions:
+                name = None
+        return None if name is None else _Kind(resource_type, version, name, name + "List")
 
     @cached_property
     def _custom_definitions(self) -> dict[str, JsonObject]:
@@ -534,7 +534,7 @@ def _is_type_union(members: Any) -> bool:
 
 
 def _type_union(members: list[JsonObject], *, v3: bool) -> JsonObject:
-    types = []
+    types: list[str] = []
     for member in members:
         member_types = member["type"] if isinstance(member["type"], list) else [member["type"]]
         types.extend(t for t in member_types if t != "null" and t not in types)

@@ -278,11 +278,12 @@ def selector_matches(selector: JsonObject, labels: JsonObject) -> bool:
         return False
     for expression in _list(selector.get("matchExpressions")):
         expression = _dict(expression)
-        key, operator, values = expression.get("key"), expression.get("operator"), _list(expression.get("values"))
+        key, operator = str(expression.get("key")), str(expression.get("operator"))
+        values = _list(expression.get("values"))
         present = key in labels
         matched = {
-            "In": present and labels.get(key) in values,
-            "NotIn": not present or labels.get(key) not in values,
+            "In": present and labels[key] in values,
+            "NotIn": not present or labels[key] not in values,
             "Exists": present,
             "DoesNotExist": not present,
         }.get(operator, False)
