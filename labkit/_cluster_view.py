@@ -66,16 +66,17 @@ def snapshot(ctx: Context) -> ClusterSnapshot:
             (item.metadata.name, ready, str(status.updated_replicas or 0), str(status.available_replicas or 0))
         )
     pods = Table("Pods", ("NAME", "READY", "PHASE", "RESTARTS"))
-    for item in ctx.core.list_namespaced_pod(namespace).items:
-        statuses = (item.status.container_statuses or []) if item.status else []
-        ready = f"{sum(1 for s in statuses if s.ready)}/{len(item.spec.containers)}"
+    for pod in ctx.core.list_namespaced_pod(namespace).items:
+        statuses = (pod.status.container_statuses or []) if pod.status else []
+        ready = f"{sum(1 for s in statuses if s.ready)}/{len(pod.spec.containers)}"
         restarts = str(sum(s.restart_count or 0 for s in statuses))
-        phase = (item.status.phase if item.status else None) or "Unknown"
-        pods.rows.append((item.metadata.name, ready, phase, restarts))
+        phase = (pod.status.phase if pod.status else None) or "Unknown"
+        pods.rows.append((pod.metadata.name, ready, phase, restarts))
     services = Table("Services", ("NAME", "TYPE", "CLUSTER-IP", "PORTS"))
-    for item in ctx.core.list_namespaced_service(namespace).items:
-        ports = ",".join(f"{p.port}/{p.protocol or 'TCP'}" for p in item.spec.ports or [])
-        services.rows.append((item.metadata.name, item.spec.type or "ClusterIP", item.spec.cluster_ip or "", ports))
+    for service in ctx.core.list_namespaced_service(namespace).items:
+        ports = ",".join(f"{p.port}/{p.protocol or 'TCP'}" for p in service.spec.ports or [])
+        kind = service.spec.type or "ClusterIP"
+        services.rows.append((service.metadata.name, kind, service.spec.cluster_ip or "", ports))
     return ClusterSnapshot(namespace, [deployments, pods, services])
 
 
