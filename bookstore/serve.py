@@ -15,6 +15,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn
 
+from starlette.types import ASGIApp
+
 from bookstore.errors import BookstoreError
 from bookstore.settings import Settings, SettingsError
 
@@ -49,7 +51,7 @@ def _fail(service: str, message: str) -> NoReturn:
     sys.exit(2)
 
 
-def main(service: str, create_app: Callable[[Settings], object]) -> None:
+def main(service: str, create_app: Callable[[Settings], ASGIApp]) -> None:
     """Serve ``create_app(settings)`` until SIGTERM or SIGINT, logging where it listens."""
     try:
         settings = Settings.from_env(service)
