@@ -16,6 +16,8 @@ import httpx
 import psutil
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
+from labkit.cli import check_command, release_command, solve_command
+from labkit.cli import reset_command as reset_lab_command
 from localcluster import processes, state
 from localcluster.settings import CONTEXT_NAME, DEFAULT_NAMESPACE, Settings
 
@@ -39,6 +41,8 @@ def main(ctx: click.Context, home: Path | None) -> None:
     lab up          start localcluster, the embedded Kubernetes-compatible cluster
     lab status      what runs, where, and the pods
     lab kubeconfig  the kubeconfig path, for kubectl and the kubernetes client
+    lab check 00    check a lab's steps against the live cluster (exit 0/1/2)
+    lab solve 00    do what a lab's solution does; lab reset 00 undoes it
     lab down        stop localcluster and everything it started
     lab reset       stop and forget all state
     """
@@ -239,10 +243,15 @@ def kubeconfig(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.argument("lab", required=False, metavar="[LAB]")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (when clearing all state).")
 @click.pass_context
-def reset(ctx: click.Context, yes: bool) -> None:
-    """Stop localcluster and delete all its state (every object, log and credential)."""
+def reset(ctx: click.Context, lab: str | None, yes: bool) -> None:
+    """Reset one lab to its starting state (`lab reset 01`), or, without LAB, stop localcluster and
+    delete all its state: every object, log and credential."""
+    if lab is not None:
+        ctx.invoke(reset_lab_command, selector=lab)
+        return
     settings = _settings(ctx)
     if not yes:
         click.confirm(f"Delete every object and log in {settings.home}?", abort=True)
@@ -253,6 +262,9 @@ def reset(ctx: click.Context, yes: bool) -> None:
         shutil.rmtree(settings.home / directory, ignore_errors=True)
     click.echo(f"State cleared in {settings.home}.")
 
+
+for _command in (check_command, solve_command, release_command):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from localcluster.api import apply as server_side
-from localcluster.api import defaults, patch, validation
+from localcluster.api import defaults, patch
 from localcluster.api.errors import (
     AlreadyExists,
     BadRequest,
@@ -33,6 +33,7 @@ from localcluster.api.errors import (
 from localcluster.api.resources import ResourceRegistry, ResourceType
 from localcluster.api.schemas import SchemaIndex
 from localcluster.api.selectors import FieldSelector, LabelSelector
+from localcluster.api.validation import Validator
 from localcluster.store import Compacted, Entry, ObjectExists, ObjectMissing, Store, VersionConflict, Watch
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -88,6 +89,7 @@ class Cluster:
         self.store = store
         self.registry = registry
         self.schemas = schemas
+        self.validator = Validator(schemas)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class Cluster:
     ) -> list[str]:
         """Defaults, then validation (which prunes unknown fields); returns warnings."""
         defaults.apply_defaults(resource_type, obj)
-        return validation.validate(resource_type, version, obj, old, field_validation=options.field_validation)
+        return self.validator.validate(resource_type, version, obj, old, field_validation=options.field_validation)
 
     def _manager(self, options: WriteOptions, user_agent: str | None) -> str:
         if options.field_manager:

@@ -30,7 +30,8 @@ class Cause:
     reason: str = "FieldValueInvalid"
 
     def to_dict(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": f"{self.field}: {self.message}", "field": self.field}
+        """As the apiserver writes a cause: the message without the field, which has its own key."""
+        return {"reason": self.reason, "message": self.message, "field": self.field}
 
 
 class ApiError(Exception):
@@ -139,5 +140,5 @@ def not_found(resource: str, group: str, name: str) -> NotFound:
 def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> Invalid:
     """The apiserver's wording: `Deployment.apps "web" is invalid: spec.replicas: Invalid value: ...`."""
     qualified = f"{kind}.{group}" if group else kind
-    listed = ", ".join(cause.to_dict()["message"] for cause in causes)
+    listed = ", ".join(f"{cause.field}: {cause.message}" if cause.field else cause.message for cause in causes)
     return Invalid(f'{qualified} "{name}" is invalid: {listed}', kind=kind, name=name, group=group, causes=causes)

@@ -13,6 +13,7 @@ from localcluster.api.errors import ApiError, BadRequest, RequestTooLarge, Unsup
 
 JSON = "application/json"
 YAML = "application/yaml"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 DISCOVERY_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 PATCH_TYPES = (
@@ -71,6 +72,12 @@ def decode_object(body: bytes, content_type: str) -> Any:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     if content_type in (YAML, "application/x-yaml", "text/yaml"):
         return decode_yaml(body)
+    if content_type == PROTOBUF:
+        raise UnsupportedMediaType(
+            "localcluster does not decode protobuf request bodies (kubectl's `create <kind>` generators send "
+            "them); write the object as YAML instead, e.g. `kubectl create ... --dry-run=client -o yaml | "
+            "kubectl apply -f -`, or use `kubectl apply -f`"
+        )
     raise UnsupportedMediaType(
         f"the body of the request was in an unknown format - accepted media types include: {JSON}, {YAML}"
         f" (got {content_type!r})"
