@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -55,7 +56,7 @@ def main(ctx: click.Context, home: Path | None) -> None:
 def _client(settings: Settings, server: state.ServerState, timeout: float = 5.0) -> httpx.Client:
     return httpx.Client(
         base_url=server.url,
-        verify=str(settings.home / "pki" / "ca.crt"),
+        verify=ssl.create_default_context(cafile=str(settings.home / "pki" / "ca.crt")),
         headers={"Authorization": f"Bearer {state.token(settings)}"},
         timeout=timeout,
         trust_env=False,

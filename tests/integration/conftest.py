@@ -6,15 +6,18 @@ Nothing here touches the user's own state, and the teardown asserts no process w
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import kubernetes
 import psutil
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = Path(sys.executable).with_name("kubectl")
@@ -58,6 +61,18 @@ class LocalCluster:
     def api_client(self) -> kubernetes.client.ApiClient:
         return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
 
+    def http(self, *, authenticated: bool = True) -> httpx.Client:
+        """A plain HTTPS client for the API, for requests the typed client cannot make."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        headers = {"Authorization": f"Bearer {config['users'][0]['user']['token']}"} if authenticated else {}
+        return httpx.Client(
+            base_url=config["clusters"][0]["cluster"]["server"],
+            verify=ssl.create_default_context(cafile=str(self.home / "pki" / "ca.crt")),
+            headers=headers,
+            trust_env=False,
+            timeout=30,
+        )
+
     def server_processes(self) -> list[psutil.Process]:
         """Processes started for this LAB_HOME that are still alive."""
         found = []
@@ -70,8 +85,9 @@ class LocalCluster:
         return [p for p in found if p.pid != os.getpid()]
 
 
-def start_cluster(home: Path) -> LocalCluster:
-    env = {**os.environ, "LAB_HOME": str(home)}
+def start_cluster(home: Path, **settings: str) -> LocalCluster:
+    """`lab up` in `home`; keyword arguments become environment settings (LOCALCLUSTER_WATCH_HISTORY=...)."""
+    env = {**os.environ, "LAB_HOME": str(home), **settings}
     env.pop("KUBECONFIG", None)
     cluster = LocalCluster(home, env)
     cluster.lab("up", "--timeout", "60")
