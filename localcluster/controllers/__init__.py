@@ -6,6 +6,7 @@ import asyncio
 
 from localcluster.api.cluster import Cluster
 from localcluster.controllers.base import reconcile_on_changes
+from localcluster.controllers.endpoints import EndpointsController
 from localcluster.controllers.garbage_collector import GarbageCollector
 from localcluster.controllers.namespaces import NamespaceController
 
@@ -15,6 +16,7 @@ def start_controllers(cluster: Cluster) -> list[asyncio.Task[None]]:
     loops = [
         ("garbage-collector", GarbageCollector(cluster).reconcile, None),
         ("namespace-controller", NamespaceController(cluster).reconcile, None),
+        ("endpoints-controller", EndpointsController(cluster).reconcile, None),
     ]
     return [
         asyncio.create_task(reconcile_on_changes(cluster, name, reconcile, key=key), name=name)

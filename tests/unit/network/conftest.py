@@ -1,0 +1,74 @@
+"""A real in-process cluster (store, registry, API pipeline) in a temporary directory, and pod helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcluster.api.cluster import Cluster
+from localcluster.api.resources import ResourceRegistry
+from localcluster.api.schemas import SchemaIndex
+from localcluster.server import bootstrap
+from localcluster.settings import Settings
+from localcluster.store import Store
+
+NAMESPACE = "bookstore"
+
+
+@pytest.fixture(scope="session")
+def registry() -> ResourceRegistry:
+    return ResourceRegistry.load(Settings().schemas_dir)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, registry: ResourceRegistry) -> Iterator[Cluster]:
+    store = Store(tmp_path / "store.sqlite")
+    cluster = Cluster(store, registry, SchemaIndex(registry))
+    bootstrap(cluster)
+    try:
+        yield cluster
+    finally:
+        store.close()
+
+
+def create_service(cluster: Cluster, name: str, spec: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any]:
+    services = cluster.registry.get("", "services")
+    return cluster.create(services, "v1", namespace, {"metadata": {"name": name}, "spec": spec}).obj
+
+
+def create_pod(
+    cluster: Cluster,
+    name: str,
+    *,
+    labels: dict[str, str],
+    ip: str | None = None,
+    ready: bool = True,
+    ports: list[dict[str, Any]] | None = None,
+    namespace: str = NAMESPACE,
+    phase: str = "Running",
+) -> dict[str, Any]:
+    """A pod as the kubelet would leave it: scheduled, with an IP and a Ready condition (when `ip`)."""
+    pods = cluster.registry.get("", "pods")
+    container = {"name": "web", "image": "ghcr.io/example/web:1", "ports": ports or [{"containerPort": 8080}]}
+    body = {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [container], "nodeName": "local"}}
+    pod = cluster.create(pods, "v1", namespace, body).obj
+    if ip is None:
+        return pod
+    return set_pod_status(cluster, pod, ip=ip, ready=ready, phase=phase)
+
+
+def set_pod_status(cluster: Cluster, pod: dict[str, Any], *, ip: str, ready: bool, phase: str = "Running") -> Any:
+    pods = cluster.registry.get("", "pods")
+    metadata = pod["metadata"]
+    fresh = cluster.get(pods, metadata["namespace"], metadata["name"])
+    fresh["status"] = {
+        **fresh.get("status", {}),
+        "phase": phase,
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+    return cluster.replace(pods, "v1", metadata["namespace"], metadata["name"], fresh, subresource="status").obj
