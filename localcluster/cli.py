@@ -167,6 +167,7 @@ def _last_log_line(settings: Settings) -> str:
 
 def _describe(settings: Settings, server: state.ServerState) -> None:
     click.echo(f"API:        {server.url}")
+    click.echo(f"proxy:      {server.proxy or 'not running'}  (HTTP_PROXY for http://SERVICE/ URLs)")
     click.echo(f"context:    {CONTEXT_NAME}")
     click.echo(f"namespace:  {DEFAULT_NAMESPACE}")
     click.echo(f"kubeconfig: {settings.kubeconfig_path}")
@@ -214,6 +215,7 @@ def status(ctx: click.Context) -> None:
     healthy = "ready" if _ready(settings, server) else "NOT ANSWERING"
     click.echo(f"localcluster  {healthy}  {server.url}  pid {server.pid}  up {int(uptime)} s")
     click.echo(f"kubeconfig    {settings.kubeconfig_path}  (context {CONTEXT_NAME}, namespace {DEFAULT_NAMESPACE})")
+    click.echo(f"proxy         {server.proxy or 'not running'}")
     if healthy != "ready":
         ctx.exit(1)
     with _client(settings, server) as client:

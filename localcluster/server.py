@@ -26,6 +26,7 @@ from localcluster.api.resources import ResourceRegistry
 from localcluster.api.schemas import SchemaIndex
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
+from localcluster.network import ServiceProxy
 from localcluster.settings import Settings
 from localcluster.store import Store
 
@@ -113,11 +114,16 @@ async def serve(settings: Settings) -> None:
         )
     )
     controllers = start_controllers(cluster)
-    state.write_state(settings, state.ServerState(os.getpid(), host, port, str(settings.home), time.time()))
-    log.info("localcluster listening on %s", url)
+    proxy = ServiceProxy.for_store(cluster.store, host=host)
+    await proxy.start()
+    state.write_state(
+        settings, state.ServerState(os.getpid(), host, port, str(settings.home), time.time(), proxy=proxy.url)
+    )
+    log.info("localcluster listening on %s, service proxy on %s", url, proxy.url)
     try:
         await server.serve(sockets=[sock])
     finally:
+        await proxy.stop()
         for task in controllers:
             task.cancel()
         await asyncio.gather(*controllers, return_exceptions=True)

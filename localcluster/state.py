@@ -31,6 +31,8 @@ class ServerState:
     port: int
     home: str
     started: float
+    #: The service proxy's URL (HTTP_PROXY for pods and clients), "" if none runs.
+    proxy: str = ""
 
     @property
     def url(self) -> str:

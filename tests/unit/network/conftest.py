@@ -72,3 +72,8 @@ def set_pod_status(cluster: Cluster, pod: dict[str, Any], *, ip: str, ready: boo
         "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
     }
     return cluster.replace(pods, "v1", metadata["namespace"], metadata["name"], fresh, subresource="status").obj
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
