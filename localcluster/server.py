@@ -26,6 +26,7 @@ from localcluster.api.resources import ResourceRegistry
 from localcluster.api.schemas import SchemaIndex
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
+from localcluster.kubelet import Kubelet
 from localcluster.network import ServiceProxy
 from localcluster.settings import Settings
 from localcluster.store import Store
@@ -76,7 +77,7 @@ def bootstrap(cluster: Cluster) -> None:
             cluster.create(namespaces, "v1", "", {"metadata": {"name": name}}, user_agent="localcluster/bootstrap")
 
 
-def build(settings: Settings, token: str, server_address: str) -> tuple[Cluster, Any]:
+def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet | None = None) -> tuple[Cluster, Any]:
     """The cluster state and its ASGI app, without listening (tests drive the app directly too)."""
     registry = ResourceRegistry.load(settings.schemas_dir)
     schemas = SchemaIndex(registry)
@@ -89,7 +90,8 @@ def build(settings: Settings, token: str, server_address: str) -> tuple[Cluster,
         max_body_bytes=settings.max_body_bytes,
         home=str(settings.home),
     )
-    app = create_app(cluster, config, extra_routes=openapi_routes(schemas))
+    routes = [*openapi_routes(schemas), *(kubelet.routes if kubelet else [])]
+    app = create_app(cluster, config, extra_routes=routes, read_logs=kubelet.read_logs if kubelet else None)
     return cluster, app
 
 
@@ -98,7 +100,8 @@ async def serve(settings: Settings) -> None:
     token = state.token(settings)
     sock = bind_preferred(settings)
     host, port = sock.getsockname()[:2]
-    cluster, app = build(settings, token, f"{host}:{port}")
+    kubelet = Kubelet(settings.home, api_host=host, api_port=port)
+    cluster, app = build(settings, token, f"{host}:{port}", kubelet)
     url = f"https://{host}:{port}"
     tls = ensure_certificate(settings.home / "pki")
     state.write_kubeconfig(settings, url, token, tls.ca_path)
@@ -116,6 +119,7 @@ async def serve(settings: Settings) -> None:
     controllers = start_controllers(cluster)
     proxy = ServiceProxy.for_store(cluster.store, host=host)
     await proxy.start()
+    kubelet.start(cluster, proxy_url=proxy.url)
     state.write_state(
         settings, state.ServerState(os.getpid(), host, port, str(settings.home), time.time(), proxy=proxy.url)
     )
@@ -123,6 +127,7 @@ async def serve(settings: Settings) -> None:
     try:
         await server.serve(sockets=[sock])
     finally:
+        await kubelet.stop()
         await proxy.stop()
         for task in controllers:
             task.cancel()

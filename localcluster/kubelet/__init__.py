@@ -1,0 +1,23 @@
+"""The kubelet of localcluster: pods as local process groups.
+
+A pod's containers run as process groups in the project's Python environment (`_images`), each
+pod on a loopback address of its own (`_podnet`), with env, volumes (`_env`, `_volumes`),
+probes, restarts with crash back-off, and logs (`_logs`) as upstream reports them. `Kubelet` is the
+whole of it; the server wires `read_logs` and `routes` into the API app and starts it.
+"""
+
+from localcluster.kubelet._images import PROJECT_REPOSITORY, pull_error, runs_locally
+from localcluster.kubelet._kubelet import NODE_NAME, SHUTDOWN_GRACE_SECONDS, Kubelet
+from localcluster.kubelet._podnet import HOST_IP, POD_NETWORK, SHIM_DIR
+
+__all__ = [
+    "HOST_IP",
+    "NODE_NAME",
+    "POD_NETWORK",
+    "PROJECT_REPOSITORY",
+    "SHIM_DIR",
+    "SHUTDOWN_GRACE_SECONDS",
+    "Kubelet",
+    "pull_error",
+    "runs_locally",
+]

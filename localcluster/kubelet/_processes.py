@@ -1,0 +1,95 @@
+"""A container instance as a process group: start it, collect its output, stop it gracefully.
+
+Each instance runs in a session of its own (so its whole group can be signalled and it survives
+neither `lab down` nor, through `localcluster.processes`, a crash of the server). When the main
+process exits, whatever it left in its group is killed, as a PID namespace would on container exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localcluster import processes
+from localcluster.kubelet._logs import LiveLog, LogWriter, log_path
+
+
+class StartError(Exception):
+    """The process could not be started (`StartError`, exit code 128), e.g. no such executable."""
+
+
+@dataclass
+class Instance:
+    """One running container instance."""
+
+    process: asyncio.subprocess.Process
+    writer: LogWriter
+    home: Path
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def container_id(self) -> str:
+        return f"localcluster://{self.pid}"
+
+    async def wait(self) -> int:
+        """Wait for the main process, kill what it left in its group, return the exit code (128+signal)."""
+        code = await self.process.wait()
+        _signal_group(self.pid, signal.SIGKILL)
+        await asyncio.gather(*self.pumps, return_exceptions=True)
+        self.writer.close()
+        processes.forget(self.home, self.pid)
+        return 128 - code if code < 0 else code
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM the group, SIGKILL it after `grace` seconds (at once for 0); returns once it exited."""
+        if self.process.returncode is None and grace > 0:
+            _signal_group(self.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), grace)
+        if self.process.returncode is None:
+            _signal_group(self.pid, signal.SIGKILL)
+        await self.process.wait()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def start(
+    argv: list[str], *, cwd: Path, env: dict[str, str], pod_dir: Path, container: str, home: Path, label: str
+) -> Instance:
+    """Start a container instance with its output going to its log file (see `_logs`)."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        if exc.filename and Path(str(exc.filename)) == cwd:
+            raise StartError(f"chdir to cwd ({cwd}) set in config.json failed: no such file or directory") from None
+        raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from None
+    except PermissionError:
+        raise StartError(f'exec: "{argv[0]}": permission denied') from None
+    processes.record(home, process.pid, label)
+    writer = LogWriter(log_path(pod_dir, container, f"localcluster://{process.pid}"), LiveLog())
+    instance = Instance(process, writer, home)
+    assert process.stdout is not None and process.stderr is not None
+    instance.pumps = [
+        asyncio.create_task(writer.pump("stdout", process.stdout)),
+        asyncio.create_task(writer.pump("stderr", process.stderr)),
+    ]
+    return instance

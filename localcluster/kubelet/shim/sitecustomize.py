@@ -1,0 +1,59 @@
+"""localcluster's pod network shim, loaded by every Python process of a pod (it is on PYTHONPATH).
+
+A pod has no network namespace of its own, so this maps what a container takes for granted onto the
+pod's loopback address (`LOCALCLUSTER_POD_IP`): binding 0.0.0.0, '', localhost or 127.0.0.1 binds
+the pod address, and connecting to 127.0.0.1 or localhost reaches the pod's own servers. Connections
+to the host endpoints in `LOCALCLUSTER_HOST_ENDPOINTS` ("host:port host:port", the API server and the
+service proxy) are left alone. IPv6 sockets are not mapped. Without `LOCALCLUSTER_POD_IP` it does
+nothing, so it is harmless outside a pod.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+_POD_IP = os.environ.get("LOCALCLUSTER_POD_IP", "")
+_HOST_ENDPOINTS = frozenset(os.environ.get("LOCALCLUSTER_HOST_ENDPOINTS", "").split())
+_BIND_ALIASES = frozenset({"", "0.0.0.0", "localhost", "127.0.0.1"})
+_CONNECT_ALIASES = frozenset({"localhost", "127.0.0.1"})
+
+
+def _mapped(sock: socket.socket, address: object, aliases: frozenset[str], *, connecting: bool) -> object:
+    if sock.family != socket.AF_INET or not isinstance(address, tuple) or len(address) != 2:
+        return address
+    host, port = address
+    if host not in aliases or (connecting and f"{host}:{port}" in _HOST_ENDPOINTS):
+        return address
+    return (_POD_IP, port)
+
+
+def _install() -> None:
+    original_bind = socket.socket.bind
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+
+    def bind(self: socket.socket, address: object) -> None:
+        try:
+            original_bind(self, _mapped(self, address, _BIND_ALIASES, connecting=False))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:  # macOS: the pod's alias is missing on lo0
+                raise OSError(
+                    exc.errno, f"{exc.strerror}: run `sudo ifconfig lo0 alias {_POD_IP}` to give this pod its address"
+                ) from None
+            raise
+
+    def connect(self: socket.socket, address: object) -> None:
+        original_connect(self, _mapped(self, address, _CONNECT_ALIASES, connecting=True))
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        return original_connect_ex(self, _mapped(self, address, _CONNECT_ALIASES, connecting=True))
+
+    socket.socket.bind = bind  # type: ignore[method-assign]
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+
+
+if _POD_IP:
+    _install()
