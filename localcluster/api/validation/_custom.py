@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
+
+# When rfc3987_syntax is installed (JupyterLab's jupyter-events brings it), `import jsonschema` builds
+# its Lark grammar eagerly: 1.8 s of localcluster's start-up, only to check "iri" formats that CRD
+# validation never checks. Keep it out of this process (a no-op if something imported it already).
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import jsonschema
 from jsonschema.exceptions import ValidationError

@@ -1,0 +1,180 @@
+"""How much the service proxy adds to a call, and how many calls per second it relays.
+
+The backend (a minimal ASGI app under uvicorn, as a pod's server) and the proxy (localcluster's
+ServiceProxy over a real store holding a Service and its Endpoints) each run in a process of their
+own, as they do under localcluster; this process is the client. Direct and proxied calls alternate,
+on keep-alive connections, so both see the same machine load. Everything binds loopback only.
+
+    python bench/bench_proxy.py [--requests 2000] [--concurrency 16]
+
+prints plain `name: value unit` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+SERVICE = "bench"
+NAMESPACE = "bookstore"
+BODY = b'{"id":"00001","title":"Cloud Native Go","price":69}'
+
+
+async def backend_app(scope: dict[str, object], receive: Callable[[], Awaitable[object]], send: Callable) -> None:
+    """The cheapest HTTP answer an ASGI server can give: a small JSON body, like a book lookup."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+def serve_backend() -> None:
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)  # before the port is announced, so the first connection cannot be refused
+    print(sock.getsockname()[1], flush=True)
+    uvicorn.Server(uvicorn.Config(backend_app, log_level="warning", access_log=False, lifespan="off")).run(
+        sockets=[sock]
+    )
+
+
+def serve_proxy(backend_port: int, state_dir: Path) -> None:
+    """A store with the Service and its Endpoints, and the proxy localcluster runs over it."""
+    from localcluster.api.cluster import Cluster
+    from localcluster.api.resources import ResourceRegistry
+    from localcluster.api.schemas import SchemaIndex
+    from localcluster.network import ServiceProxy
+    from localcluster.server import bootstrap
+    from localcluster.settings import Settings
+    from localcluster.store import Store
+
+    registry = ResourceRegistry.load(Settings().schemas_dir)
+    cluster = Cluster(Store(state_dir / "store.sqlite"), registry, SchemaIndex(registry))
+    bootstrap(cluster)
+    service = {"metadata": {"name": SERVICE}, "spec": {"ports": [{"port": 80, "targetPort": backend_port}]}}
+    endpoints = {
+        "metadata": {"name": SERVICE},
+        "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": backend_port}]}],
+    }
+    cluster.create(registry.get("", "services"), "v1", NAMESPACE, service)
+    cluster.create(registry.get("", "endpoints"), "v1", NAMESPACE, endpoints)
+
+    async def run() -> None:
+        async with ServiceProxy.for_store(cluster.store) as proxy:
+            print(proxy.address[1], flush=True)
+            await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+@contextmanager
+def child(*args: str) -> Iterator[int]:
+    """Run this script in `--serve-*` mode; yields the port it printed, and stops it afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        if not line.strip().isdigit():
+            raise SystemExit(f"{' '.join(args)} did not start (exit code {process.poll()})")
+        yield int(line)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def latencies(direct_url: str, proxy_url: str, count: int) -> tuple[list[float], list[float]]:
+    """Seconds per call, direct and through the proxy, measured alternately on warm connections."""
+    direct: list[float] = []
+    proxied: list[float] = []
+    with (
+        httpx.Client(trust_env=False) as plain,
+        httpx.Client(proxy=proxy_url, trust_env=False) as through_proxy,
+    ):
+        for _ in range(100):  # warm up: connections, pools, code paths
+            plain.get(direct_url).raise_for_status()
+            through_proxy.get(f"http://{SERVICE}/").raise_for_status()
+        for _ in range(count):
+            started = time.perf_counter()
+            plain.get(direct_url).raise_for_status()
+            direct.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            through_proxy.get(f"http://{SERVICE}/").raise_for_status()
+            proxied.append(time.perf_counter() - started)
+    return direct, proxied
+
+
+async def throughput(proxy_url: str, count: int, concurrency: int) -> float:
+    """Requests per second through the proxy with `concurrency` callers sharing `count` requests."""
+    remaining = iter(range(count))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(proxy=proxy_url, trust_env=False, limits=limits) as client:
+
+        async def caller() -> None:
+            for _ in remaining:
+                (await client.get(f"http://{SERVICE}/")).raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per measurement (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent callers for the throughput run")
+    parser.add_argument("--serve-backend", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-proxy", type=int, metavar="BACKEND_PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve_backend:
+        serve_backend()
+        return
+    if options.serve_proxy:
+        serve_proxy(options.serve_proxy, options.state_dir)
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-proxy-") as state_dir,
+        child("--serve-backend") as backend_port,
+        child("--serve-proxy", str(backend_port), "--state-dir", state_dir) as proxy_port,
+    ):
+        proxy_url = f"http://127.0.0.1:{proxy_port}"
+        direct, proxied = latencies(f"http://127.0.0.1:{backend_port}/", proxy_url, options.requests)
+        rate = asyncio.run(throughput(proxy_url, options.requests, options.concurrency))
+    milliseconds = {
+        "direct latency p50": statistics.median(direct),
+        "direct latency p99": percentile(direct, 0.99),
+        "proxied latency p50": statistics.median(proxied),
+        "proxied latency p99": percentile(proxied, 0.99),
+        "proxy added latency p50": statistics.median(proxied) - statistics.median(direct),
+        "proxy added latency p99": percentile(proxied, 0.99) - percentile(direct, 0.99),
+    }
+    for name, seconds in milliseconds.items():
+        print(f"{name}: {seconds * 1000:.3f} ms")
+    print(f"proxy throughput: {rate:.0f} requests/s")
+    print(f"requests: {options.requests} count")
+
+
+if __name__ == "__main__":
+    main()
