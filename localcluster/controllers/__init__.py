@@ -6,19 +6,23 @@ import asyncio
 
 from localcluster.api.cluster import Cluster
 from localcluster.controllers.base import reconcile_on_changes
-from localcluster.controllers.endpoints import EndpointsController
+from localcluster.controllers.endpoints import ENDPOINTS_KEYS, EndpointsController
 from localcluster.controllers.garbage_collector import GarbageCollector
 from localcluster.controllers.namespaces import NamespaceController
+from localcluster.controllers.workloads import WORKLOAD_KEYS, DeploymentController, ReplicaSetController
 
 
 def start_controllers(cluster: Cluster) -> list[asyncio.Task[None]]:
     """Start every controller on the running loop; cancel the tasks to stop them."""
     loops = [
-        ("garbage-collector", GarbageCollector(cluster).reconcile, None),
-        ("namespace-controller", NamespaceController(cluster).reconcile, None),
-        ("endpoints-controller", EndpointsController(cluster).reconcile, None),
+        ("garbage-collector", GarbageCollector(cluster).reconcile, None, None),
+        ("namespace-controller", NamespaceController(cluster).reconcile, None, None),
+        ("endpoints-controller", EndpointsController(cluster).reconcile, ENDPOINTS_KEYS, None),
+        # Availability (minReadySeconds) and progress deadlines change with time: resync each second.
+        ("replicaset-controller", ReplicaSetController(cluster).reconcile, WORKLOAD_KEYS, 1.0),
+        ("deployment-controller", DeploymentController(cluster).reconcile, WORKLOAD_KEYS, 1.0),
     ]
     return [
-        asyncio.create_task(reconcile_on_changes(cluster, name, reconcile, key=key), name=name)
-        for name, reconcile, key in loops
+        asyncio.create_task(reconcile_on_changes(cluster, name, reconcile, keys=keys, resync=resync), name=name)
+        for name, reconcile, keys, resync in loops
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from localcluster.api.cluster import Cluster
 from localcluster.store import WatchEvent
@@ -17,16 +17,18 @@ async def reconcile_on_changes(
     name: str,
     reconcile: Callable[[list[WatchEvent]], None],
     *,
-    key: str | None = None,
+    keys: Collection[str] | None = None,
+    resync: float | None = None,
 ) -> None:
-    """Call `reconcile` once at start and then after each batch of changes to `key` (None: any kind).
+    """Call `reconcile` once at start, after each batch of changes to `keys` (None: any kind), and
+    every `resync` seconds if given (for state that changes with time, such as minReadySeconds).
 
     Batching the queued events makes a burst of writes cost one pass, and a pass that writes
     triggers another, so the loop runs until the state is stable. An error in one pass is logged
     and the loop goes on, as a controller must.
     """
     store = cluster.store
-    watch = store.watch(key, None, store.resource_version)
+    watch = store.watch(None, None, store.resource_version)
     batch: list[WatchEvent] = []
     try:
         while True:
@@ -34,9 +36,17 @@ async def reconcile_on_changes(
                 reconcile(batch)
             except Exception:
                 log.exception("%s: reconcile failed; retrying on the next change", name)
-            batch = [await watch.queue.get()]
-            while not watch.queue.empty():
-                batch.append(watch.queue.get_nowait())
+            batch = []
+            while not batch:
+                try:
+                    first = await asyncio.wait_for(watch.queue.get(), resync)
+                except TimeoutError:
+                    break
+                batch = [first]
+                while not watch.queue.empty():
+                    batch.append(watch.queue.get_nowait())
+                if keys is not None:
+                    batch = [event for event in batch if event.key in keys]
     except asyncio.CancelledError:
         store.stop_watch(watch)
         raise

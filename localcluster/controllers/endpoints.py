@@ -32,6 +32,8 @@ _SERVICES = "core/services"
 _PODS = "core/pods"
 _ENDPOINTS = "core/endpoints"
 _SLICES = "discovery.k8s.io/endpointslices"
+#: The kinds whose changes can change an Endpoints object.
+ENDPOINTS_KEYS = frozenset({_SERVICES, _PODS, _ENDPOINTS, _SLICES})
 
 Obj = dict[str, Any]
 
