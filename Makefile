@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# JupyterLab gets localcluster's kubeconfig and the venv's kubectl on PATH (for its terminals).
 run: setup
 	$(BIN)/lab up
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=labs
+	KUBECONFIG="$$($(BIN)/lab kubeconfig | tail -n 1)" PATH="$(CURDIR)/$(BIN):$$PATH" \
+		$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=labs
 
 # Unit tests run first (seconds); the integration tier runs its files in parallel workers,
 # each test starting its own localcluster on ephemeral ports in a temporary LAB_HOME.
