@@ -276,8 +276,10 @@ def _instance_log(pod_dir: Path, pod: dict[str, Any], chosen: tuple[str, dict[st
         if not last.get("containerID"):
             raise BadRequest(f'previous terminated container "{container}" in pod "{name}" not found')
         return log_path(pod_dir, container, last["containerID"])
-    for current in (state.get("running"), state.get("terminated"), last):
-        if current and current.get("containerID", entry.get("containerID")):
-            return log_path(pod_dir, container, current.get("containerID") or entry["containerID"])
+    current_id = (state.get("terminated") or {}).get("containerID") or entry.get("containerID")
+    if ("running" in state or "terminated" in state) and current_id:
+        return log_path(pod_dir, container, current_id)
+    if last.get("containerID"):  # waiting to restart: the instance that ended last
+        return log_path(pod_dir, container, last["containerID"])
     reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
     raise BadRequest(f'container "{container}" in pod "{name}" is waiting to start: {reason}')

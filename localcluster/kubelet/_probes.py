@@ -88,7 +88,8 @@ async def _tcp(action: dict[str, Any], target: ProbeTarget, timeout: float) -> P
     except TimeoutError:
         return ProbeResult(False, f"dial tcp {host}:{port}: i/o timeout")
     except OSError as exc:
-        return ProbeResult(False, f"dial tcp {host}:{port}: connect: {(exc.strerror or str(exc)).lower()}")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return ProbeResult(False, f"dial tcp {host}:{port}: connect: {reason.lower()}")
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
