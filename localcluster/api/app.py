@@ -295,14 +295,19 @@ class ResourceHandlers:
         status_code: int = 200,
         warnings: list[str] | None = None,
     ) -> Response:
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
         served = self.cluster.served(target.resource_type, target.version, obj)
         if wants_table(request):
             table = tables.to_table(
                 target.resource_type, [served], include_object=request.query_params.get("includeObject", "Metadata")
             )
-            return json_response(table, status_code, media_type=TABLE_CONTENT_TYPE, headers=headers)
-        return json_response(served, status_code, headers=headers)
+            response = json_response(table, status_code, media_type=TABLE_CONTENT_TYPE)
+        else:
+            response = json_response(served, status_code)
+        for warning in warnings or []:
+            # RFC 7234 warn-text is a quoted-string: client-go drops a warning whose quotes are not escaped.
+            text = warning.replace("\\", "\\\\").replace('"', '\\"')
+            response.headers.append("Warning", f'299 - "{text}"')
+        return response
 
     def get(self, request: Request, target: Target) -> Response:
         obj = self.cluster.get(target.resource_type, target.namespace or "", target.name or "")

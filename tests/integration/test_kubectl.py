@@ -174,3 +174,13 @@ def test_protobuf_bodies_are_refused_with_a_way_forward(cluster: LocalCluster) -
     made = cluster.kubectl("create", "configmap", "generated", "--from-literal=a=1", "--dry-run=client", "-o", "yaml")
     cluster.kubectl("apply", "-f", "-", input=made.stdout)
     assert "generated" in cluster.kubectl("get", "configmaps").stdout
+
+
+def test_field_validation_strict_refuses_and_warn_warns(cluster: LocalCluster) -> None:
+    typo = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata:\n  a: b\nextra: field\n"
+    strict = cluster.kubectl("apply", "-f", "-", input=typo, check=False)
+    assert strict.returncode == 1 and 'unknown field "extra"' in strict.stderr
+    warned = cluster.kubectl("apply", "--validate=warn", "-f", "-", input=typo)
+    assert 'unknown field "extra"' in warned.stderr and "created" in warned.stdout
+    stored = json.loads(cluster.kubectl("get", "configmap", "typo", "-o", "json").stdout)
+    assert "extra" not in stored
