@@ -263,7 +263,7 @@ def _choose_container(pod: dict[str, Any], requested: str | None) -> tuple[str, 
         raise BadRequest(f"container {requested} is not valid for pod {name}")
     status = pod.get("status") or {}
     statuses = (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
-    entry = next((s for s in statuses if s.get("name") == requested), {})
+    entry: dict[str, Any] = next((s for s in statuses if s.get("name") == requested), {})
     return requested, entry
 
 

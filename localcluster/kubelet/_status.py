@@ -141,8 +141,8 @@ def merge_conditions(old: list[dict[str, Any]], new: list[dict[str, Any]], now: 
     previous = {c.get("type"): c for c in old}
     merged = []
     for condition in new:
-        before = previous.pop(condition["type"], None)
-        unchanged = before is not None and before.get("status") == condition["status"]
+        before = previous.pop(condition["type"], None) or {}
+        unchanged = before.get("status") == condition["status"]
         merged.append({**condition, "lastTransitionTime": before.get("lastTransitionTime") if unchanged else now})
     merged.extend(previous.values())  # PodScheduled and any other writer's conditions
     return merged

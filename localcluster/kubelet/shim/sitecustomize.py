@@ -13,6 +13,10 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _POD_IP = os.environ.get("LOCALCLUSTER_POD_IP", "")
 _HOST_ENDPOINTS = frozenset(os.environ.get("LOCALCLUSTER_HOST_ENDPOINTS", "").split())
@@ -20,7 +24,7 @@ _BIND_ALIASES = frozenset({"", "0.0.0.0", "localhost", "127.0.0.1"})
 _CONNECT_ALIASES = frozenset({"localhost", "127.0.0.1"})
 
 
-def _mapped(sock: socket.socket, address: object, aliases: frozenset[str], *, connecting: bool) -> object:
+def _mapped(sock: socket.socket, address: Any, aliases: frozenset[str], *, connecting: bool) -> Any:
     if sock.family != socket.AF_INET or not isinstance(address, tuple) or len(address) != 2:
         return address
     host, port = address
@@ -34,7 +38,7 @@ def _install() -> None:
     original_connect = socket.socket.connect
     original_connect_ex = socket.socket.connect_ex
 
-    def bind(self: socket.socket, address: object) -> None:
+    def bind(self: socket.socket, address: Any) -> None:
         try:
             original_bind(self, _mapped(self, address, _BIND_ALIASES, connecting=False))
         except OSError as exc:
@@ -44,15 +48,15 @@ def _install() -> None:
                 ) from None
             raise
 
-    def connect(self: socket.socket, address: object) -> None:
+    def connect(self: socket.socket, address: Any) -> None:
         original_connect(self, _mapped(self, address, _CONNECT_ALIASES, connecting=True))
 
-    def connect_ex(self: socket.socket, address: object) -> int:
+    def connect_ex(self: socket.socket, address: Any) -> int:
         return original_connect_ex(self, _mapped(self, address, _CONNECT_ALIASES, connecting=True))
 
-    socket.socket.bind = bind  # type: ignore[method-assign]
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.socket.bind = bind  # type: ignore[method-assign,assignment]
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
 
 
 if _POD_IP:
