@@ -4,6 +4,10 @@ A lab's module (checkers/labNN_slug.py) registers its checks with `@check("NN.k"
 check receives a `Context` and returns a `CheckResult`: PASSED or FAILED speak about the attendee's
 work, ERROR about the environment (cluster unreachable, a crash, a timeout) and never costs marks.
 `lab check|solve|reset` (labkit.cli), `labkit.check` in notebooks and CI all run them from here.
+
+A check with a solution step (`@my_check.solution`) is the attendee's work: CI proves it FAILS on the
+lab's starting state and PASSES once its step has run. A check without one looks at what the
+environment provides (the API answers, the namespace exists): CI proves it PASSES from the start.
 """
 
 from __future__ import annotations
