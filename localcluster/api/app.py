@@ -375,16 +375,17 @@ class ResourceHandlers:
             raise BadRequest("fieldManager must be a printable string of at most 128 characters")
         return WriteOptions(bool(dry_run), field_manager, field_validation, flag(params.get("force")))
 
-    async def _object_body(self, request: Request) -> Any:
+    async def _object_body(self, request: Request) -> dict[str, Any]:
         body = await read_body(request, self.config.max_body_bytes)
-        return decode_object(body, media_type(request))
+        decoded = decode_object(body, media_type(request))
+        if not isinstance(decoded, dict):
+            raise BadRequest("the body of the request must be an object")
+        return decoded
 
     async def create(self, request: Request, target: Target) -> Response:
         if target.resource_type.namespaced and target.namespace is None:
             raise MethodNotAllowed("create needs a namespace in the URL for a namespaced resource")
         body = await self._object_body(request)
-        if not isinstance(body, dict):
-            raise BadRequest("the body of the request must be an object")
         written = self.cluster.create(
             target.resource_type,
             target.version,
@@ -397,8 +398,6 @@ class ResourceHandlers:
 
     async def replace(self, request: Request, target: Target) -> Response:
         body = await self._object_body(request)
-        if not isinstance(body, dict):
-            raise BadRequest("the body of the request must be an object")
         written = self.cluster.replace(
             target.resource_type,
             target.version,
@@ -670,4 +669,3 @@ def _scale_of(workload: dict[str, Any]) -> dict[str, Any]:
         "spec": {"replicas": (workload.get("spec") or {}).get("replicas", 0)},
         "status": {"replicas": (workload.get("status") or {}).get("replicas", 0), "selector": selector_text},
     }
-

@@ -274,19 +274,7 @@ class Cluster:
         options = options or WriteOptions()
         self._check_identity(resource_type, version, namespace, name, body)
         old = self.get(resource_type, namespace, name)
-        expected = body["metadata"].get("resourceVersion")
-        if expected and expected != old["metadata"]["resourceVersion"]:
-            raise self._conflict(resource_type, name)
-        return self._update(
-            resource_type,
-            version,
-            old,
-            body,
-            options,
-            subresource,
-            self._manager(options, user_agent),
-            operation="Update",
-        )
+        return self._write_over(resource_type, version, old, body, options, subresource, user_agent)
 
     def patch(
         self,
@@ -312,19 +300,24 @@ class Cluster:
             patch_type, old, body, index=self.schemas, resource_type=resource_type, version=version
         )
         self._check_identity(resource_type, version, namespace, name, patched)
-        expected = patched["metadata"].get("resourceVersion")
+        return self._write_over(resource_type, version, old, patched, options, subresource, user_agent)
+
+    def _write_over(
+        self,
+        resource_type: ResourceType,
+        version: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        options: WriteOptions,
+        subresource: str,
+        user_agent: str | None,
+    ) -> Written:
+        """An update or patch: honour the body's resourceVersion precondition, then write."""
+        expected = new["metadata"].get("resourceVersion")
         if expected and expected != old["metadata"]["resourceVersion"]:
-            raise self._conflict(resource_type, name)
-        return self._update(
-            resource_type,
-            version,
-            old,
-            patched,
-            options,
-            subresource,
-            self._manager(options, user_agent),
-            operation="Update",
-        )
+            raise self._conflict(resource_type, new["metadata"]["name"])
+        manager = self._manager(options, user_agent)
+        return self._update(resource_type, version, old, new, options, subresource, manager, operation="Update")
 
     def _apply(
         self,

@@ -5,17 +5,33 @@ Nothing here touches the user's own state, and the teardown asserts no process w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from localcluster.testing import KUBECTL, LocalClusterRunner
+
+T = TypeVar("T")
 
 #: The name the tests use for a running cluster handle.
 LocalCluster = LocalClusterRunner
 
-__all__ = ["KUBECTL", "LocalCluster", "start_cluster", "stop_cluster"]
+__all__ = ["KUBECTL", "LocalCluster", "eventually", "start_cluster", "stop_cluster"]
+
+
+def eventually(predicate: Callable[[], T], what: str, timeout: float = 30.0) -> T:
+    """Poll `predicate` until it returns something truthy; fail naming `what` at the deadline."""
+    result = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(0.05),
+        retry=retry_if_result(lambda value: not value),
+        retry_error_callback=lambda state: None,
+    )(predicate)
+    assert result, f"timed out after {timeout:g} s waiting for {what}"
+    return result
 
 
 def start_cluster(home: Path, **settings: str) -> LocalCluster:

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from tests.integration.conftest import LocalCluster, start_cluster, stop_cluster
+from tests.integration.conftest import LocalCluster, eventually, start_cluster, stop_cluster
 
 NS = "bookstore"
 
@@ -40,18 +39,6 @@ def configmap(name: str, labels: dict[str, str] | None = None, **extra: object) 
         "metadata": {"name": name, "labels": labels or {}, **extra},
         "data": {"k": "v"},
     }
-
-
-def eventually(predicate, what: str, timeout: float = 10.0):
-    """Poll `predicate` until it returns something truthy, failing with `what` at the deadline."""
-    result = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_fixed(0.05),
-        retry=retry_if_result(lambda value: not value),
-        retry_error_callback=lambda state: None,
-    )(predicate)
-    assert result, f"timed out waiting for {what}"
-    return result
 
 
 def status_of(error: ApiException) -> dict:

@@ -11,10 +11,9 @@ import httpx
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import LocalCluster
+from tests.integration.conftest import LocalCluster, eventually
 
 NS = "bookstore"
 SERVER = Path(__file__).parent / "podprograms" / "graceful_server.py"
@@ -55,17 +54,6 @@ def service(name: str) -> dict:
         "metadata": {"name": name},
         "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": "http"}]},
     }
-
-
-def eventually(predicate, what: str, timeout: float = 30.0):
-    result = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_fixed(0.1),
-        retry=retry_if_result(lambda v: not v),
-        retry_error_callback=lambda state: None,
-    )(predicate)
-    assert result, f"timed out after {timeout:g} s waiting for {what}"
-    return result
 
 
 @pytest.fixture(scope="module")
