@@ -1,0 +1,560 @@
+"""Lab 01, monolith: deploy the bookstore as one Deployment with a volume and a Service, then buy books.
+
+The helpers that look at Deployments, Services and the shop's books and accounts are shared with
+lab 02, which asks the same questions of three microservices. The notebook applies the same
+kustomize overlay (infra/overlays/01-monolith) and makes the same calls as `solve` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from kubernetes.client import V1Deployment, V1Pod
+from kubernetes.client.exceptions import ApiException
+
+from bookstore.catalog import INITIAL_BALANCE, INITIAL_STOCK
+from checkers._context import Context
+from checkers._registry import check
+from checkers._result import CheckResult
+from checkers._runner import observe
+from labkit._apply import apply
+from labkit.kustomize import overlay
+from labkit.settings import PROJECT_IMAGE
+
+LAB_ID = "01-monolith"
+APP = "monolith"
+#: Every object a lab's overlay creates carries this label with the lab id (see infra/overlays).
+LAB_LABEL = "bookstore.workshop/lab"
+DATA_DIR_VARIABLE = "BOOKSTORE_DATA_DIR"
+HEALTH_PATH = "/health"
+PURCHASE_OPERATION = "POST /api/purchase"
+
+#: The attendee's account in both labs, and what the solution buys and tries in vain to buy.
+BUYER = "ada"
+PURCHASE = {"user": BUYER, "book": "00002", "count": 2}
+#: Refused for two reasons: a book the shop does not sell, and more money than the buyer has
+#: (9 000 copies of ¥128 cost ¥1 152 000) while the shelf holds enough copies.
+BAD_PURCHASES = (
+    {"user": BUYER, "book": "99999", "count": 1},
+    {"user": BUYER, "book": "00003", "count": 9_000},
+)
+
+
+def service_url(name: str) -> str:
+    return f"http://{name}"
+
+
+# --- Deployments and their pods ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One pod of a Deployment as the checks saw it."""
+
+    name: str
+    uid: str
+    ready: bool
+    restarts: int
+    started_at: str | None
+    waiting: str | None
+
+    def evidence(self) -> dict[str, object]:
+        return {"pod": self.name, "uid": self.uid, "ready": self.ready, "restarts": self.restarts}
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """One Deployment: whether it exists, what its pod template promises, and its pods."""
+
+    name: str
+    exists: bool
+    labels: dict[str, str] = field(default_factory=dict)
+    probes: tuple[str, ...] = ()
+    data_volume: str | None = None
+    persistent: bool = False
+    environment: dict[str, str] = field(default_factory=dict)
+    pods: tuple[PodState, ...] = ()
+
+    @property
+    def ready_pods(self) -> list[PodState]:
+        return [pod for pod in self.pods if pod.ready]
+
+    def evidence(self) -> dict[str, object]:
+        return {
+            "deployment": self.name,
+            "exists": self.exists,
+            "template labels": self.labels,
+            "probes on /health": list(self.probes),
+            "data volume": self.data_volume,
+            "pods": [pod.evidence() for pod in self.pods],
+        }
+
+
+def look_at_deployment(ctx: Context, name: str) -> WorkloadState:
+    """The Deployment `name` and its live pods (a missing Deployment is a state, not an error)."""
+    try:
+        deployment: V1Deployment = ctx.apps.read_namespaced_deployment(name, ctx.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return WorkloadState(name, exists=False)
+        raise
+    template = deployment.spec.template
+    container = template.spec.containers[0]
+    environment = {env.name: env.value for env in container.env or [] if env.value is not None}
+    probes = tuple(
+        kind
+        for kind, probe in (("readiness", container.readiness_probe), ("liveness", container.liveness_probe))
+        if probe is not None and probe.http_get is not None and probe.http_get.path == HEALTH_PATH
+    )
+    data_volume, persistent = _data_volume(template.spec, container, environment.get(DATA_DIR_VARIABLE))
+    selector = ",".join(f"{key}={value}" for key, value in (deployment.spec.selector.match_labels or {}).items())
+    pods = ctx.core.list_namespaced_pod(ctx.namespace, label_selector=selector).items
+    return WorkloadState(
+        name=name,
+        exists=True,
+        labels=dict(template.metadata.labels or {}),
+        probes=probes,
+        data_volume=data_volume,
+        persistent=persistent,
+        environment=environment,
+        pods=tuple(_pod_state(pod) for pod in pods if pod.metadata.deletion_timestamp is None),
+    )
+
+
+def _data_volume(pod_spec: Any, container: Any, data_dir: str | None) -> tuple[str | None, bool]:
+    """The volume mounted where BOOKSTORE_DATA_DIR points, and whether it is a PersistentVolumeClaim."""
+    if not data_dir:
+        return None, False
+    mount = next((m for m in container.volume_mounts or [] if m.mount_path.rstrip("/") == data_dir.rstrip("/")), None)
+    if mount is None:
+        return None, False
+    volume = next((v for v in pod_spec.volumes or [] if v.name == mount.name), None)
+    return mount.name, volume is not None and volume.persistent_volume_claim is not None
+
+
+def _pod_state(pod: V1Pod) -> PodState:
+    status = pod.status
+    conditions = {c.type: c.status for c in (status.conditions or [])} if status else {}
+    containers = (status.container_statuses or []) if status else []
+    first = containers[0] if containers else None
+    running = first.state.running if first and first.state else None
+    waiting = first.state.waiting if first and first.state else None
+    return PodState(
+        name=pod.metadata.name,
+        uid=pod.metadata.uid,
+        ready=conditions.get("Ready") == "True",
+        restarts=first.restart_count if first else 0,
+        started_at=running.started_at.isoformat() if running and running.started_at else None,
+        waiting=f"{waiting.reason}: {waiting.message}" if waiting and waiting.message else (waiting and waiting.reason),
+    )
+
+
+def _workload_problem(seen: WorkloadState, lab_id: str, *, persistent: bool) -> CheckResult | None:
+    """Why a Deployment is not what the lab asks for, or None when it is."""
+    name = seen.name
+    if not seen.exists:
+        return CheckResult.failed(
+            f"There is no Deployment {name!r} in your namespace.",
+            f"Apply the lab's manifests (infra/overlays/{lab_id}), as the notebook cell does.",
+            **seen.evidence(),
+        )
+    missing_labels = [key for key in ("app", "version") if key not in seen.labels]
+    if missing_labels:
+        return CheckResult.failed(
+            f"The pods of {name!r} carry no {' and no '.join(missing_labels)} label.",
+            "Label the pod template with `app` and `version`: Services select by `app`, version counts traffic.",
+            **seen.evidence(),
+        )
+    if len(seen.probes) < 2:
+        return CheckResult.failed(
+            f"{name!r} does not probe {HEALTH_PATH} for both readiness and liveness (it has: {list(seen.probes)}).",
+            f"Add a readinessProbe and a livenessProbe with httpGet on {HEALTH_PATH}: without them Kubernetes "
+            "sends traffic to a pod before it can serve, and never restarts one that hangs.",
+            **seen.evidence(),
+        )
+    if seen.data_volume is None:
+        return CheckResult.failed(
+            f"{name!r} keeps its database where {DATA_DIR_VARIABLE} points, but no volume is mounted there.",
+            f"Mount a volume at the path {DATA_DIR_VARIABLE} names (the manifest uses /data).",
+            **seen.evidence(),
+        )
+    if persistent and not seen.persistent:
+        return CheckResult.failed(
+            f"{name!r} mounts volume {seen.data_volume!r}, but it is not a PersistentVolumeClaim: the books "
+            "sold would vanish with the pod.",
+            "Use the persistentVolumeClaim `monolith-data` for the data volume.",
+            **seen.evidence(),
+        )
+    if not seen.ready_pods:
+        waiting = next((pod.waiting for pod in seen.pods if pod.waiting), None)
+        why = f" (waiting: {waiting})" if waiting else ""
+        return CheckResult.failed(
+            f"Deployment {name!r} has no Ready pod yet{why}.",
+            f"See what Kubernetes says: `kubectl describe deployment {name}` and `kubectl logs deployment/{name}`.",
+            **seen.evidence(),
+        )
+    return None
+
+
+def deployments_ready(ctx: Context, names: Sequence[str], lab_id: str, *, persistent: bool = False) -> CheckResult:
+    """PASSED when every named Deployment is as the lab asks and has a Ready pod (waits for readiness)."""
+    seen: list[WorkloadState] = []
+    for name in names:
+        state = observe(
+            lambda name=name: look_at_deployment(ctx, name),
+            lambda state: not state.exists or bool(state.ready_pods),
+        ).value
+        problem = _workload_problem(state, lab_id, persistent=persistent)
+        if problem:
+            return problem
+        seen.append(state)
+    listed = ", ".join(f"{state.name} ({len(state.ready_pods)} Ready)" for state in seen)
+    return CheckResult.passed(
+        f"Deployed with probes, labels and a data volume, and Ready: {listed}.",
+        **{state.name: state.evidence() for state in seen},
+    )
+
+
+# --- Services --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A Service, the ready addresses behind it, and what `GET /health` through it answered."""
+
+    name: str
+    exists: bool
+    addresses: tuple[str, ...] = ()
+    health: dict[str, Any] | None = None
+    answer: str = ""
+
+    def evidence(self) -> dict[str, object]:
+        return {"service": self.name, "exists": self.exists, "endpoints": list(self.addresses), "health": self.answer}
+
+
+def look_at_service(ctx: Context, name: str) -> ServiceState:
+    try:
+        ctx.core.read_namespaced_service(name, ctx.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return ServiceState(name, exists=False)
+        raise
+    try:
+        endpoints = ctx.core.read_namespaced_endpoints(name, ctx.namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        endpoints = None
+    addresses = tuple(
+        f"{address.ip}:{port.port}"
+        for subset in (endpoints.subsets or [] if endpoints else [])
+        for address in subset.addresses or []
+        for port in subset.ports or []
+    )
+    if not addresses:
+        return ServiceState(name, exists=True)
+    response = ctx.http.get(f"{service_url(name)}{HEALTH_PATH}")
+    health = response.json() if response.status_code == 200 else None
+    return ServiceState(name, True, addresses, health, f"{response.status_code} {response.text[:200]}")
+
+
+def services_reachable(ctx: Context, names: Sequence[str], lab_id: str) -> CheckResult:
+    """PASSED when each named Service has Ready endpoints and its own app answers /health through it."""
+    seen: list[ServiceState] = []
+    for name in names:
+        state = observe(
+            lambda name=name: look_at_service(ctx, name),
+            lambda state: not state.exists or state.health is not None,
+        ).value
+        if not state.exists:
+            return CheckResult.failed(
+                f"There is no Service {name!r}: nothing gives the pods of {name!r} a stable name.",
+                f"Apply the Service of infra/overlays/{lab_id}, as the notebook cell does.",
+                **state.evidence(),
+            )
+        if not state.addresses:
+            return CheckResult.failed(
+                f"Service {name!r} has no Ready endpoints: its selector matches no Ready pod.",
+                f"Compare `kubectl get service {name} -o yaml` (spec.selector) with the pods' labels "
+                f"(`kubectl get pods --show-labels`), and check that the Deployment is Ready.",
+                **state.evidence(),
+            )
+        if state.health is None or state.health.get("service") != name:
+            return CheckResult.failed(
+                f"{service_url(name)}{HEALTH_PATH} did not answer as the {name} service ({state.answer!r}).",
+                f"The Service must send traffic to the {name!r} pods' `http` port (targetPort: http).",
+                **state.evidence(),
+            )
+        seen.append(state)
+    return CheckResult.passed(
+        "Reachable through their Services: " + ", ".join(f"{service_url(s.name)} → {list(s.addresses)}" for s in seen),
+        **{state.name: state.evidence() for state in seen},
+    )
+
+
+# --- The shop: books, accounts and the invariants --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShopState:
+    """The books on the shelf and the buyer's account, as the public API shows them."""
+
+    books: dict[str, dict[str, Any]]
+    buyer: dict[str, Any] | None
+
+    @property
+    def bought(self) -> int:
+        return sum(book["count"] for book in self.buyer["books"]) if self.buyer else 0
+
+    def invariant_breaks(self) -> list[str]:
+        """Each way stock or money moved other than the invariants say, in words."""
+        broken = [
+            f"book {book_id}: {INITIAL_STOCK} − stock {book['stock']} = {INITIAL_STOCK - book['stock']}, "
+            f"but {book['sold']} were sold"
+            for book_id, book in sorted(self.books.items())
+            if INITIAL_STOCK - book["stock"] != book["sold"]
+        ]
+        if self.buyer:
+            spent = INITIAL_BALANCE - self.buyer["balance"]
+            owed = sum(self.books[owned["id"]]["price"] * owned["count"] for owned in self.buyer["books"])
+            if spent != owed:
+                broken.append(f"{BUYER} spent {spent} fen, but the books {BUYER} owns cost {owed} fen")
+        return broken
+
+    def evidence(self) -> dict[str, object]:
+        shelf = {book_id: f"{book['stock']}/{book['sold']}" for book_id, book in sorted(self.books.items())}
+        return {"books (id: stock/sold)": shelf, BUYER: self.buyer}
+
+
+def look_at_shop(ctx: Context, url: str) -> ShopState:
+    books = ctx.http.get(f"{url}/api/books")
+    books.raise_for_status()
+    account = ctx.http.get(f"{url}/api/users/{BUYER}")
+    if account.status_code != 404:
+        account.raise_for_status()
+    return ShopState(
+        books={book["id"]: book for book in books.json()["books"]},
+        buyer=account.json() if account.status_code == 200 else None,
+    )
+
+
+def purchase_kept_invariants(ctx: Context, url: str) -> CheckResult:
+    """PASSED when the buyer owns books and stock and money moved exactly by what was bought."""
+    shop = look_at_shop(ctx, url)
+    if shop.buyer is None:
+        return CheckResult.failed(
+            f"There is no user {BUYER!r} at {url} yet.",
+            f'Create the account: POST {url}/api/users with {{"name": "{BUYER}"}}.',
+            **shop.evidence(),
+        )
+    if not shop.bought:
+        return CheckResult.failed(
+            f"{BUYER!r} has not bought any book yet.",
+            f"Buy one: POST {url}/api/purchase with the user, a book id (00001 … 00005) and a count.",
+            **shop.evidence(),
+        )
+    broken = shop.invariant_breaks()
+    if broken:
+        return CheckResult.failed(
+            "Stock or money moved differently from what was bought: " + "; ".join(broken) + ".",
+            "Every copy sold must leave the shelf and every fen paid must buy a book. Look at the purchases "
+            "that failed half-way (the service's logs) — this should not happen without a fault.",
+            **shop.evidence(),
+        )
+    return CheckResult.passed(
+        f"{BUYER} bought {shop.bought} book(s); for every book 10000 − stock = sold, and {BUYER}'s balance fell by "
+        "exactly the price of the books bought.",
+        **shop.evidence(),
+    )
+
+
+def refused_purchase_statuses(ctx: Context, url: str) -> list[int]:
+    """The status of each purchase the service refused (4xx), from the spans it still remembers."""
+    answer = ctx.http.get(f"{url}/debug/spans")
+    answer.raise_for_status()
+    return [
+        span["status"]
+        for span in answer.json()["spans"]
+        if span["operation"] == PURCHASE_OPERATION and 400 <= span["status"] < 500
+    ]
+
+
+def bad_purchases_changed_nothing(ctx: Context, url: str) -> CheckResult:
+    """PASSED when the service refused at least one purchase and the invariants still hold."""
+    refused = refused_purchase_statuses(ctx, url)
+    if not refused:
+        return CheckResult.failed(
+            f"{url} has not refused any purchase yet.",
+            "Try to buy what cannot be sold: a book id that does not exist, or more than the buyer can pay for.",
+        )
+    shop = look_at_shop(ctx, url)
+    broken = shop.invariant_breaks()
+    if broken:
+        return CheckResult.failed(
+            "A refused purchase left traces: " + "; ".join(broken) + ".",
+            "A refusal must happen before any stock or money moves, or undo what moved.",
+            refused=refused,
+            **shop.evidence(),
+        )
+    return CheckResult.passed(
+        f"{len(refused)} purchase(s) refused (statuses {sorted(set(refused))}), and no copy or fen moved for them.",
+        refused=refused,
+        **shop.evidence(),
+    )
+
+
+# --- What the solution does ------------------------------------------------------------------------
+
+
+def create_buyer(ctx: Context, url: str) -> None:
+    """Open the buyer's account; one that already exists (409) is fine."""
+    answer = ctx.http.post(f"{url}/api/users", json={"name": BUYER})
+    if answer.status_code != 409:
+        answer.raise_for_status()
+
+
+def buy(ctx: Context, url: str, purchase: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+    """POST one purchase and return the answer as it came (a refusal is an answer, not an error)."""
+    return ctx.http.post(f"{url}/api/purchase", json=purchase, headers=headers)
+
+
+def apply_kinds(ctx: Context, lab_id: str, kinds: Iterable[str]) -> None:
+    apply(overlay(lab_id, kinds=kinds), connection=ctx)
+
+
+# --- Lab 01's checks -----------------------------------------------------------------------------
+
+MONOLITH = service_url(APP)
+
+
+@check("01.1", title="The monolith is deployed with a volume, and Ready", timeout=90)
+def monolith_ready(ctx: Context) -> CheckResult:
+    return deployments_ready(ctx, [APP], LAB_ID, persistent=True)
+
+
+@monolith_ready.solution
+def deploy_monolith(ctx: Context) -> None:
+    apply_kinds(ctx, LAB_ID, ["PersistentVolumeClaim", "Deployment"])
+
+
+@check("01.2", title="The monolith answers through its Service", timeout=60)
+def monolith_reachable(ctx: Context) -> CheckResult:
+    return services_reachable(ctx, [APP], LAB_ID)
+
+
+@monolith_reachable.solution
+def expose_monolith(ctx: Context) -> None:
+    apply_kinds(ctx, LAB_ID, ["Service"])
+
+
+@check("01.3", title="A purchase moved stock and money exactly", timeout=30)
+def monolith_purchase(ctx: Context) -> CheckResult:
+    return purchase_kept_invariants(ctx, MONOLITH)
+
+
+@monolith_purchase.solution
+def buy_from_monolith(ctx: Context) -> None:
+    create_buyer(ctx, MONOLITH)
+    buy(ctx, MONOLITH, PURCHASE).raise_for_status()
+
+
+@check("01.4", title="Bad purchases were refused and changed nothing", timeout=30)
+def monolith_refusals(ctx: Context) -> CheckResult:
+    return bad_purchases_changed_nothing(ctx, MONOLITH)
+
+
+@monolith_refusals.solution
+def try_bad_purchases(ctx: Context) -> None:
+    for purchase in BAD_PURCHASES:
+        buy(ctx, MONOLITH, purchase)
+
+
+# --- Reset -----------------------------------------------------------------------------------------
+
+
+def delete_lab_objects(ctx: Context, lab_id: str) -> None:
+    """Delete the lab's Deployments, Services and claims (found by label), and wait until its pods are gone."""
+    selector = f"{LAB_LABEL}={lab_id}"
+    namespace = ctx.namespace
+    for deployment in ctx.apps.list_namespaced_deployment(namespace, label_selector=selector).items:
+        _delete(lambda name=deployment.metadata.name: ctx.apps.delete_namespaced_deployment(name, namespace))
+    for service in ctx.core.list_namespaced_service(namespace, label_selector=selector).items:
+        _delete(lambda name=service.metadata.name: ctx.core.delete_namespaced_service(name, namespace))
+    apps = [obj["metadata"]["name"] for obj in overlay(lab_id, kinds=["Deployment"])]
+    app_selector = f"app in ({','.join(apps)})"
+    gone = observe(
+        lambda: ctx.core.list_namespaced_pod(namespace, label_selector=app_selector).items,
+        lambda pods: not pods,
+        timeout=60,
+    )
+    if not gone.reached:
+        raise TimeoutError(f"pods of {', '.join(apps)} were still there 60s after their Deployments were deleted")
+    for claim in ctx.core.list_namespaced_persistent_volume_claim(namespace, label_selector=selector).items:
+        name = claim.metadata.name
+        empty_claim(ctx, name)
+        _delete(lambda name=name: ctx.core.delete_namespaced_persistent_volume_claim(name, namespace))
+
+
+def empty_claim(ctx: Context, claim: str) -> None:
+    """Delete the files on a claim with a short-lived pod, so the lab starts again with an empty shop.
+
+    Deleting the claim alone is not enough everywhere: a StorageClass with reclaimPolicy Retain (and
+    localcluster, which keeps claim directories) would hand the old database to the next claim.
+    """
+    pod_name = f"empty-{claim}"
+    apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod_name, "labels": {"app": pod_name}},
+            "spec": {
+                "restartPolicy": "Never",
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+                "containers": [
+                    {
+                        "name": "empty",
+                        "image": PROJECT_IMAGE,
+                        "command": ["python", "-c", EMPTY_DIRECTORY],
+                        "env": [{"name": "DATA", "value": "/data"}],
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+                    }
+                ],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+            },
+        },
+        connection=ctx,
+    )
+    finished = observe(
+        lambda: ctx.core.read_namespaced_pod(pod_name, ctx.namespace).status.phase,
+        lambda phase: phase in ("Succeeded", "Failed"),
+        timeout=60,
+    )
+    _delete(lambda: ctx.core.delete_namespaced_pod(pod_name, ctx.namespace, grace_period_seconds=0))
+    if finished.value != "Succeeded":
+        raise RuntimeError(f"emptying claim {claim!r} did not succeed (pod {pod_name} ended {finished.value})")
+
+
+#: What the emptying pod runs: remove everything under $DATA, keep the directory.
+EMPTY_DIRECTORY = """
+import os, shutil
+from pathlib import Path
+for entry in Path(os.environ["DATA"]).iterdir():
+    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+"""
+
+
+def _delete(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def reset(ctx: Context) -> None:
+    """Remove the monolith, its Service and its volume claim."""
+    delete_lab_objects(ctx, LAB_ID)

@@ -1,0 +1,52 @@
+"""Lab 01 on a real localcluster: every check fails before its step and passes after; reset starts over."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from checkers import Status, run_check
+from checkers.lab01_monolith import APP, BUYER, LAB_ID, MONOLITH, look_at_deployment, monolith_reachable, reset
+from labkit import wait_for
+from tests.integration.conftest import LocalCluster
+from tests.integration.lab_support import ClusterConnection, connection_to, prove_each_step, verdicts
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ctx(cluster: LocalCluster) -> Iterator[ClusterConnection]:
+    with connection_to(cluster) as connection:
+        yield connection
+
+
+def test_each_check_fails_before_its_step_and_passes_after(ctx: ClusterConnection) -> None:
+    assert prove_each_step(ctx, "01") == ["01.1", "01.2", "01.3", "01.4"]
+    assert set(verdicts(ctx, "01").values()) == {Status.PASSED}
+
+
+def test_the_purchase_survives_a_new_pod(ctx: ClusterConnection) -> None:
+    """The claim is the lesson of the volume: a new pod opens the same database."""
+    before = ctx.http.get(f"{MONOLITH}/api/users/{BUYER}").json()
+    (old,) = look_at_deployment(ctx, APP).pods
+    ctx.core.delete_namespaced_pod(old.name, ctx.namespace)
+    replaced = wait_for(
+        lambda: [pod for pod in look_at_deployment(ctx, APP).ready_pods if pod.uid != old.uid],
+        what="a new Ready monolith pod",
+        timeout=60,
+    )
+    assert len(replaced) == 1
+    assert run_check(monolith_reachable, ctx).ok
+    assert ctx.http.get(f"{MONOLITH}/api/users/{BUYER}").json() == before
+
+
+def test_reset_removes_the_lab_and_its_data(ctx: ClusterConnection) -> None:
+    reset(ctx)
+    selector = f"bookstore.workshop/lab={LAB_ID}"
+    assert not ctx.apps.list_namespaced_deployment(ctx.namespace, label_selector=selector).items
+    assert not ctx.core.list_namespaced_service(ctx.namespace, label_selector=selector).items
+    assert not ctx.core.list_namespaced_persistent_volume_claim(ctx.namespace, label_selector=selector).items
+    assert not ctx.core.list_namespaced_pod(ctx.namespace).items
+    # The lab can be done again from the start: the new shop does not know the old buyer.
+    assert prove_each_step(ctx, "01") == ["01.1", "01.2", "01.3", "01.4"]
