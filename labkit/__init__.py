@@ -7,7 +7,14 @@ kubernetes client and ipywidgets load only when a helper that needs them is firs
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
+
+# The kubernetes client imports jsonschema (through kubernetes_validate), which, when rfc3987_syntax is
+# installed (JupyterLab brings it), builds a Lark grammar on import: 2-4 s of every `lab check` and of
+# every notebook's first cell, only to check "iri" formats nothing here validates. Keep it out, as
+# localcluster does (a no-op if something imported it already).
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 if TYPE_CHECKING:
     from labkit._apply import ApplyError, ManifestError, apply, load_manifests, manifest

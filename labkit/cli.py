@@ -17,11 +17,6 @@ import click
 if TYPE_CHECKING:
     from checkers import Check, CheckResult, Context
 
-# The kubernetes client imports jsonschema (through kubernetes_validate), which, when rfc3987_syntax is
-# installed (JupyterLab brings it), builds a Lark grammar on import: 2-4 s of every `lab check`, only to
-# check "iri" formats no command here validates. Keep it out of this process, as localcluster does.
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-
 STATUS_COLOURS = {"PASSED": "green", "FAILED": "red", "ERROR": "yellow"}
 INDENT = " " * 14
 
