@@ -8,11 +8,14 @@ client that finds the state file can connect at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -50,6 +53,26 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn's Server, but SIGTERM and SIGINT only start a graceful exit.
+
+    uvicorn captures these signals and raises them again once it has stopped serving, which would
+    kill this process before it stops its pods, its proxy and its store. Here they are handled on
+    the event loop instead, and `serve()` goes on to its clean-up.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.handle_exit, signum, None)
+        try:
+            yield
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
 
 
 def previous_port(settings: Settings) -> int:
@@ -107,7 +130,7 @@ async def serve(settings: Settings) -> None:
     url = f"https://{host}:{port}"
     tls = ensure_certificate(settings.home / "pki")
     state.write_kubeconfig(settings, url, token, tls.ca_path)
-    server = uvicorn.Server(
+    server = ApiServer(
         uvicorn.Config(
             app,
             log_level="warning",

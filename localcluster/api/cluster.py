@@ -419,6 +419,26 @@ class Cluster:
             name=name,
         )
 
+    def bind_pod(self, namespace: str, name: str, node: str) -> dict[str, Any]:
+        """Set a pending pod's spec.nodeName, as the apiserver's `pods/binding` subresource does.
+
+        Binding is not an update: update validation forbids changing spec.nodeName, and upstream's
+        BindingREST writes the field in storage without bumping metadata.generation.
+        """
+        pods = self.registry.get("", "pods")
+        pod = self.get(pods, namespace, name)
+        bound = pod["spec"].get("nodeName")
+        if bound:
+            raise Conflict(f'pod {name} is already assigned to node "{bound}"', kind="pods", name=name)
+        if pod["metadata"].get("deletionTimestamp"):
+            raise Conflict(f"pod {name} is being deleted, cannot be assigned to a host", kind="pods", name=name)
+        pod["spec"]["nodeName"] = node
+        try:
+            entry = self.store.update(pods.key, pod, expected_version=pod["metadata"]["resourceVersion"])
+        except (ObjectMissing, VersionConflict):
+            raise self._conflict(pods, name) from None
+        return json.loads(entry.raw)
+
     # -- delete --------------------------------------------------------------------------------
 
     def delete(

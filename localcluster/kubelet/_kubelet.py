@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute
 
 from localcluster import processes
 from localcluster.api.cluster import Cluster, now
-from localcluster.api.errors import ApiError, Conflict
+from localcluster.api.errors import ApiError
 from localcluster.controllers.base import reconcile_on_changes
 from localcluster.kubelet._env import HostEndpoints
 from localcluster.kubelet._exec import streaming_routes
@@ -24,7 +24,7 @@ from localcluster.kubelet._logs import LogService
 from localcluster.kubelet._podnet import allocate_ip
 from localcluster.kubelet._status import TERMINAL_PHASES, merge_conditions
 from localcluster.kubelet._worker import PodWorker
-from localcluster.store import ObjectMissing, VersionConflict, WatchEvent
+from localcluster.store import WatchEvent
 
 log = logging.getLogger("localcluster.kubelet")
 
@@ -251,7 +251,7 @@ class Kubelet:
                 return
             for claim in claims.values():
                 self._bind_claim(claim)  # type: ignore[arg-type]
-            bound = self._bind(pod)
+            bound = self.cluster.bind_pod(namespace, name, NODE_NAME)
             self._set_scheduled(bound, True)
             self.cluster.record_event(
                 bound,
@@ -261,20 +261,6 @@ class Kubelet:
             )
         except ApiError as exc:
             log.info("scheduler: pod %s/%s not bound: %s", namespace, name, exc.message)
-
-    def _bind(self, pod: dict[str, Any]) -> dict[str, Any]:
-        """Set spec.nodeName as the apiserver's `pods/binding` does: straight onto the stored pod.
-
-        A pod update may not change spec.nodeName (validation forbids it), and binding is not an
-        update: upstream's BindingREST writes the field in storage without update validation and
-        without bumping metadata.generation. The store keeps resourceVersion and watch events right.
-        """
-        pod["spec"]["nodeName"] = NODE_NAME
-        try:
-            entry = self.cluster.store.update(self.pods.key, pod, expected_version=pod["metadata"]["resourceVersion"])
-        except (ObjectMissing, VersionConflict):
-            raise Conflict(f'pod "{pod["metadata"]["name"]}" changed while it was being bound') from None
-        return json.loads(entry.raw)
 
     def _set_scheduled(self, pod: dict[str, Any], ok: bool, reason: str = "", message: str = "") -> bool:
         """Write the PodScheduled condition; False if it already said this."""
