@@ -3,7 +3,8 @@
 The backend (a minimal ASGI app under uvicorn, as a pod's server) and the proxy (localcluster's
 ServiceProxy over a real store holding a Service and its Endpoints) each run in a process of their
 own, as they do under localcluster; this process is the client. Direct and proxied calls alternate,
-on keep-alive connections, so both see the same machine load. Everything binds loopback only.
+on keep-alive connections, so both see the same machine load; the callers are bare sockets so that
+a client library's own cost does not drown what is measured. Everything binds loopback only.
 
     python bench/bench_proxy.py [--requests 2000] [--concurrency 16]
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,8 +25,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 SERVICE = "bench"
 NAMESPACE = "bookstore"
 BODY = b'{"id":"00001","title":"Cloud Native Go","price":69}'
@@ -32,16 +32,17 @@ BODY = b'{"id":"00001","title":"Cloud Native Go","price":69}'
 
 async def backend_app(scope: dict[str, object], receive: Callable[[], Awaitable[object]], send: Callable) -> None:
     """The cheapest HTTP answer an ASGI server can give: a small JSON body, like a book lookup."""
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": BODY})
 
 
 def serve_backend() -> None:
-    import socket
-
     import uvicorn
 
-    sock = socket.socket()
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it
+    # Nagle's algorithm holds the body behind the head until a delayed ACK (40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)  # before the port is announced, so the first connection cannot be refused
     print(sock.getsockname()[1], flush=True)
@@ -104,40 +105,76 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def latencies(direct_url: str, proxy_url: str, count: int) -> tuple[list[float], list[float]]:
+class KeepAliveCaller:
+    """A bare HTTP/1.1 keep-alive client on one socket: so the numbers measure servers, not a client library."""
+
+    def __init__(self, port: int, target: str, host: str) -> None:
+        self._socket = socket.create_connection(("127.0.0.1", port))
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        self._buffer = b""
+
+    def call(self) -> None:
+        self._socket.sendall(self._request)
+        while b"\r\n\r\n" not in self._buffer:
+            self._buffer += self._receive()
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200 "):
+            raise SystemExit(f"unexpected answer: {head.decode(errors='replace')}")
+        while len(self._buffer) < len(BODY):
+            self._buffer += self._receive()
+        self._buffer = self._buffer[len(BODY) :]
+
+    def _receive(self) -> bytes:
+        data = self._socket.recv(65536)
+        if not data:
+            raise SystemExit("the server closed the connection")
+        return data
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def latencies(backend_port: int, proxy_port: int, count: int) -> tuple[list[float], list[float]]:
     """Seconds per call, direct and through the proxy, measured alternately on warm connections."""
-    direct: list[float] = []
-    proxied: list[float] = []
-    with (
-        httpx.Client(trust_env=False) as plain,
-        httpx.Client(proxy=proxy_url, trust_env=False) as through_proxy,
-    ):
+    direct = KeepAliveCaller(backend_port, "/", "127.0.0.1")
+    proxied = KeepAliveCaller(proxy_port, f"http://{SERVICE}/", SERVICE)
+    timings: tuple[list[float], list[float]] = ([], [])
+    try:
         for _ in range(100):  # warm up: connections, pools, code paths
-            plain.get(direct_url).raise_for_status()
-            through_proxy.get(f"http://{SERVICE}/").raise_for_status()
+            direct.call()
+            proxied.call()
         for _ in range(count):
-            started = time.perf_counter()
-            plain.get(direct_url).raise_for_status()
-            direct.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            through_proxy.get(f"http://{SERVICE}/").raise_for_status()
-            proxied.append(time.perf_counter() - started)
-    return direct, proxied
+            for caller, samples in zip((direct, proxied), timings, strict=True):
+                started = time.perf_counter()
+                caller.call()
+                samples.append(time.perf_counter() - started)
+    finally:
+        direct.close()
+        proxied.close()
+    return timings
 
 
-async def throughput(proxy_url: str, count: int, concurrency: int) -> float:
-    """Requests per second through the proxy with `concurrency` callers sharing `count` requests."""
+async def throughput(proxy_port: int, count: int, concurrency: int) -> float:
+    """Requests per second through the proxy with `concurrency` keep-alive callers sharing `count` requests."""
     remaining = iter(range(count))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(proxy=proxy_url, trust_env=False, limits=limits) as client:
+    request = f"GET http://{SERVICE}/ HTTP/1.1\r\nHost: {SERVICE}\r\n\r\n".encode()
 
-        async def caller() -> None:
+    async def caller() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
+        try:
             for _ in remaining:
-                (await client.get(f"http://{SERVICE}/")).raise_for_status()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 200 "):
+                    raise SystemExit(f"unexpected answer: {head.decode(errors='replace')}")
+                await reader.readexactly(len(BODY))
+        finally:
+            writer.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-        return count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return count / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -159,9 +196,8 @@ def main() -> None:
         child("--serve-backend") as backend_port,
         child("--serve-proxy", str(backend_port), "--state-dir", state_dir) as proxy_port,
     ):
-        proxy_url = f"http://127.0.0.1:{proxy_port}"
-        direct, proxied = latencies(f"http://127.0.0.1:{backend_port}/", proxy_url, options.requests)
-        rate = asyncio.run(throughput(proxy_url, options.requests, options.concurrency))
+        direct, proxied = latencies(backend_port, proxy_port, options.requests)
+        rate = asyncio.run(throughput(proxy_port, options.requests, options.concurrency))
     milliseconds = {
         "direct latency p50": statistics.median(direct),
         "direct latency p99": percentile(direct, 0.99),

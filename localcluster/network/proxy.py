@@ -154,6 +154,8 @@ class ServiceProxy:
             await _linger(reader, writer)
         except (ClientGone, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            pass  # stop() ends open connections; a connection's task has nobody else to tell
         except h11.LocalProtocolError:
             log.exception("service proxy: cannot relay a message on this connection; closing it")
         finally:

@@ -65,7 +65,8 @@ class Backend:
 
 
 def free_socket(host: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly, or asyncio leaves Nagle on and small answers wait for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind((host, 0))
     sock.listen(64)
     sock.setblocking(False)
