@@ -1,0 +1,274 @@
+"""Lab 02, microservices: storefront, stock and balance, each with its own Deployment and Service.
+
+The attendee deploys the three services (infra/overlays/02-microservices), buys through the
+storefront, follows one purchase across the services by its W3C trace, and switches the ranking
+strategy as a dynamic module while the storefront's pod keeps running. The deployment, service
+and shop checks are lab 01's, asked of three services instead of one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bookstore.calltree import SpanNode, collect_trace
+from bookstore.models import Book
+from bookstore.modules.host import BUNDLED_MODULES, RankingModule, bundled_source, load_module
+from checkers._context import Context
+from checkers._registry import check
+from checkers._result import CheckResult
+from checkers.lab01_monolith import (
+    BAD_PURCHASES,
+    PURCHASE,
+    PURCHASE_OPERATION,
+    PodState,
+    apply_kinds,
+    bad_purchases_changed_nothing,
+    buy,
+    create_buyer,
+    delete_lab_objects,
+    deployments_ready,
+    look_at_deployment,
+    purchase_kept_invariants,
+    service_url,
+    services_reachable,
+)
+from labkit.traces import start_trace
+
+LAB_ID = "02-microservices"
+SERVICES = ("storefront", "stock", "balance")
+STOREFRONT = service_url("storefront")
+#: Who the storefront must call for a purchase: the services that keep the books and the money.
+DEPENDENCIES = ("stock", "balance")
+#: The ranking a host starts with when BOOKSTORE_RANKING is unset, always as version 1.0.0.
+DEFAULT_RANKING = "by-sales"
+STARTUP_VERSION = "1.0.0"
+#: The module the solution switches to.
+NEW_RANKING = {"name": "by-price", "version": "1.0.0", "bundled": "by-price", "activate": True}
+
+
+@check("02.1", title="storefront, stock and balance each run in their own Deployment", timeout=120)
+def services_deployed(ctx: Context) -> CheckResult:
+    return deployments_ready(ctx, SERVICES, LAB_ID)
+
+
+@services_deployed.solution
+def deploy_services(ctx: Context) -> None:
+    apply_kinds(ctx, LAB_ID, ["Deployment"])
+
+
+@check("02.2", title="Each service has a Service with Endpoints and answers through it", timeout=60)
+def services_exposed(ctx: Context) -> CheckResult:
+    return services_reachable(ctx, SERVICES, LAB_ID)
+
+
+@services_exposed.solution
+def expose_services(ctx: Context) -> None:
+    apply_kinds(ctx, LAB_ID, ["Service"])
+
+
+@check("02.3", title="A purchase through the storefront moved stock and money exactly", timeout=30)
+def storefront_purchase(ctx: Context) -> CheckResult:
+    return purchase_kept_invariants(ctx, STOREFRONT)
+
+
+@storefront_purchase.solution
+def buy_from_storefront(ctx: Context) -> None:
+    create_buyer(ctx, STOREFRONT)
+    buy(ctx, STOREFRONT, PURCHASE).raise_for_status()
+
+
+@check("02.4", title="Bad purchases were refused and changed nothing", timeout=30)
+def storefront_refusals(ctx: Context) -> CheckResult:
+    return bad_purchases_changed_nothing(ctx, STOREFRONT)
+
+
+@storefront_refusals.solution
+def try_bad_purchases(ctx: Context) -> None:
+    for purchase in BAD_PURCHASES:
+        buy(ctx, STOREFRONT, purchase)
+
+
+# --- 02.5: the trace of one purchase -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracedPurchase:
+    """The newest purchase the notebook traced, and who was called below it."""
+
+    trace_id: str
+    called: tuple[str, ...]
+    drawing: str
+
+
+def newest_traced_purchase(ctx: Context) -> TracedPurchase | None:
+    """The newest successful purchase that joined a caller's trace (a `traceparent` was sent), if any."""
+    answer = ctx.http.get(f"{STOREFRONT}/debug/spans")
+    answer.raise_for_status()
+    traced = [
+        span
+        for span in answer.json()["spans"]
+        if span["operation"] == PURCHASE_OPERATION and span["status"] == 201 and span["parent_id"]
+    ]
+    if not traced:
+        return None
+    purchase = max(traced, key=lambda span: span["start"])
+    tree = collect_trace(purchase["trace_id"], [service_url(name) for name in SERVICES], client=ctx.http)
+    node = next(
+        (node for root in tree.roots for node in _nodes(root) if node.span.span_id == purchase["span_id"]), None
+    )
+    called = tuple(sorted({span.service for _, span in node.walk()} - {"storefront"})) if node else ()
+    return TracedPurchase(purchase["trace_id"], called, tree.render())
+
+
+def _nodes(root: SpanNode) -> list[SpanNode]:
+    return [root, *(node for child in root.children for node in _nodes(child))]
+
+
+@check("02.5", title="The storefront really calls stock and balance (the trace shows it)", timeout=30)
+def purchase_traced(ctx: Context) -> CheckResult:
+    seen = newest_traced_purchase(ctx)
+    if seen is None:
+        return CheckResult.failed(
+            "The storefront has served no purchase that carried a trace of yours.",
+            "Start a trace (`trace = labkit.traces.start_trace()`) and send `headers=trace.headers` with a purchase.",
+        )
+    missing = [name for name in DEPENDENCIES if name not in seen.called]
+    if missing:
+        return CheckResult.failed(
+            f"The traced purchase {seen.trace_id} shows no call to {' or '.join(missing)}.",
+            "The storefront finds stock and balance by their Service names (http://stock, http://balance): "
+            "check its BOOKSTORE_STOCK_URL and BOOKSTORE_BALANCE_URL.",
+            trace_id=seen.trace_id,
+            call_tree=seen.drawing,
+        )
+    return CheckResult.passed(
+        f"Purchase trace {seen.trace_id}: the storefront called {' and '.join(seen.called)}.",
+        trace_id=seen.trace_id,
+        call_tree=seen.drawing,
+    )
+
+
+@purchase_traced.solution
+def trace_a_purchase(ctx: Context) -> None:
+    buy(ctx, STOREFRONT, PURCHASE, headers=start_trace().headers).raise_for_status()
+
+
+# --- 02.6: a dynamic module, switched without a restart ------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankingState:
+    """The storefront's active ranking, the order it serves, and the one pod serving it."""
+
+    active: str | None
+    error: str | None
+    installed_at: float | None
+    order: tuple[str, ...]
+    startup_order: tuple[str, ...]
+    startup_module: str
+    pods: tuple[PodState, ...]
+
+    def evidence(self) -> dict[str, object]:
+        return {
+            "active module": self.active,
+            "started with": self.startup_module,
+            "order served": list(self.order),
+            f"order by {self.startup_module}": list(self.startup_order),
+            "module installed at": _timestamp(self.installed_at),
+            "pods": [{**pod.evidence(), "started_at": pod.started_at} for pod in self.pods],
+        }
+
+
+def _timestamp(seconds: float | None) -> str | None:
+    return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds") if seconds else None
+
+
+def look_at_ranking(ctx: Context) -> RankingState:
+    workload = look_at_deployment(ctx, "storefront")
+    startup_module = workload.environment.get("BOOKSTORE_RANKING") or DEFAULT_RANKING
+    books = ctx.http.get(f"{STOREFRONT}/api/books")
+    books.raise_for_status()
+    shelf = books.json()
+    modules = ctx.http.get(f"{STOREFRONT}/admin/modules")
+    modules.raise_for_status()
+    active = modules.json()["active"]
+    installed_at = next((m["installed_at"] for m in modules.json()["modules"] if m["active"]), None)
+    served = [Book.model_validate(book) for book in shelf["books"]]
+    return RankingState(
+        active=active,
+        error=(shelf.get("ranking") or {}).get("error"),
+        installed_at=installed_at,
+        order=tuple(book.id for book in served),
+        startup_order=tuple(book.id for book in _startup_ranking(startup_module).rank(served)),
+        startup_module=f"{startup_module}@{STARTUP_VERSION}",
+        pods=tuple(workload.ready_pods),
+    )
+
+
+def _startup_ranking(name: str) -> RankingModule:
+    """The module the storefront started with, loaded here to see the order it would serve."""
+    if name not in BUNDLED_MODULES:
+        raise ValueError(f"BOOKSTORE_RANKING={name!r} is not a bundled module ({', '.join(BUNDLED_MODULES)})")
+    return load_module(name, STARTUP_VERSION, bundled_source(name), "bundled")
+
+
+def _started_before(pod: PodState, installed_at: float) -> bool:
+    return pod.started_at is not None and datetime.fromisoformat(pod.started_at).timestamp() <= installed_at + 1
+
+
+@check("02.6", title="The ranking module switched while the storefront pod kept running", timeout=30)
+def ranking_switched(ctx: Context) -> CheckResult:
+    seen = look_at_ranking(ctx)
+    evidence = seen.evidence()
+    if len(seen.pods) != 1:
+        return CheckResult.failed(
+            f"The storefront has {len(seen.pods)} Ready pods; this step needs exactly one.",
+            "A module is installed into one running process: keep the storefront at replicas: 1 for this step.",
+            **evidence,
+        )
+    if seen.active in (None, seen.startup_module):
+        return CheckResult.failed(
+            f"The storefront still ranks with {seen.active}, the module it started with.",
+            'Install and activate another module: POST http://storefront/admin/modules with {"name": "by-price", '
+            '"version": "1.0.0", "bundled": "by-price", "activate": true}.',
+            **evidence,
+        )
+    if seen.error:
+        return CheckResult.failed(
+            f"The active module {seen.active} fails on the live shelf: {seen.error}",
+            "Activate a module that returns every book once, or fix this one and install it as a new version.",
+            **evidence,
+        )
+    if seen.order == seen.startup_order:
+        return CheckResult.failed(
+            f"{seen.active} is active, but it ranks the books just as {seen.startup_module} does.",
+            "Pick a module that orders differently (by-price puts the cheapest first), so the switch shows.",
+            **evidence,
+        )
+    (pod,) = seen.pods
+    if seen.installed_at is None or not _started_before(pod, seen.installed_at):
+        return CheckResult.failed(
+            f"{seen.active} is active, but the pod serving it started after the module was installed.",
+            "Switch the module in the running pod through the admin API; do not restart or re-deploy it.",
+            **evidence,
+        )
+    # Modules live in the process's memory: a restart would have brought back the start-up module.
+    return CheckResult.passed(
+        f"The storefront ranks with {seen.active} (order {', '.join(seen.order)}) in pod {pod.name} "
+        f"(uid {pod.uid}, restarts {pod.restarts}), running since before the switch.",
+        **evidence,
+    )
+
+
+@ranking_switched.solution
+def switch_ranking(ctx: Context) -> None:
+    installed = ctx.http.post(f"{STOREFRONT}/admin/modules", json=NEW_RANKING)
+    if installed.status_code == 409:
+        installed = ctx.http.post(f"{STOREFRONT}/admin/modules/{NEW_RANKING['name']}/{NEW_RANKING['version']}/activate")
+    installed.raise_for_status()
+
+
+def reset(ctx: Context) -> None:
+    """Remove the three services' Deployments and Services."""
+    delete_lab_objects(ctx, LAB_ID)
