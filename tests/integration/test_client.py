@@ -206,14 +206,15 @@ def test_generation_bumps_on_spec_changes_only(api: client.ApiClient) -> None:
     apps.create_namespaced_deployment(NS, body)
     labelled = apps.patch_namespaced_deployment("gens", NS, {"metadata": {"labels": {"x": "y"}}})
     assert labelled.metadata.generation == 1
-    status = apps.patch_namespaced_deployment_status("gens", NS, {"status": {"observedGeneration": 1}})
-    assert status.metadata.generation == 1 and status.status.observed_generation == 1
+    # /status writes status only (the deployment controller keeps collisionCount as it finds it).
+    status = apps.patch_namespaced_deployment_status("gens", NS, {"status": {"collisionCount": 7}})
+    assert status.metadata.generation == 1 and status.status.collision_count == 7
     scaled = apps.patch_namespaced_deployment_scale("gens", NS, {"spec": {"replicas": 5}})
     assert scaled.spec.replicas == 5
     assert apps.read_namespaced_deployment("gens", NS).metadata.generation == 2
-    # The main resource ignores status; /status ignores spec.
-    ignored = apps.patch_namespaced_deployment("gens", NS, {"status": {"observedGeneration": 9}})
-    assert ignored.status.observed_generation == 1
+    # The main resource ignores status.
+    ignored = apps.patch_namespaced_deployment("gens", NS, {"status": {"collisionCount": 9}})
+    assert ignored.status.collision_count == 7
 
 
 def test_custom_objects_in_every_served_version(custom: client.CustomObjectsApi) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import LocalCluster, eventually
+from tests.integration.conftest import KUBECTL, LocalCluster, eventually
 
 NS = "bookstore"
 SERVER = Path(__file__).parent / "podprograms" / "graceful_server.py"
@@ -186,3 +188,27 @@ def test_recreate_strategy_stops_old_pods_first(cluster: LocalCluster, apis) -> 
     assert len(new) == 2 and not old & {p.metadata.name for p in new}
     events = core.list_namespaced_event(NS, field_selector="involvedObject.name=batch").items
     assert any(e.reason == "ScalingReplicaSet" and "to 0" in e.message for e in events)
+
+
+def test_kubectl_get_pods_watch_follows_a_scale_up(cluster: LocalCluster, apis) -> None:
+    watcher = subprocess.Popen(
+        [str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "get", "pods", "-l", "app=batch", "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cluster.env,
+    )
+    try:
+        assert watcher.stdout is not None
+        header = watcher.stdout.readline()
+        assert header.split()[:3] == ["NAME", "READY", "STATUS"]
+        cluster.kubectl("scale", "deployment/batch", "--replicas=3")
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum("Running" in line and "1/1" in line for line in lines) < 3:
+            lines.append(watcher.stdout.readline())
+    finally:
+        watcher.kill()
+        watcher.communicate()
+    running = {line.split()[0] for line in lines if "Running" in line and "1/1" in line}
+    assert len(running) == 3, lines
