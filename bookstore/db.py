@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+
+from anyio import to_thread
 
 __all__ = ["Database", "DatabaseClosed", "SchemaStep"]
 
@@ -64,6 +66,15 @@ class Database:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+    @asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """A FastAPI lifespan: open the database (creating its schema) at start-up, close it at shutdown."""
+        await to_thread.run_sync(self.open)
+        try:
+            yield
+        finally:
+            self.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

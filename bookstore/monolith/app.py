@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from anyio import to_thread
 from fastapi import FastAPI
 
@@ -69,12 +66,4 @@ def create_app(settings: Settings) -> FastAPI:
     """The monolith's ASGI app; its database opens (and its schema is created) at start-up."""
     database = Database(settings.database_path, [inventory.create_schema, accounts.create_schema])
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await to_thread.run_sync(database.open)
-        try:
-            yield
-        finally:
-            database.close()
-
-    return create_public_app(settings, MonolithShop(database), title="Bookstore monolith", lifespan=lifespan)
+    return create_public_app(settings, MonolithShop(database), title="Bookstore monolith", lifespan=database.lifespan)

@@ -12,11 +12,8 @@ POST   ``/api/payments/{id}/refund``   give a payment's money back (once)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
-from anyio import to_thread
 from fastapi import FastAPI, Path, Response, status
 
 from bookstore import accounts
@@ -42,15 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The balance service's ASGI app; its database opens (and its schema is created) at start-up."""
     database = Database(settings.database_path, [accounts.create_schema, accounts.create_payments_schema])
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await to_thread.run_sync(database.open)
-        try:
-            yield
-        finally:
-            database.close()
-
-    app = create_service_app(settings, title="Bookstore balance service", lifespan=lifespan)
+    app = create_service_app(settings, title="Bookstore balance service", lifespan=database.lifespan)
 
     # Plain `def` routes: FastAPI runs them in worker threads, so SQLite never blocks the event loop.
     @app.post("/api/users", status_code=status.HTTP_201_CREATED, tags=["balance"])

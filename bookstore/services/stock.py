@@ -12,11 +12,8 @@ GET    ``/api/users/{name}/books``     the books a user has bought
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
-from anyio import to_thread
 from fastapi import FastAPI, Path, Response, status
 
 from bookstore import inventory
@@ -42,15 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The stock service's ASGI app; its database opens (and its schema is created) at start-up."""
     database = Database(settings.database_path, [inventory.create_schema])
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await to_thread.run_sync(database.open)
-        try:
-            yield
-        finally:
-            database.close()
-
-    app = create_service_app(settings, title="Bookstore stock service", lifespan=lifespan)
+    app = create_service_app(settings, title="Bookstore stock service", lifespan=database.lifespan)
 
     # Plain `def` routes: FastAPI runs them in worker threads, so SQLite never blocks the event loop.
     @app.get("/api/books", tags=["stock"])
