@@ -1,0 +1,45 @@
+"""The course tier: every lab's notebook, checks and grading against a real localcluster.
+
+Each test gets a fresh localcluster in a temporary LAB_HOME, and an environment pointing at it
+(KUBECONFIG, LAB_HOME), so in-process connections and the Jupyter kernels that papermill and nbgrader
+start (they inherit this process's environment) all talk to that cluster and nothing of the user's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from checkers import Context
+from labkit import release
+from labkit.settings import PROJECT_ROOT
+from tests.integration.conftest import LocalCluster, start_cluster, stop_cluster
+
+#: Every lab's source notebook, so labs added to solutions/ are covered without touching the tests.
+SOLUTION_NOTEBOOKS = sorted(release.SOLUTIONS.glob(release.LAB_NOTEBOOKS))
+#: Where executed notebooks are kept for a human to read after a failure (gitignored).
+ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "notebooks"
+
+
+@pytest.fixture
+def lab_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
+    """A fresh localcluster, with this process's environment (and its kernels') pointing at it."""
+    running = start_cluster(tmp_path / "lab-home")
+    monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))
+    monkeypatch.setenv("LAB_HOME", str(running.home))
+    monkeypatch.delenv("LAB_NAMESPACE", raising=False)
+    monkeypatch.delenv("LAB_CONTEXT", raising=False)
+    try:
+        yield running
+    finally:
+        stop_cluster(running)
+
+
+@pytest.fixture
+def connection(lab_cluster: LocalCluster) -> Context:
+    """`labkit.connect()` to the test's cluster, as a notebook's first cell makes it."""
+    from labkit.connection import connect
+
+    return connect()

@@ -1,0 +1,73 @@
+"""Every solutions/ notebook runs top to bottom with papermill against a fresh localcluster.
+
+A cell that raises fails the run, and so does every check that is not PASSED: the hidden test cells
+call `labkit.check(...).raise_for_status()`, and any check panel a notebook shows must be green.
+The executed copies are kept under test-artifacts/notebooks/ to read after a failure.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from checkers import Status, find_lab
+from tests.notebooks.conftest import ARTIFACTS, SOLUTION_NOTEBOOKS, LocalCluster
+
+#: Seconds one cell may run: longer than any check's own budget, so a stuck cell fails instead of hanging.
+CELL_TIMEOUT = 240
+#: The first line of a check panel as text (labkit.CheckPanel): "✔ 00.1 PASSED: The Kubernetes API answers".
+PANEL_LINE = re.compile(rf"^\S (?P<check_id>\d\d\.\d+) (?P<status>{'|'.join(Status)}): ", re.MULTILINE)
+#: How a hidden test cell grades a check.
+GRADED_CHECK = re.compile(r'labkit\.check\("(?P<check_id>\d\d\.\d+)"\)\.raise_for_status\(\)')
+
+pytestmark = pytest.mark.notebooks
+
+
+def shown_verdicts(executed: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """(check id, status) of every check panel the executed notebook displays, in order."""
+    verdicts = []
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain", "")
+            verdicts += [(m["check_id"], m["status"]) for m in PANEL_LINE.finditer(text)]
+    return verdicts
+
+
+def graded_checks(executed: nbformat.NotebookNode) -> set[str]:
+    """Ids of the checks that cells which ran graded with raise_for_status."""
+    return {
+        match["check_id"]
+        for cell in executed.cells
+        if cell.cell_type == "code" and cell.execution_count
+        for match in GRADED_CHECK.finditer(cell.source)
+    }
+
+
+@pytest.mark.parametrize("notebook", SOLUTION_NOTEBOOKS, ids=lambda path: path.stem)
+def test_solution_runs_top_to_bottom_with_every_check_passed(
+    notebook: Path, lab_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    executed_copy = ARTIFACTS / notebook.name
+    try:
+        executed = papermill.execute_notebook(
+            notebook,
+            executed_copy,
+            cwd=tmp_path,
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=CELL_TIMEOUT,
+        )
+    except papermill.PapermillExecutionError as failure:
+        pytest.fail(
+            f"{notebook.name}: cell {failure.exec_count} raised {failure.ename}: {failure.evalue}\n"
+            f"(executed copy: {executed_copy})",
+            pytrace=False,
+        )
+    assert graded_checks(executed) == {one.check_id for one in find_lab(notebook.stem).checks}
+    not_passed = [(check_id, status) for check_id, status in shown_verdicts(executed) if status != Status.PASSED]
+    assert not not_passed, f"{notebook.name} shows checks that did not pass: {not_passed} (see {executed_copy})"
