@@ -95,7 +95,7 @@ def _service_port_name(service: dict[str, Any], port: int) -> str:
 
 def _ready_addresses(endpoints: dict[str, Any], port_name: str) -> list[tuple[str, int]]:
     """(ip, port) of every ready address serving the Service port named `port_name`."""
-    found = []
+    found: list[tuple[str, int]] = []
     for subset in endpoints.get("subsets") or []:
         port = next((p["port"] for p in subset.get("ports") or [] if (p.get("name") or "") == port_name), None)
         if port is None:
