@@ -19,13 +19,15 @@ READ_SIZE = 64 * 1024
 class Backend:
     """One connection to a backend, with the HTTP/1.1 client state machine that frames its messages."""
 
-    __slots__ = ("address", "http", "reader", "writer")
+    __slots__ = ("address", "http", "reader", "reused", "writer")
 
     def __init__(self, address: tuple[str, int], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.address = address
         self.reader = reader
         self.writer = writer
         self.http = h11.Connection(h11.CLIENT)
+        #: Taken from the pool rather than new: the backend may have closed it as we took it.
+        self.reused = False
 
     @property
     def closed(self) -> bool:
@@ -44,13 +46,14 @@ class BackendPool:
         self._max_idle = max_idle_per_backend
         self._idle: dict[tuple[str, int], list[Backend]] = {}
 
-    async def acquire(self, host: str, port: int) -> Backend:
-        """An idle connection to host:port, or a new one; ProxyError 502/504 if the backend cannot be reached."""
+    async def acquire(self, host: str, port: int, *, fresh: bool = False) -> Backend:
+        """An idle connection to host:port (unless `fresh`), or a new one; ProxyError 502/504 if unreachable."""
         address = (host, port)
-        idle = self._idle.get(address)
+        idle = [] if fresh else self._idle.get(address)
         while idle:
             backend = idle.pop()
             if not backend.closed:
+                backend.reused = True
                 return backend
             backend.close()
         try:

@@ -53,6 +53,7 @@ _HOP_BY_HOP = frozenset(
         NAMESPACE_HEADER.encode(),
     }
 )
+_IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: Largest request or response head accepted (h11's default is 16 KiB; cookies and traces can be long).
 _MAX_HEAD_BYTES = 64 * 1024
@@ -264,7 +265,19 @@ class ServiceProxy:
         answered = False
         try:
             await _send_request(client, reader, writer, backend, outgoing)
-            response = await _next_response(backend)
+            try:
+                response = await _next_response(backend)
+            except BackendFailed:
+                if not (backend.reused and _replayable(request)):
+                    raise
+                # The backend closed the kept-alive connection just as we reused it (its idle
+                # timeout): as HTTP clients do, send a request that is safe to repeat once more.
+                backend.close()
+                backend = await self._pool.acquire(destination.host, destination.port, fresh=True)
+                await _backend_write(
+                    backend, (backend.http.send(outgoing) or b"") + (backend.http.send(h11.EndOfMessage()) or b"")
+                )
+                response = await _next_response(backend)
             answered = True
             head = h11.Response(
                 status_code=response.status_code, headers=_end_to_end(response.headers), reason=response.reason
@@ -285,6 +298,9 @@ class ServiceProxy:
                     status=502,
                 ),
             )
+            return
+        except ProxyError as error:  # the backend refused the repeated request's new connection
+            _answer_error(client, writer, request, error)
             return
         except BaseException:
             backend.close()
@@ -412,6 +428,15 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 pass
     except (TimeoutError, ConnectionError):
         pass
+
+
+def _replayable(request: h11.Request) -> bool:
+    """Idempotent and without a body, so sending it twice cannot do anything twice (RFC 9110 §9.2.2)."""
+    has_body = any(
+        name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+        for name, value in request.headers
+    )
+    return request.method in _IDEMPOTENT_METHODS and not has_body
 
 
 def _forwarded_request_headers(request: h11.Request, route: RouteRequest, peer: str) -> list[tuple[bytes, bytes]]:

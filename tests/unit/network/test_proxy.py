@@ -370,3 +370,32 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
         0,
     )
     return status, await reader.readexactly(length)
+
+
+async def answer_once_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer one request, then close as the next arrives: an idle timeout racing the connection's reuse."""
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.CancelledError):
+        pass  # the proxy closed its idle connection, or the test ended: either way this connection is done
+    finally:
+        writer.close()
+
+
+async def test_reused_connection_closed_by_the_backend_is_retried_for_safe_requests(
+    cluster: Cluster, client: httpx.AsyncClient
+) -> None:
+    server = await asyncio.start_server(answer_once_per_connection, "127.0.2.1", 0)
+    try:
+        expose(cluster, "stock", [Backend("racy", "127.0.2.1", server.sockets[0].getsockname()[1])])
+        answers = [await client.get("http://stock/") for _ in range(3)]
+        assert [(a.status_code, a.text) for a in answers] == [(200, "ok")] * 3
+        # A POST on the reused connection is not sent again: it may have been done before the close.
+        unsafe = await client.post("http://stock/", content=b"buy")
+        assert (unsafe.status_code, unsafe.json()["reason"]) == (502, "BackendClosed")
+        assert (await client.post("http://stock/", content=b"buy")).status_code == 200  # new connection
+    finally:
+        server.close()
