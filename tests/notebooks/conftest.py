@@ -38,8 +38,9 @@ def lab_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loc
 
 
 @pytest.fixture
-def connection(lab_cluster: LocalCluster) -> Context:
+def connection(lab_cluster: LocalCluster) -> Iterator[Context]:
     """`labkit.connect()` to the test's cluster, as a notebook's first cell makes it."""
     from labkit.connection import connect
 
-    return connect()
+    with connect() as connected:
+        yield connected
