@@ -35,10 +35,12 @@ class Table:
         return "\n".join(lines)
 
     def html(self) -> str:
+        # Each table a block of its own, so titles do not run into each other in JupyterLab.
         head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in self.rows)
-        empty = "<tr><td><i>none</i></td></tr>" if not self.rows else ""
-        return f"<b>{html.escape(self.title)}</b><table><tr>{head}</tr>{body}{empty}</table>"
+        if not self.rows:
+            return f"<div style='margin-top:6px'><b>{html.escape(self.title)}</b>: <i>none</i></div>"
+        return f"<div style='margin-top:6px'><b>{html.escape(self.title)}</b><table><tr>{head}</tr>{body}</table></div>"
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class ClusterSnapshot:
         return "\n".join([f"namespace {self.namespace}", *(table.text() for table in self.tables)])
 
     def html(self) -> str:
-        return f"<div><b>namespace {html.escape(self.namespace)}</b>{''.join(t.html() for t in self.tables)}</div>"
+        tables = "".join(table.html() for table in self.tables)
+        return f"<div><div><b>namespace {html.escape(self.namespace)}</b></div>{tables}</div>"
 
 
 def snapshot(ctx: Context) -> ClusterSnapshot:

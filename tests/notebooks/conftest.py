@@ -8,25 +8,19 @@ start (they inherit this process's environment) all talk to that cluster and not
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from checkers import Context
-from labkit import release
-from labkit.settings import PROJECT_ROOT
 from tests.integration.conftest import LocalCluster, start_cluster, stop_cluster
 
-#: Every lab's source notebook, so labs added to solutions/ are covered without touching the tests.
-SOLUTION_NOTEBOOKS = sorted(release.SOLUTIONS.glob(release.LAB_NOTEBOOKS))
-#: Where executed notebooks are kept for a human to read after a failure (gitignored).
-ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "notebooks"
 
-
-@pytest.fixture
-def lab_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
-    """A fresh localcluster, with this process's environment (and its kernels') pointing at it."""
-    running = start_cluster(tmp_path / "lab-home")
+@contextmanager
+def cluster_for_the_labs(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
+    """A fresh localcluster in `home`, with this process's environment (and its kernels') pointing at it."""
+    running = start_cluster(home)
     monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))
     monkeypatch.setenv("LAB_HOME", str(running.home))
     monkeypatch.delenv("LAB_NAMESPACE", raising=False)
@@ -35,6 +29,12 @@ def lab_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loc
         yield running
     finally:
         stop_cluster(running)
+
+
+@pytest.fixture
+def lab_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
+    with cluster_for_the_labs(tmp_path / "lab-home", monkeypatch) as running:
+        yield running
 
 
 @pytest.fixture

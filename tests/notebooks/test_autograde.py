@@ -9,7 +9,6 @@ the step it skipped, graded by that step's check.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,32 +20,21 @@ import pytest
 import checkers
 from checkers import Context
 from labkit import release
+from tests.notebooks.course import attendee_solutions, grade_id
 
 pytestmark = pytest.mark.notebooks
 
 LAB = "00-setup"
-SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
 #: Seconds one cell may run under autograde (longer than any check's own budget).
 CELL_TIMEOUT = 240
-
-
-def solutions_by_cell(source: Path) -> dict[str, str]:
-    """The solution code of each cell the attendee completes, by nbgrader grade_id."""
-    notebook = nbformat.read(source, as_version=4)
-    return {
-        cell.metadata.nbgrader["grade_id"]: SOLUTION_MARKERS.sub("", cell.source)
-        for cell in notebook.cells
-        if cell.metadata.get("nbgrader", {}).get("solution")
-    }
 
 
 def submit(course: Path, student: str, filled: dict[str, str]) -> None:
     """The attendee's copy of the released lab, with the cells in `filled` completed."""
     notebook = nbformat.read(course / "release" / LAB / f"{LAB}.ipynb", as_version=4)
     for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in filled:
-            cell.source = filled[grade_id]
+        if grade_id(cell) in filled:
+            cell.source = filled[grade_id(cell)]
     submitted = course / "submitted" / student / LAB
     submitted.mkdir(parents=True)
     nbformat.write(notebook, submitted / f"{LAB}.ipynb")
@@ -83,10 +71,10 @@ def grades(course: Path, student: str) -> dict[str, float]:
         return {grade.cell.name: grade.score for grade in notebook.grades}
 
 
-def error_of(course: Path, student: str, grade_id: str) -> str | None:
+def error_of(course: Path, student: str, graded_cell: str) -> str | None:
     """The exception name a graded cell raised in the student's autograded notebook, if any."""
     notebook = nbformat.read(course / "autograded" / student / LAB / f"{LAB}.ipynb", as_version=4)
-    (cell,) = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    (cell,) = [c for c in notebook.cells if grade_id(c) == graded_cell]
     errors = [output.ename for output in cell.outputs if output.output_type == "error"]
     return errors[0] if errors else None
 
@@ -98,7 +86,7 @@ def test_autograde_scores_a_full_and_a_partial_submission_from_the_checks(tmp_pa
     shutil.copyfile(release.SOLUTIONS / f"{LAB}.ipynb", source / f"{LAB}.ipynb")
     nbgrader(course, "generate_assignment", LAB)
 
-    solution = solutions_by_cell(source / f"{LAB}.ipynb")
+    solution = attendee_solutions(source / f"{LAB}.ipynb")
     assert sorted(solution) == ["apply-hello-pod", "replace-hello-pod"]
     submit(course, "full", solution)
     submit(course, "partial", {"apply-hello-pod": solution["apply-hello-pod"]})

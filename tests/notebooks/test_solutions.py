@@ -15,7 +15,8 @@ import papermill
 import pytest
 
 from checkers import Status, find_lab
-from tests.notebooks.conftest import ARTIFACTS, SOLUTION_NOTEBOOKS, LocalCluster
+from tests.notebooks.conftest import LocalCluster
+from tests.notebooks.course import ARTIFACTS, SOLUTION_NOTEBOOKS
 
 #: Seconds one cell may run: longer than any check's own budget, so a stuck cell fails instead of hanging.
 CELL_TIMEOUT = 240
@@ -51,8 +52,8 @@ def graded_checks(executed: nbformat.NotebookNode) -> set[str]:
 def test_solution_runs_top_to_bottom_with_every_check_passed(
     notebook: Path, lab_cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    executed_copy = ARTIFACTS / notebook.name
+    executed_copy = ARTIFACTS / "notebooks" / notebook.name
+    executed_copy.parent.mkdir(parents=True, exist_ok=True)
     try:
         executed = papermill.execute_notebook(
             notebook,

@@ -1,0 +1,33 @@
+"""What the course tiers read from the lab notebooks: which exist, and the code the attendee writes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+from labkit import release
+from labkit.settings import PROJECT_ROOT
+
+#: Every lab's source notebook, so labs added to solutions/ are covered without touching the tests.
+SOLUTION_NOTEBOOKS = sorted(release.SOLUTIONS.glob(release.LAB_NOTEBOOKS))
+#: Where tests keep what a human should look at after a run (gitignored).
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+_SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
+
+
+def grade_id(cell: nbformat.NotebookNode) -> str | None:
+    """The nbgrader id of a cell, if nbgrader knows it."""
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def attendee_solutions(source: Path) -> dict[str, str]:
+    """The code of each cell the attendee completes, by nbgrader grade_id, in notebook order."""
+    notebook = nbformat.read(source, as_version=4)
+    return {
+        cell.metadata.nbgrader["grade_id"]: _SOLUTION_MARKERS.sub("", cell.source)
+        for cell in notebook.cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    }
