@@ -27,6 +27,8 @@ LAB = "00-setup"
 #: Milliseconds (playwright's unit) for the page to react, and for cells that talk to the cluster.
 UI_TIMEOUT = 60_000
 RUN_TIMEOUT = 180_000
+#: How JupyterLab marks cell errors and anything written to stderr.
+STDERR = "application/vnd.jupyter.stderr"
 
 
 def css_colour(hex_colour: str) -> str:
@@ -60,6 +62,16 @@ def panel_header(page: Page, check_id: str) -> Locator:
     return page.locator(".jp-OutputArea-output .widget-html-content > div > div").filter(has_text=header)
 
 
+def await_panel(page: Page, check_id: str) -> Locator:
+    """The check's panel header once shown; a cell error on the way fails at once, with its text."""
+    header = panel_header(page, check_id)
+    errors = page.locator(f".jp-OutputArea-output[data-mime-type='{STDERR}']")
+    expect(header.or_(errors).first).to_be_visible(timeout=RUN_TIMEOUT)
+    if errors.count():
+        pytest.fail(f"a cell failed before check {check_id} was shown:\n{errors.first.inner_text()}", pytrace=False)
+    return header
+
+
 def wait_until_idle(page: Page) -> None:
     expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=RUN_TIMEOUT)
 
@@ -80,8 +92,8 @@ def test_an_attendee_sees_a_skipped_step_red_with_a_hint_then_every_check_green(
     type_into_cell(page, positions["apply-hello-pod"], solution["apply-hello-pod"])
     type_into_cell(page, positions["replace-hello-pod"], "# I will do this later\n")
     run_from_menu(page, "Run All Cells")
-    skipped = panel_header(page, "00.4")
-    expect(skipped).to_contain_text("00.4 FAILED", timeout=RUN_TIMEOUT)
+    skipped = await_panel(page, "00.4")
+    expect(skipped).to_contain_text("00.4 FAILED")
     expect(skipped).to_have_css("color", css_colour(COLOURS[Status.FAILED]))
     expect(skipped.locator("xpath=..")).to_contain_text("Hint: Pods cannot be changed in place")
     wait_until_idle(page)
@@ -92,11 +104,11 @@ def test_an_attendee_sees_a_skipped_step_red_with_a_hint_then_every_check_green(
     type_into_cell(page, positions["replace-hello-pod"], solution["replace-hello-pod"])
     run_from_menu(page, "Run Selected Cell and All Below")
     for check_id in check_ids:
-        header = panel_header(page, check_id)
+        header = await_panel(page, check_id)
         expect(header).to_contain_text(f"{check_id} PASSED", timeout=RUN_TIMEOUT)
         expect(header).to_have_css("color", css_colour(COLOURS[Status.PASSED]))
     wait_until_idle(page)
     expect(page.locator(".jp-OutputArea-output", has_text=re.compile(r"\d\d\.\d+ (FAILED|ERROR):"))).to_have_count(0)
-    expect(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")).to_have_count(0)
+    expect(page.locator(f".jp-OutputArea-output[data-mime-type='{STDERR}']")).to_have_count(0)
     panel_header(page, check_ids[-1]).scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "lab00-all-green.png")
