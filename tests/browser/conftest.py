@@ -155,6 +155,7 @@ def jupyterlab(lab_cluster: LocalCluster, tmp_path: Path) -> Iterator[JupyterLab
     try:
         runtime = Path(env["JUPYTER_RUNTIME_DIR"])
         info = wait_for(lambda: _server_info(runtime, server, log), what="JupyterLab to listen", timeout=START_TIMEOUT)
+        assert info is not None  # wait_for returns only what is truthy
         lab = JupyterLab(url=str(info["url"]), token=token, root=root)
         wait_for(lambda: _answers(lab), what="JupyterLab to answer", timeout=START_TIMEOUT)
         yield lab

@@ -40,7 +40,7 @@ def css_colour(hex_colour: str) -> str:
 def cell_positions() -> dict[str, int]:
     """Where each cell the attendee completes sits in the released notebook, by nbgrader grade_id."""
     notebook = nbformat.read(release.LABS / f"{LAB}.ipynb", as_version=4)
-    return {grade_id(cell): index for index, cell in enumerate(notebook.cells) if grade_id(cell)}
+    return {cell_id: index for index, cell in enumerate(notebook.cells) if (cell_id := grade_id(cell))}
 
 
 def type_into_cell(page: Page, position: int, code: str) -> None:

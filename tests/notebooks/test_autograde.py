@@ -33,8 +33,9 @@ def submit(course: Path, student: str, filled: dict[str, str]) -> None:
     """The attendee's copy of the released lab, with the cells in `filled` completed."""
     notebook = nbformat.read(course / "release" / LAB / f"{LAB}.ipynb", as_version=4)
     for cell in notebook.cells:
-        if grade_id(cell) in filled:
-            cell.source = filled[grade_id(cell)]
+        cell_id = grade_id(cell)
+        if cell_id is not None and cell_id in filled:
+            cell.source = filled[cell_id]
     submitted = course / "submitted" / student / LAB
     submitted.mkdir(parents=True)
     nbformat.write(notebook, submitted / f"{LAB}.ipynb")
