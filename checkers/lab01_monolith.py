@@ -26,8 +26,8 @@ from labkit.settings import PROJECT_IMAGE
 
 LAB_ID = "01-monolith"
 APP = "monolith"
-#: Every object a lab's overlay creates carries this label with the lab id (see infra/overlays).
-LAB_LABEL = "bookstore.workshop/lab"
+#: The kinds the labs' overlays hold, in the order reset removes them.
+LAB_KINDS = ("Deployment", "Service", "PersistentVolumeClaim")
 DATA_DIR_VARIABLE = "BOOKSTORE_DATA_DIR"
 HEALTH_PATH = "/health"
 PURCHASE_OPERATION = "POST /api/purchase"
@@ -476,26 +476,48 @@ def try_bad_purchases(ctx: Context) -> None:
 
 
 def delete_lab_objects(ctx: Context, lab_id: str) -> None:
-    """Delete the lab's Deployments, Services and claims (found by label), and wait until its pods are gone."""
-    selector = f"{LAB_LABEL}={lab_id}"
+    """Delete what the lab's overlay names (found by kind and name, so hand-written copies go too).
+
+    Deployments and Services first; claims once the pods that mount them are gone.
+    """
+    objects = overlay(lab_id)
     namespace = ctx.namespace
-    for deployment in ctx.apps.list_namespaced_deployment(namespace, label_selector=selector).items:
-        _delete(lambda name=deployment.metadata.name: ctx.apps.delete_namespaced_deployment(name, namespace))
-    for service in ctx.core.list_namespaced_service(namespace, label_selector=selector).items:
-        _delete(lambda name=service.metadata.name: ctx.core.delete_namespaced_service(name, namespace))
-    apps = [obj["metadata"]["name"] for obj in overlay(lab_id, kinds=["Deployment"])]
-    app_selector = f"app in ({','.join(apps)})"
+    names = {kind: [obj["metadata"]["name"] for obj in objects if obj["kind"] == kind] for kind in LAB_KINDS}
+    for name in names["Deployment"]:
+        _delete(lambda name=name: ctx.apps.delete_namespaced_deployment(name, namespace))
+    for name in names["Service"]:
+        _delete(lambda name=name: ctx.core.delete_namespaced_service(name, namespace))
+    app_selector = f"app in ({','.join(names['Deployment'])})"
     gone = observe(
         lambda: ctx.core.list_namespaced_pod(namespace, label_selector=app_selector).items,
         lambda pods: not pods,
         timeout=60,
     )
     if not gone.reached:
-        raise TimeoutError(f"pods of {', '.join(apps)} were still there 60s after their Deployments were deleted")
-    for claim in ctx.core.list_namespaced_persistent_volume_claim(namespace, label_selector=selector).items:
-        name = claim.metadata.name
-        empty_claim(ctx, name)
-        _delete(lambda name=name: ctx.core.delete_namespaced_persistent_volume_claim(name, namespace))
+        raise TimeoutError(f"pods of {', '.join(names['Deployment'])} were still there 60s after their deletion")
+    for name in names["PersistentVolumeClaim"]:
+        if _claim_exists(ctx, name):
+            empty_claim(ctx, name)
+            _delete(lambda name=name: ctx.core.delete_namespaced_persistent_volume_claim(name, namespace))
+
+
+def _claim_exists(ctx: Context, name: str) -> bool:
+    try:
+        ctx.core.read_namespaced_persistent_volume_claim(name, ctx.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+#: What the emptying pod runs: remove everything under $DATA, keep the directory.
+EMPTY_DIRECTORY = """
+import os, shutil
+from pathlib import Path
+for entry in Path(os.environ["DATA"]).iterdir():
+    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+"""
 
 
 def empty_claim(ctx: Context, claim: str) -> None:
@@ -536,15 +558,6 @@ def empty_claim(ctx: Context, claim: str) -> None:
     _delete(lambda: ctx.core.delete_namespaced_pod(pod_name, ctx.namespace, grace_period_seconds=0))
     if finished.value != "Succeeded":
         raise RuntimeError(f"emptying claim {claim!r} did not succeed (pod {pod_name} ended {finished.value})")
-
-
-#: What the emptying pod runs: remove everything under $DATA, keep the directory.
-EMPTY_DIRECTORY = """
-import os, shutil
-from pathlib import Path
-for entry in Path(os.environ["DATA"]).iterdir():
-    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-"""
 
 
 def _delete(call: Callable[[], object]) -> None:
