@@ -21,6 +21,7 @@ from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
 from labkit._apply import apply
+from labkit._waiting import wait_for
 from labkit.kustomize import overlay
 from labkit.settings import PROJECT_IMAGE
 
@@ -425,6 +426,22 @@ def apply_kinds(ctx: Context, lab_id: str, kinds: Iterable[str]) -> None:
     apply(overlay(lab_id, kinds=kinds), connection=ctx)
 
 
+def wait_until_ready(ctx: Context, names: Iterable[str], timeout: float = 120) -> None:
+    """Wait until each Deployment has a Ready pod: the steps after this one call its pods."""
+    for name in names:
+        wait_for(
+            lambda name=name: look_at_deployment(ctx, name).ready_pods,
+            what=f"{name} to be Ready",
+            timeout=timeout,
+        )
+
+
+def wait_until_reachable(ctx: Context, names: Iterable[str], timeout: float = 60) -> None:
+    """Wait until each Service answers /health: Endpoints follow readiness a moment later."""
+    for name in names:
+        wait_for(lambda name=name: look_at_service(ctx, name).health, what=f"http://{name} to answer", timeout=timeout)
+
+
 # --- Lab 01's checks -----------------------------------------------------------------------------
 
 MONOLITH = service_url(APP)
@@ -438,6 +455,7 @@ def monolith_ready(ctx: Context) -> CheckResult:
 @monolith_ready.solution
 def deploy_monolith(ctx: Context) -> None:
     apply_kinds(ctx, LAB_ID, ["PersistentVolumeClaim", "Deployment"])
+    wait_until_ready(ctx, [APP])
 
 
 @check("01.2", title="The monolith answers through its Service", timeout=60)
@@ -448,6 +466,7 @@ def monolith_reachable(ctx: Context) -> CheckResult:
 @monolith_reachable.solution
 def expose_monolith(ctx: Context) -> None:
     apply_kinds(ctx, LAB_ID, ["Service"])
+    wait_until_reachable(ctx, [APP])
 
 
 @check("01.3", title="A purchase moved stock and money exactly", timeout=30)

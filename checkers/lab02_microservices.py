@@ -32,6 +32,8 @@ from checkers.lab01_monolith import (
     purchase_kept_invariants,
     service_url,
     services_reachable,
+    wait_until_reachable,
+    wait_until_ready,
 )
 from labkit.traces import start_trace
 
@@ -55,6 +57,7 @@ def services_deployed(ctx: Context) -> CheckResult:
 @services_deployed.solution
 def deploy_services(ctx: Context) -> None:
     apply_kinds(ctx, LAB_ID, ["Deployment"])
+    wait_until_ready(ctx, SERVICES)
 
 
 @check("02.2", title="Each service has a Service with Endpoints and answers through it", timeout=60)
@@ -65,6 +68,7 @@ def services_exposed(ctx: Context) -> CheckResult:
 @services_exposed.solution
 def expose_services(ctx: Context) -> None:
     apply_kinds(ctx, LAB_ID, ["Service"])
+    wait_until_reachable(ctx, SERVICES)
 
 
 @check("02.3", title="A purchase through the storefront moved stock and money exactly", timeout=30)
