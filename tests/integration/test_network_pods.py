@@ -125,3 +125,33 @@ def test_deleted_pod_leaves_the_rotation(conn: Connection, web: list[str]) -> No
     conn.core.delete_namespaced_pod(web[0], NAMESPACE, grace_period_seconds=0)
     eventually(lambda: [name for name, _ in ready_addresses(conn)], lambda names: names == [web[1]], "one pod left")
     assert served_by(conn, 4) == {web[1]}
+
+
+def test_a_pod_resolves_short_names_in_its_own_namespace(conn: Connection) -> None:
+    """The proxy knows a calling pod by its source address, so `http://web` means the caller's namespace."""
+    namespace = "elsewhere"
+    conn.core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        conn.core.create_namespaced_service(
+            namespace,
+            {
+                "metadata": {"name": APP},
+                "spec": {"selector": {"app": APP}, "ports": [{"port": 80, "targetPort": "http"}]},
+            },
+        )
+        conn.core.create_namespaced_pod(namespace, server_pod("local-server"))
+        eventually(
+            lambda: conn.core.read_namespaced_endpoints(APP, namespace).subsets,
+            lambda subsets: bool(subsets and subsets[0].addresses),
+            "the server to be Ready",
+        )
+        conn.core.create_namespaced_pod(namespace, caller_pod("local-caller", f"http://{APP}/"))
+        phase = eventually(
+            lambda: conn.core.read_namespaced_pod("local-caller", namespace).status.phase,
+            lambda phase: phase in ("Succeeded", "Failed"),
+            "the caller to finish",
+        )
+        logs = conn.core.read_namespaced_pod_log("local-caller", namespace)
+        assert phase == "Succeeded" and "answer: local-server" in logs, logs
+    finally:
+        conn.core.delete_namespace(namespace)

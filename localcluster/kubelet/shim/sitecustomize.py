@@ -4,7 +4,9 @@ A pod has no network namespace of its own, so this maps what a container takes f
 pod's loopback address (`LOCALCLUSTER_POD_IP`): binding 0.0.0.0, '', localhost or 127.0.0.1 binds
 the pod address, and connecting to 127.0.0.1 or localhost reaches the pod's own servers. Connections
 to the host endpoints in `LOCALCLUSTER_HOST_ENDPOINTS` ("host:port host:port", the API server and the
-service proxy) are left alone. IPv6 sockets are not mapped. Without `LOCALCLUSTER_POD_IP` it does
+service proxy) are left alone. Every outgoing loopback connection leaves from the pod address, as a
+pod's packets carry its IP: that is how the service proxy knows the caller (and so the namespace in
+which short Service names resolve). IPv6 sockets are not mapped. Without `LOCALCLUSTER_POD_IP` it does
 nothing, so it is harmless outside a pod.
 """
 
@@ -48,10 +50,19 @@ def _install() -> None:
                 ) from None
             raise
 
+    def from_pod(sock: socket.socket, address: Any) -> None:
+        """Give an unbound socket the pod address as its source before it connects over loopback."""
+        if sock.family != socket.AF_INET or not isinstance(address, tuple) or not str(address[0]).startswith("127."):
+            return
+        if sock.getsockname() == ("0.0.0.0", 0):
+            original_bind(sock, (_POD_IP, 0))
+
     def connect(self: socket.socket, address: Any) -> None:
+        from_pod(self, address)
         original_connect(self, _mapped(self, address, _CONNECT_ALIASES, connecting=True))
 
     def connect_ex(self: socket.socket, address: Any) -> int:
+        from_pod(self, address)
         return original_connect_ex(self, _mapped(self, address, _CONNECT_ALIASES, connecting=True))
 
     socket.socket.bind = bind  # type: ignore[method-assign,assignment]
