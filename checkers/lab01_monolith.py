@@ -258,8 +258,18 @@ def look_at_service(ctx: Context, name: str) -> ServiceState:
     if not addresses:
         return ServiceState(name, exists=True)
     response = ctx.http.get(f"{service_url(name)}{HEALTH_PATH}")
-    health = response.json() if response.status_code == 200 else None
-    return ServiceState(name, True, addresses, health, f"{response.status_code} {response.text[:200]}")
+    return ServiceState(name, True, addresses, _health(response), f"{response.status_code} {response.text[:200]}")
+
+
+def _health(response: httpx.Response) -> dict[str, Any] | None:
+    """The /health document, or None for any other answer (an error, or something that is not the bookstore)."""
+    if response.status_code != 200:
+        return None
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def services_reachable(ctx: Context, names: Sequence[str], lab_id: str) -> CheckResult:

@@ -1,45 +1,29 @@
-"""What the lab 01 and 02 integration tests share: a connection to a test cluster, and the step proof.
-
-The connection has the shape `labkit.connect()` returns (checkers.Context), built from the test
-cluster's own kubeconfig and service proxy, so nothing of the user's environment is involved.
-"""
+"""What the lab 01 and 02 integration tests share: the notebook's connection to a test cluster, the step proof."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-import httpx
-from kubernetes import client
+import pytest
 
 from checkers import Context, Status, find_lab, run_check
 from labkit import apply
+from labkit.connection import Connection, connect
 from tests.integration.conftest import LocalCluster
 
 NAMESPACE = "bookstore"
 
 
-@dataclass(frozen=True)
-class ClusterConnection:
-    """Kubernetes APIs and HTTP through the cluster's service proxy, for one test cluster."""
-
-    core: client.CoreV1Api
-    apps: client.AppsV1Api
-    custom: client.CustomObjectsApi
-    http: httpx.Client
-    namespace: str = NAMESPACE
-
-
 @contextmanager
-def connection_to(cluster: LocalCluster) -> Iterator[ClusterConnection]:
-    """A connection to `cluster` with the lab namespace created; closed on exit."""
-    proxy = json.loads((cluster.home / "localcluster.json").read_text())["proxy"]
-    with cluster.api_client() as api_client, httpx.Client(proxy=proxy, trust_env=False, timeout=15) as http:
-        ctx = ClusterConnection(
-            client.CoreV1Api(api_client), client.AppsV1Api(api_client), client.CustomObjectsApi(api_client), http
-        )
+def connection_to(cluster: LocalCluster) -> Iterator[Connection]:
+    """`labkit.connect()` as a notebook beside `cluster` gets it: its LAB_HOME only, with the lab namespace."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LAB_HOME", str(cluster.home))
+        for variable in ("KUBECONFIG", "LAB_CONTEXT", "LAB_NAMESPACE"):
+            env.delenv(variable, raising=False)
+        connection = connect()
+    with connection as ctx:
         apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, connection=ctx)
         yield ctx
 

@@ -9,24 +9,25 @@ import pytest
 from checkers import Status, run_check
 from checkers.lab01_monolith import APP, BUYER, LAB_ID, MONOLITH, look_at_deployment, monolith_reachable, reset
 from labkit import wait_for
+from labkit.connection import Connection
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import ClusterConnection, connection_to, prove_each_step, verdicts
+from tests.integration.lab_support import connection_to, prove_each_step, verdicts
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[ClusterConnection]:
+def ctx(cluster: LocalCluster) -> Iterator[Connection]:
     with connection_to(cluster) as connection:
         yield connection
 
 
-def test_each_check_fails_before_its_step_and_passes_after(ctx: ClusterConnection) -> None:
+def test_each_check_fails_before_its_step_and_passes_after(ctx: Connection) -> None:
     assert prove_each_step(ctx, "01") == ["01.1", "01.2", "01.3", "01.4"]
     assert set(verdicts(ctx, "01").values()) == {Status.PASSED}
 
 
-def test_the_purchase_survives_a_new_pod(ctx: ClusterConnection) -> None:
+def test_the_purchase_survives_a_new_pod(ctx: Connection) -> None:
     """The claim is the lesson of the volume: a new pod opens the same database."""
     before = ctx.http.get(f"{MONOLITH}/api/users/{BUYER}").json()
     (old,) = look_at_deployment(ctx, APP).pods
@@ -41,7 +42,7 @@ def test_the_purchase_survives_a_new_pod(ctx: ClusterConnection) -> None:
     assert ctx.http.get(f"{MONOLITH}/api/users/{BUYER}").json() == before
 
 
-def test_reset_removes_the_lab_and_its_data(ctx: ClusterConnection) -> None:
+def test_reset_removes_the_lab_and_its_data(ctx: Connection) -> None:
     reset(ctx)
     selector = f"bookstore.workshop/lab={LAB_ID}"
     assert not ctx.apps.list_namespaced_deployment(ctx.namespace, label_selector=selector).items
@@ -50,3 +51,13 @@ def test_reset_removes_the_lab_and_its_data(ctx: ClusterConnection) -> None:
     assert not ctx.core.list_namespaced_pod(ctx.namespace).items
     # The lab can be done again from the start: the new shop does not know the old buyer.
     assert prove_each_step(ctx, "01") == ["01.1", "01.2", "01.3", "01.4"]
+
+
+def test_the_lab_commands_solve_check_and_reset(cluster: LocalCluster, ctx: Connection) -> None:
+    """`lab solve 01`, `lab check 01` (exit 0), `lab reset 01`, then `lab check 01.1` fails (exit 1)."""
+    cluster.lab("reset", "01")
+    solved = cluster.lab("solve", "01", timeout=240)
+    assert [line.split()[0] for line in solved.stdout.splitlines()] == ["01.1", "01.2", "01.3", "01.4"]
+    assert cluster.lab("check", "01", check=False).returncode == 0
+    cluster.lab("reset", "01")
+    assert cluster.lab("check", "01.1", check=False).returncode == 1

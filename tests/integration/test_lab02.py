@@ -17,25 +17,26 @@ import pytest
 from checkers import Status
 from checkers.lab02_microservices import LAB_ID, SERVICES, STOREFRONT, look_at_ranking, reset
 from labkit import wait_for
+from labkit.connection import Connection
 from labkit.traces import call_tree, start_trace
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import ClusterConnection, connection_to, prove_each_step, verdicts
+from tests.integration.lab_support import connection_to, prove_each_step, verdicts
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[ClusterConnection]:
+def ctx(cluster: LocalCluster) -> Iterator[Connection]:
     with connection_to(cluster) as connection:
         yield connection
 
 
-def test_each_check_fails_before_its_step_and_passes_after(ctx: ClusterConnection) -> None:
+def test_each_check_fails_before_its_step_and_passes_after(ctx: Connection) -> None:
     assert prove_each_step(ctx, "02") == ["02.1", "02.2", "02.3", "02.4", "02.5", "02.6"]
     assert set(verdicts(ctx, "02").values()) == {Status.PASSED}
 
 
-def test_the_switch_kept_the_pod_and_changed_the_order(ctx: ClusterConnection) -> None:
+def test_the_switch_kept_the_pod_and_changed_the_order(ctx: Connection) -> None:
     seen = look_at_ranking(ctx)
     (pod,) = seen.pods
     assert seen.active == "by-price@1.0.0" and pod.restarts == 0
@@ -45,7 +46,7 @@ def test_the_switch_kept_the_pod_and_changed_the_order(ctx: ClusterConnection) -
     assert pod_now.metadata.uid == pod.uid
 
 
-def test_a_purchase_call_tree_crosses_the_three_services(ctx: ClusterConnection) -> None:
+def test_a_purchase_call_tree_crosses_the_three_services(ctx: Connection) -> None:
     trace = start_trace()
     answer = ctx.http.post(
         f"{STOREFRONT}/api/purchase", json={"user": "ada", "book": "00004", "count": 1}, headers=trace.headers
@@ -123,7 +124,7 @@ def test_jupyter_route_needs_the_jupyter_login(jupyter: httpx.Client) -> None:
     assert "x-bookstore-service" not in anonymous.headers
 
 
-def test_reset_removes_the_lab(ctx: ClusterConnection) -> None:
+def test_reset_removes_the_lab(ctx: Connection) -> None:
     reset(ctx)
     selector = f"bookstore.workshop/lab={LAB_ID}"
     assert not ctx.apps.list_namespaced_deployment(ctx.namespace, label_selector=selector).items
