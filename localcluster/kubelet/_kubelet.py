@@ -21,7 +21,7 @@ from localcluster.controllers.base import reconcile_on_changes
 from localcluster.kubelet._env import HostEndpoints
 from localcluster.kubelet._exec import streaming_routes
 from localcluster.kubelet._logs import LogService
-from localcluster.kubelet._podnet import allocate_ip
+from localcluster.kubelet._podnet import allocate_ip, claim_pod_network, is_pod_ip
 from localcluster.kubelet._status import TERMINAL_PHASES, merge_conditions
 from localcluster.kubelet._worker import PodWorker
 from localcluster.store import WatchEvent
@@ -45,6 +45,7 @@ class Kubelet:
 
     def __init__(self, home: Path, *, api_host: str, api_port: int) -> None:
         self.home = home
+        self.pod_network = claim_pod_network(home)
         self.pods_dir = home / "pods"
         self.host = HostEndpoints(api_host, api_port)
         self.logs = LogService(self.pods_dir)
@@ -118,6 +119,7 @@ class Kubelet:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._http is not None:
             await self._http.aclose()
+        self.pod_network.release()
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Run a background step, keeping a reference so it is not collected and is cancelled at stop."""
@@ -139,7 +141,11 @@ class Kubelet:
             status = entry.obj.get("status") or {}
             if status.get("podIP") and status.get("phase") not in TERMINAL_PHASES:
                 taken.add(status["podIP"])
-        return allocate_ip(taken)  # type: ignore[arg-type]
+        return allocate_ip(taken, self.pod_network.network)  # type: ignore[arg-type]
+
+    def owns_ip(self, address: str | None) -> bool:
+        """True for an address of this cluster's pod network (one from a previous network is not ours)."""
+        return is_pod_ip(address, self.pod_network.network)
 
     def forget_old_logs(self, pod_dir: Path, container: str, keep: set[str]) -> None:
         """Keep the logs of the current and the previous instance only, as the kubelet does."""

@@ -1,4 +1,9 @@
-"""Pod addresses: each pod gets a loopback address of its own, 127.244.x.y.
+"""Pod addresses: each pod gets a loopback address of its own, 127.N.x.y.
+
+Every localcluster on the machine claims a pod network of its own (127.244.0.0/16 first, then
+127.245.0.0/16, ...) with a lock file in the machine's temporary directory, held for the server's
+life (the kernel drops it when the process dies, even on kill -9), so clusters that run at the same
+time — tests in parallel, two attendees on one machine — never hand out the same pod address.
 
 Servers in a pod bind `0.0.0.0` or `localhost` as they would in a container and must land on the
 pod's address, so many pods can serve :8080 at once. Two ways exist:
@@ -18,12 +23,19 @@ not Python (a shell's `nc`, a compiled server) see the host's loopback unchanged
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
+import os
+import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-#: The pod network, as kind's 10.244.0.0/16 but on loopback.
+#: The first pod network, as kind's 10.244.0.0/16 but on loopback; others follow it.
 POD_NETWORK = ipaddress.IPv4Network("127.244.0.0/16")
+#: The second octets pod networks may use, the preferred one first.
+_NETWORK_OCTETS = (*range(244, 255), *range(200, 244))
+_LOCK_DIR = Path(tempfile.gettempdir()) / "localcluster-pod-networks"
 #: The node's address (pods' `status.hostIP`).
 HOST_IP = "127.0.0.1"
 #: The directory holding the shim's `sitecustomize.py`, prepended to each pod's PYTHONPATH.
@@ -34,20 +46,56 @@ class AddressesExhausted(Exception):
     """Every pod address is taken."""
 
 
-def allocate_ip(taken: Iterable[str]) -> str:
+class NoPodNetwork(Exception):
+    """Every pod network is claimed by another running localcluster."""
+
+
+@dataclass
+class PodNetworkLease:
+    """A pod network this process holds; `release()` (or the process ending) gives it back."""
+
+    network: ipaddress.IPv4Network
+    descriptor: int
+
+    def release(self) -> None:
+        os.close(self.descriptor)
+
+
+def claim_pod_network(home: Path) -> PodNetworkLease:
+    """Claim the network this LAB_HOME used last (so pods keep their addresses), else the first free one."""
+    remembered = home / "pod-network"
+    try:
+        preferred = [ipaddress.IPv4Network(remembered.read_text().strip())]
+    except (OSError, ValueError):
+        preferred = []
+    candidates = preferred + [ipaddress.IPv4Network(f"127.{octet}.0.0/16") for octet in _NETWORK_OCTETS]
+    _LOCK_DIR.mkdir(mode=0o1777, exist_ok=True)
+    for network in candidates:
+        descriptor = os.open(_LOCK_DIR / f"{network.network_address}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue
+        remembered.write_text(f"{network}\n")
+        return PodNetworkLease(network, descriptor)
+    raise NoPodNetwork(f"all {len(candidates)} pod networks are in use by other running localclusters")
+
+
+def allocate_ip(taken: Iterable[str], network: ipaddress.IPv4Network = POD_NETWORK) -> str:
     """The lowest free pod address (skipping .0 and .255 in each /24 so none looks like a network)."""
     used = set(taken)
-    for address in POD_NETWORK.hosts():
+    for address in network.hosts():
         if address.packed[3] in (0, 255):
             continue
         text = str(address)
         if text not in used:
             return text
-    raise AddressesExhausted(f"all {POD_NETWORK.num_addresses} pod addresses in {POD_NETWORK} are in use")
+    raise AddressesExhausted(f"all {network.num_addresses} pod addresses in {network} are in use")
 
 
-def is_pod_ip(address: object) -> bool:
+def is_pod_ip(address: object, network: ipaddress.IPv4Network = POD_NETWORK) -> bool:
     try:
-        return isinstance(address, str) and ipaddress.IPv4Address(address) in POD_NETWORK
+        return isinstance(address, str) and ipaddress.IPv4Address(address) in network
     except ValueError:
         return False

@@ -147,7 +147,7 @@ class PodWorker:
     async def _sandbox(self) -> bool:
         """The pod's address, directories and volumes (retried while a volume's source is missing)."""
         self.start_time = self.start_time or now()
-        if not self.pod_ip:
+        if not self.kubelet.owns_ip(self.pod_ip):
             self.pod_ip = self.kubelet.allocate_ip()
         self.root.mkdir(parents=True, exist_ok=True)
         while True:

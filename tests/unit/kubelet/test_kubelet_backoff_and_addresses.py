@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from localcluster.kubelet._backoff import CrashBackOff
-from localcluster.kubelet._podnet import POD_NETWORK, AddressesExhausted, allocate_ip, is_pod_ip
+from localcluster.kubelet._podnet import (
+    POD_NETWORK,
+    AddressesExhausted,
+    allocate_ip,
+    claim_pod_network,
+    is_pod_ip,
+)
 
 
 def test_first_death_restarts_at_once_then_10_s_doubling_to_300_s() -> None:
@@ -52,3 +60,23 @@ def test_an_exhausted_pod_network_says_so() -> None:
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.244.0.5", "not-an-ip", None])
 def test_other_addresses_are_not_pod_addresses(address: object) -> None:
     assert not is_pod_ip(address)
+
+
+def test_concurrent_clusters_claim_different_pod_networks_and_a_restart_keeps_its_own(tmp_path) -> None:
+    first_home, second_home = tmp_path / "one", tmp_path / "two"
+    first_home.mkdir()
+    second_home.mkdir()
+    first = claim_pod_network(first_home)
+    second = claim_pod_network(second_home)
+    try:
+        assert first.network != second.network
+        assert not first.network.overlaps(ipaddress.IPv4Network("127.0.0.0/24"))
+    finally:
+        second.release()
+    again = claim_pod_network(second_home)
+    try:
+        assert again.network == second.network, "a restart claims the network it had"
+        assert ipaddress.IPv4Address(allocate_ip([], again.network)) in again.network
+    finally:
+        again.release()
+        first.release()
