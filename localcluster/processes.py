@@ -20,8 +20,15 @@ def run_dir(home: Path) -> Path:
 
 
 def record(home: Path, pgid: int, name: str) -> None:
-    """Remember a process group (its leader's pid and start time, to survive pid reuse)."""
-    started = psutil.Process(pgid).create_time()
+    """Remember a process group (its leader's pid and start time, to survive pid reuse).
+
+    A leader that already exited and was reaped (a container that fails at once) has nothing left to
+    stop, so there is nothing to record.
+    """
+    try:
+        started = psutil.Process(pgid).create_time()
+    except psutil.NoSuchProcess:
+        return
     (run_dir(home) / f"{pgid}.pgid").write_text(f"{started}\n{name}\n")
 
 

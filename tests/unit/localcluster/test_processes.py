@@ -1,0 +1,25 @@
+"""The process-group records `lab down` and a restart after a crash rely on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from localcluster import processes
+
+
+def test_a_recorded_group_is_swept_and_a_reaped_one_is_not_recorded(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    processes.record(tmp_path, sleeper.pid, "sleeper")
+    assert processes.recorded(tmp_path) == [(sleeper.pid, "sleeper")]
+    assert processes.sweep(tmp_path, grace=1) == 1
+    assert (sleeper.wait(5) is not None and not psutil.pid_exists(sleeper.pid)) or psutil.Process(
+        sleeper.pid
+    ).status() == psutil.STATUS_ZOMBIE
+    quick = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    quick.wait()
+    processes.record(tmp_path, quick.pid, "gone")
+    assert processes.recorded(tmp_path) == []
