@@ -16,7 +16,8 @@ def test_a_recorded_group_is_swept_and_a_reaped_one_is_not_recorded(tmp_path: Pa
     processes.record(tmp_path, sleeper.pid, "sleeper")
     assert processes.recorded(tmp_path) == [(sleeper.pid, "sleeper")]
     assert processes.sweep(tmp_path, grace=1) == 1
-    assert not psutil.pid_exists(sleeper.pid), "sweep stopped (and reaped) the recorded group"
+    sleeper.wait(5)  # settles the Popen object; sweep already reaped the process
+    assert not psutil.pid_exists(sleeper.pid), "sweep stopped the recorded group"
     quick = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     quick.wait()
     processes.record(tmp_path, quick.pid, "gone")
