@@ -23,6 +23,7 @@ from localcluster.kubelet._exec import streaming_routes
 from localcluster.kubelet._logs import LogService
 from localcluster.kubelet._podnet import allocate_ip, claim_pod_network, is_pod_ip
 from localcluster.kubelet._status import TERMINAL_PHASES, merge_conditions
+from localcluster.kubelet._volumes import claim_dir
 from localcluster.kubelet._worker import PodWorker
 from localcluster.store import WatchEvent
 
@@ -178,9 +179,15 @@ class Kubelet:
             self._deleting.add(uid)
             self.spawn(self._finish(self.workers[uid], grace=0))
         for event in events:
-            uid = event.entry.obj["metadata"].get("uid", "")
-            if event.type == "DELETED" and event.key == self.pods.key and uid not in self.workers:
-                self._remove_pod_dir(uid)
+            metadata = event.entry.obj["metadata"]
+            if event.type != "DELETED":
+                continue
+            if event.key == self.pods.key and metadata.get("uid", "") not in self.workers:
+                self._remove_pod_dir(metadata.get("uid", ""))
+            elif event.key == self.claims.key:
+                # Dynamically provisioned volumes default to the Delete reclaim policy: the data goes
+                # with the claim, so a new claim of the same name starts empty.
+                shutil.rmtree(claim_dir(self.home, metadata.get("namespace", ""), metadata["name"]), ignore_errors=True)
 
     def _sync_pod(self, pod: dict[str, Any]) -> None:
         metadata = pod["metadata"]

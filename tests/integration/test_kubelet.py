@@ -189,6 +189,8 @@ def test_environment_volumes_and_init_containers(core: CoreV1Api, cluster: Local
         delete_now(core, "volumes")
         core.delete_namespaced_config_map("greeting", NAMESPACE)
     assert written.exists(), "a claim's data outlives its pod"
+    core.delete_namespaced_persistent_volume_claim("books", NAMESPACE)
+    wait_for(lambda: not written.parent.exists(), "the claim's data to go with the claim (reclaim policy Delete)")
 
 
 def test_a_crashing_container_backs_off_10_then_20_seconds(core: CoreV1Api) -> None:
