@@ -552,8 +552,8 @@ for entry in Path(os.environ["DATA"]).iterdir():
 def empty_claim(ctx: Context, claim: str) -> None:
     """Delete the files on a claim with a short-lived pod, so the lab starts again with an empty shop.
 
-    Deleting the claim alone is not enough everywhere: a StorageClass with reclaimPolicy Retain (and
-    localcluster, which keeps claim directories) would hand the old database to the next claim.
+    Deleting the claim alone is not enough everywhere: on a real cluster, a StorageClass with
+    reclaimPolicy Retain would hand the old database to the next claim.
     """
     pod_name = f"empty-{claim}"
     apply(
