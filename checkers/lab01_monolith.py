@@ -340,8 +340,36 @@ class ShopState:
         return {"books (id: stock/sold)": shelf, BUYER: self.buyer}
 
 
+class ShopUnreachable(Exception):
+    """The shop did not answer through its Service: an earlier step is not done (or was undone).
+
+    That is the attendee's to fix, so it becomes FAILED with a pointer back, not an ERROR.
+    """
+
+    def __init__(self, url: str, response: httpx.Response) -> None:
+        super().__init__(f"{url} answered {response.status_code}")
+        self.url = url
+        self.response = response
+
+    def result(self) -> CheckResult:
+        return CheckResult.failed(
+            f"{self.url} does not answer ({self.response.status_code}: {self.response.text[:200]}).",
+            "Do the earlier steps of this lab first: the Deployment must be Ready and its Service must reach "
+            "its pods (the earlier checks say which step is missing).",
+            status=self.response.status_code,
+        )
+
+
+def shop_get(ctx: Context, url: str, path: str) -> httpx.Response:
+    """GET a shop path; a 502/503/504 from the service network means the shop is not reachable."""
+    response = ctx.http.get(f"{url}{path}")
+    if response.status_code in (502, 503, 504):
+        raise ShopUnreachable(url, response)
+    return response
+
+
 def look_at_shop(ctx: Context, url: str) -> ShopState:
-    books = ctx.http.get(f"{url}/api/books")
+    books = shop_get(ctx, url, "/api/books")
     books.raise_for_status()
     account = ctx.http.get(f"{url}/api/users/{BUYER}")
     if account.status_code != 404:
@@ -354,7 +382,10 @@ def look_at_shop(ctx: Context, url: str) -> ShopState:
 
 def purchase_kept_invariants(ctx: Context, url: str) -> CheckResult:
     """PASSED when the buyer owns books and stock and money moved exactly by what was bought."""
-    shop = look_at_shop(ctx, url)
+    try:
+        shop = look_at_shop(ctx, url)
+    except ShopUnreachable as unreachable:
+        return unreachable.result()
     if shop.buyer is None:
         return CheckResult.failed(
             f"There is no user {BUYER!r} at {url} yet.",
@@ -384,7 +415,7 @@ def purchase_kept_invariants(ctx: Context, url: str) -> CheckResult:
 
 def refused_purchase_statuses(ctx: Context, url: str) -> list[int]:
     """The status of each purchase the service refused (4xx), from the spans it still remembers."""
-    answer = ctx.http.get(f"{url}/debug/spans")
+    answer = shop_get(ctx, url, "/debug/spans")
     answer.raise_for_status()
     return [
         span["status"]
@@ -395,7 +426,10 @@ def refused_purchase_statuses(ctx: Context, url: str) -> list[int]:
 
 def bad_purchases_changed_nothing(ctx: Context, url: str) -> CheckResult:
     """PASSED when the service refused at least one purchase and the invariants still hold."""
-    refused = refused_purchase_statuses(ctx, url)
+    try:
+        refused = refused_purchase_statuses(ctx, url)
+    except ShopUnreachable as unreachable:
+        return unreachable.result()
     if not refused:
         return CheckResult.failed(
             f"{url} has not refused any purchase yet.",

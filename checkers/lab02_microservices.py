@@ -22,6 +22,7 @@ from checkers.lab01_monolith import (
     PURCHASE,
     PURCHASE_OPERATION,
     PodState,
+    ShopUnreachable,
     apply_kinds,
     bad_purchases_changed_nothing,
     buy,
@@ -32,6 +33,7 @@ from checkers.lab01_monolith import (
     purchase_kept_invariants,
     service_url,
     services_reachable,
+    shop_get,
     wait_until_reachable,
     wait_until_ready,
 )
@@ -107,7 +109,7 @@ class TracedPurchase:
 
 def newest_traced_purchase(ctx: Context) -> TracedPurchase | None:
     """The newest successful purchase that joined a caller's trace (a `traceparent` was sent), if any."""
-    answer = ctx.http.get(f"{STOREFRONT}/debug/spans")
+    answer = shop_get(ctx, STOREFRONT, "/debug/spans")
     answer.raise_for_status()
     traced = [
         span
@@ -131,7 +133,10 @@ def _nodes(root: SpanNode) -> list[SpanNode]:
 
 @check("02.5", title="The storefront really calls stock and balance (the trace shows it)", timeout=30)
 def purchase_traced(ctx: Context) -> CheckResult:
-    seen = newest_traced_purchase(ctx)
+    try:
+        seen = newest_traced_purchase(ctx)
+    except ShopUnreachable as unreachable:
+        return unreachable.result()
     if seen is None:
         return CheckResult.failed(
             "The storefront has served no purchase that carried a trace of yours.",
@@ -191,10 +196,10 @@ def _timestamp(seconds: float | None) -> str | None:
 def look_at_ranking(ctx: Context) -> RankingState:
     workload = look_at_deployment(ctx, "storefront")
     startup_module = workload.environment.get("BOOKSTORE_RANKING") or DEFAULT_RANKING
-    books = ctx.http.get(f"{STOREFRONT}/api/books")
+    books = shop_get(ctx, STOREFRONT, "/api/books")
     books.raise_for_status()
     shelf = books.json()
-    modules = ctx.http.get(f"{STOREFRONT}/admin/modules")
+    modules = shop_get(ctx, STOREFRONT, "/admin/modules")
     modules.raise_for_status()
     active = modules.json()["active"]
     installed_at = next((m["installed_at"] for m in modules.json()["modules"] if m["active"]), None)
@@ -223,7 +228,10 @@ def _started_before(pod: PodState, installed_at: float) -> bool:
 
 @check("02.6", title="The ranking module switched while the storefront pod kept running", timeout=30)
 def ranking_switched(ctx: Context) -> CheckResult:
-    seen = look_at_ranking(ctx)
+    try:
+        seen = look_at_ranking(ctx)
+    except ShopUnreachable as unreachable:
+        return unreachable.result()
     evidence = seen.evidence()
     if len(seen.pods) != 1:
         return CheckResult.failed(
