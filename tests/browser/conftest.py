@@ -147,6 +147,8 @@ def jupyterlab(lab_cluster: LocalCluster, tmp_path: Path) -> Iterator[JupyterLab
         f"--IdentityProvider.token={token}",
         # CI runs as root; JupyterLab refuses root unless told.
         "--ServerApp.allow_root=True",
+        # The storefront page under /bookstore/<service>/, as `make run` serves it.
+        "--ServerApp.jpserver_extensions={'labkit.jupyter_proxy': True}",
         "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
     ]
     with log.open("wb") as output:
