@@ -1,7 +1,7 @@
 """Pod addresses: each pod gets a loopback address of its own, 127.N.x.y.
 
-Every localcluster on the machine claims a pod network of its own (127.244.0.0/16 first, then
-127.245.0.0/16, ...) with a lock file in the machine's temporary directory, held for the server's
+Every localcluster on the machine claims a pod network of its own (a 127.N.0.0/16: the one its
+LAB_HOME had before, else a free one searched from a place its LAB_HOME picks) with a lock file in the machine's temporary directory, held for the server's
 life (the kernel drops it when the process dies, even on kill -9), so clusters that run at the same
 time — tests in parallel, two attendees on one machine — never hand out the same pod address.
 
@@ -27,6 +27,7 @@ import fcntl
 import ipaddress
 import os
 import tempfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,11 @@ def claim_pod_network(home: Path) -> PodNetworkLease:
         preferred = [ipaddress.IPv4Network(remembered.read_text().strip())]
     except (OSError, ValueError):
         preferred = []
-    candidates = preferred + [ipaddress.IPv4Network(f"127.{octet}.0.0/16") for octet in _NETWORK_OCTETS]
+    # A new LAB_HOME starts its search at a place of its own (not always at the first network), so it
+    # rarely takes the network another LAB_HOME had and is about to claim again after a restart.
+    start = zlib.crc32(str(home.resolve()).encode()) % len(_NETWORK_OCTETS)
+    octets = _NETWORK_OCTETS[start:] + _NETWORK_OCTETS[:start]
+    candidates = preferred + [ipaddress.IPv4Network(f"127.{octet}.0.0/16") for octet in octets]
     _LOCK_DIR.mkdir(mode=0o1777, exist_ok=True)
     for network in candidates:
         descriptor = os.open(_LOCK_DIR / f"{network.network_address}.lock", os.O_RDWR | os.O_CREAT, 0o666)
