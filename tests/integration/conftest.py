@@ -5,6 +5,7 @@ Nothing here touches the user's own state, and the teardown asserts no process w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -19,7 +20,7 @@ T = TypeVar("T")
 #: The name the tests use for a running cluster handle.
 LocalCluster = LocalClusterRunner
 
-__all__ = ["KUBECTL", "LocalCluster", "eventually", "start_cluster", "stop_cluster"]
+__all__ = ["KUBECTL", "LocalCluster", "eventually", "poll_until", "start_cluster", "stop_cluster"]
 
 
 def eventually(predicate: Callable[[], T], what: str, timeout: float = 30.0) -> T:
@@ -32,6 +33,20 @@ def eventually(predicate: Callable[[], T], what: str, timeout: float = 30.0) -> 
     )(predicate)
     assert result, f"timed out after {timeout:g} s waiting for {what}"
     return result
+
+
+def poll_until(probe: Callable[[], T], until: Callable[[T], bool], what: str, timeout: float = 30.0) -> T:
+    """Poll `probe` with back-off until `until(value)` holds; fail with `what` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        value = probe()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last seen: {value!r}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 def start_cluster(home: Path, **settings: str) -> LocalCluster:

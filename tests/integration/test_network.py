@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -21,13 +20,12 @@ from kubernetes import client
 
 import labkit
 from labkit.connection import Connection
-from tests.integration.conftest import LocalCluster
+from tests.integration.conftest import LocalCluster, poll_until
 
 pytestmark = pytest.mark.integration
 
 NAMESPACE = "bookstore"
 TEST_NODE = "test-node"
-T = TypeVar("T")
 
 
 class PodServer(ThreadingHTTPServer):
@@ -155,20 +153,6 @@ def create_service(conn: Connection, app: str, *, port: int = 80, target_port: i
     conn.core.create_namespaced_service(NAMESPACE, service)
 
 
-def eventually(probe: Callable[[], T], until: Callable[[T], bool], what: str, timeout: float = 15.0) -> T:
-    """Poll `probe` with back-off until `until(value)` holds; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        value = probe()
-        if until(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last seen: {value!r}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
-
-
 def status_of(conn: Connection, url: str) -> int:
     return conn.http.get(url).status_code
 
@@ -181,7 +165,7 @@ def json_of(answer: httpx.Response) -> Any:
 def test_service_answers_by_short_name_and_fqdn(conn: Connection, pods: Callable[..., PodServer]) -> None:
     server = pods("stock", "127.0.5.1")
     create_service(conn, "stock")
-    eventually(lambda: status_of(conn, "http://stock/"), lambda s: s == 200, "stock to answer by its short name")
+    poll_until(lambda: status_of(conn, "http://stock/"), lambda s: s == 200, "stock to answer by its short name")
     for host in ("stock", "stock.bookstore", "stock.bookstore.svc", "stock.bookstore.svc.cluster.local"):
         assert json_of(conn.http.get(f"http://{host}/books"))["server"] == server.name
 
@@ -194,7 +178,7 @@ def test_endpoints_and_slices_show_the_ready_pod(conn: Connection, pods: Callabl
         endpoints = conn.core.read_namespaced_endpoints("catalog", NAMESPACE)
         return [(a.ip, p.port) for s in endpoints.subsets or [] for a in s.addresses or [] for p in s.ports]
 
-    assert eventually(addresses, bool, "the Endpoints of catalog") == [(server.ip, server.port)]
+    assert poll_until(addresses, bool, "the Endpoints of catalog") == [(server.ip, server.port)]
     slices = client.DiscoveryV1Api(conn.core.api_client).list_namespaced_endpoint_slice(
         NAMESPACE, label_selector="kubernetes.io/service-name=catalog"
     )
@@ -207,7 +191,7 @@ def test_endpoints_and_slices_show_the_ready_pod(conn: Connection, pods: Callabl
 def test_requests_are_balanced_over_every_endpoint(conn: Connection, pods: Callable[..., PodServer]) -> None:
     servers = [pods("balance", f"127.0.5.{10 + index}") for index in range(3)]
     create_service(conn, "balance")
-    eventually(
+    poll_until(
         lambda: {json_of(conn.http.get("http://balance/"))["server"] for _ in range(6)},
         lambda seen: len(seen) == 3,
         "all three endpoints of balance",
@@ -219,7 +203,7 @@ def test_requests_are_balanced_over_every_endpoint(conn: Connection, pods: Calla
 def test_numeric_target_port(conn: Connection, pods: Callable[..., PodServer]) -> None:
     server = pods("numbered", "127.0.5.3", port_name="other")
     create_service(conn, "numbered", port=9000, target_port=server.port)
-    answer = eventually(lambda: conn.http.get("http://numbered:9000/"), lambda a: a.status_code == 200, "numbered")
+    answer = poll_until(lambda: conn.http.get("http://numbered:9000/"), lambda a: a.status_code == 200, "numbered")
     assert answer.json()["server"] == server.name
 
 
@@ -233,22 +217,22 @@ def test_unknown_service_is_503_with_reason(conn: Connection) -> None:
 def test_endpoints_follow_readiness(conn: Connection, pods: Callable[..., PodServer]) -> None:
     server = pods("flaky", "127.0.5.4")
     create_service(conn, "flaky")
-    eventually(lambda: status_of(conn, "http://flaky/"), lambda s: s == 200, "flaky to answer")
+    poll_until(lambda: status_of(conn, "http://flaky/"), lambda s: s == 200, "flaky to answer")
 
     set_pod_ready(conn, server.name, server.ip, False)
-    answer = eventually(lambda: conn.http.get("http://flaky/"), lambda a: a.status_code == 503, "flaky to be unready")
+    answer = poll_until(lambda: conn.http.get("http://flaky/"), lambda a: a.status_code == 503, "flaky to be unready")
     assert answer.json()["reason"] == "NoReadyEndpoints"
     endpoints = conn.core.read_namespaced_endpoints("flaky", NAMESPACE)
     assert [a.ip for a in endpoints.subsets[0].not_ready_addresses] == [server.ip]
 
     set_pod_ready(conn, server.name, server.ip, True)
-    eventually(lambda: status_of(conn, "http://flaky/"), lambda s: s == 200, "flaky to be ready again")
+    poll_until(lambda: status_of(conn, "http://flaky/"), lambda s: s == 200, "flaky to be ready again")
 
 
 def test_streaming_response_passes_through_incrementally(conn: Connection, pods: Callable[..., PodServer]) -> None:
     server = pods("events", "127.0.5.5")
     create_service(conn, "events")
-    eventually(lambda: status_of(conn, "http://events/"), lambda s: s == 200, "events to answer")
+    poll_until(lambda: status_of(conn, "http://events/"), lambda s: s == 200, "events to answer")
     with conn.http.stream("GET", "http://events/stream") as answer:
         chunks = answer.iter_raw()
         # The pod sends its second event only once the first has come through the proxy.
@@ -260,7 +244,7 @@ def test_streaming_response_passes_through_incrementally(conn: Connection, pods:
 def test_proxy_keeps_backend_connections_alive(conn: Connection, pods: Callable[..., PodServer]) -> None:
     pods("pooled", "127.0.5.6")
     create_service(conn, "pooled")
-    eventually(lambda: status_of(conn, "http://pooled/"), lambda s: s == 200, "pooled to answer")
+    poll_until(lambda: status_of(conn, "http://pooled/"), lambda s: s == 200, "pooled to answer")
     callers = {tuple(json_of(conn.http.get("http://pooled/"))["client"]) for _ in range(5)}
     assert len(callers) == 1  # five requests, one proxy-to-pod connection
 

@@ -3,10 +3,9 @@ and the service proxy carries calls to them from a notebook (labkit) and from an
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -14,28 +13,13 @@ from kubernetes.client.exceptions import ApiException
 import labkit
 from labkit.connection import Connection
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import LocalCluster
+from tests.integration.conftest import LocalCluster, poll_until
 
 pytestmark = pytest.mark.integration
 
 NAMESPACE = "bookstore"
 APP = "web-e2e"
 HTTP_SERVER = str(Path(__file__).parent / "podprograms" / "http_server.py")
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], until: Callable[[T], bool], what: str, timeout: float = 30.0) -> T:
-    """Poll `probe` with back-off until `until(value)` holds; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        value = probe()
-        if until(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last seen: {value!r}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
 
 
 def server_pod(name: str) -> dict[str, Any]:
@@ -99,18 +83,18 @@ def served_by(conn: Connection, count: int) -> set[str]:
 
 
 def test_real_pods_answer_through_the_service_from_labkit_and_from_a_pod(conn: Connection, web: list[str]) -> None:
-    addresses = eventually(lambda: ready_addresses(conn), lambda found: len(found) == 2, "both pods to be Ready")
+    addresses = poll_until(lambda: ready_addresses(conn), lambda found: len(found) == 2, "both pods to be Ready")
     assert [name for name, _ in addresses] == web
     assert all(ip.startswith("127.") and ip != "127.0.0.1" for _, ip in addresses)
 
-    assert eventually(lambda: served_by(conn, 6), lambda seen: seen == set(web), "answers from both pods")
+    assert poll_until(lambda: served_by(conn, 6), lambda seen: seen == set(web), "answers from both pods")
 
     for name, url in (
         ("caller-short", f"http://{APP}/"),
         ("caller-fqdn", f"http://{APP}.{NAMESPACE}.svc.cluster.local/"),
     ):
         conn.core.create_namespaced_pod(NAMESPACE, caller_pod(name, url))
-        phase = eventually(
+        phase = poll_until(
             lambda name=name: conn.core.read_namespaced_pod(name, NAMESPACE).status.phase,
             lambda phase: phase in ("Succeeded", "Failed"),
             f"pod {name} to finish",
@@ -121,9 +105,9 @@ def test_real_pods_answer_through_the_service_from_labkit_and_from_a_pod(conn: C
 
 
 def test_deleted_pod_leaves_the_rotation(conn: Connection, web: list[str]) -> None:
-    eventually(lambda: ready_addresses(conn), lambda found: len(found) == 2, "both pods to be Ready")
+    poll_until(lambda: ready_addresses(conn), lambda found: len(found) == 2, "both pods to be Ready")
     conn.core.delete_namespaced_pod(web[0], NAMESPACE, grace_period_seconds=0)
-    eventually(lambda: [name for name, _ in ready_addresses(conn)], lambda names: names == [web[1]], "one pod left")
+    poll_until(lambda: [name for name, _ in ready_addresses(conn)], lambda names: names == [web[1]], "one pod left")
     assert served_by(conn, 4) == {web[1]}
 
 
@@ -140,13 +124,13 @@ def test_a_pod_resolves_short_names_in_its_own_namespace(conn: Connection) -> No
             },
         )
         conn.core.create_namespaced_pod(namespace, server_pod("local-server"))
-        eventually(
+        poll_until(
             lambda: conn.core.read_namespaced_endpoints(APP, namespace).subsets,
             lambda subsets: bool(subsets and subsets[0].addresses),
             "the server to be Ready",
         )
         conn.core.create_namespaced_pod(namespace, caller_pod("local-caller", f"http://{APP}/"))
-        phase = eventually(
+        phase = poll_until(
             lambda: conn.core.read_namespaced_pod("local-caller", namespace).status.phase,
             lambda phase: phase in ("Succeeded", "Failed"),
             "the caller to finish",
