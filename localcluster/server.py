@@ -114,6 +114,7 @@ def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet 
         server_address=server_address,
         max_body_bytes=settings.max_body_bytes,
         home=str(settings.home),
+        log_path=str(settings.server_log_path),
     )
     routes = [*openapi_routes(schemas), *(kubelet.routes if kubelet else [])]
     app = create_app(cluster, config, extra_routes=routes, read_logs=kubelet.read_logs if kubelet else None)

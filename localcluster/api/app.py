@@ -1,7 +1,7 @@
 """The API server's ASGI application: routing, authentication, and one handler per verb.
 
-Every answer that is not a success is a `Status` object; a bug becomes a 500 `Status` with a
-generic message (the traceback goes to the server log, never to the client).
+Every answer that is not a success is a `Status` object; a bug becomes a 500 `Status` naming the
+server log, where its traceback goes (never to the client), and the connection stays open.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from localcluster.api import discovery, tables
 from localcluster.api import patch as patching
@@ -67,6 +67,8 @@ class ApiConfig:
     server_address: str
     max_body_bytes: int
     home: str
+    #: Where the server's log (and so the traceback of any 500) is written.
+    log_path: str = ""
     bookmark_interval: float = 10.0
 
 
@@ -102,6 +104,40 @@ class AuthMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class InternalErrorMiddleware:
+    """A bug answers a 500 `Status` naming the log file, and the connection stays usable.
+
+    Starlette's catch-all answers and then raises the error again, so uvicorn closes the connection
+    and a client's next request on it (kubectl reuses connections) fails with EOF. Here the error is
+    logged once and not raised again, unless the response had already started (a watch stream): then
+    only closing the connection can tell the client the response is incomplete.
+    """
+
+    def __init__(self, app: ASGIApp, log_path: str) -> None:
+        self.app = app
+        where = f"the localcluster log ({log_path})" if log_path else "the localcluster log"
+        self.message = f"an internal error occurred; the traceback is in {where}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            log.exception("unexpected error answering %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await status_response(InternalError(self.message))(scope, receive, send)
 
 
 def create_app(
@@ -163,12 +199,9 @@ def create_app(
             return status_response(MethodNotAllowed("the server does not allow this method on the requested resource"))
         return status_response(NotFound("the server could not find the requested resource"))
 
-    async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unexpected error", exc_info=exc)
-        return status_response(InternalError("an internal error occurred; see the localcluster log"))
-
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: unexpected})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.add_middleware(AuthMiddleware, token=config.token)
+    app.add_middleware(InternalErrorMiddleware, log_path=config.log_path)  # outermost: catches auth bugs too
     return app
 
 

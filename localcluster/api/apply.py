@@ -121,7 +121,9 @@ def server_side_apply(
         merged = walker.remove(merged, removable, schema)
     changes = walker.compare(live, merged, schema)
     _settle_ownership(managers, apply_key, changes, force)
-    if not _same_json(merged, live):
+    # An applier that owns nothing (a bare Namespace, ConfigMap, ServiceAccount) has no entry: upstream's
+    # Updater drops empty managers, and the time it sets afterwards is for an entry that is not encoded.
+    if apply_key in managers and not _same_json(merged, live):
         managers[apply_key].time = now
     return _with_managed_fields(merged, managers)
 

@@ -369,6 +369,31 @@ def test_status_is_applied_through_the_status_subresource(server: Server) -> Non
     assert entry["fieldsV1"] == {"f:status": {"f:replicas": {}}}
 
 
+@pytest.mark.parametrize("plural", ["namespaces", "serviceaccounts", "configmaps"])
+def test_an_object_with_nothing_but_a_name_applies_with_no_manager_entry(
+    index: SchemaIndex, registry: ResourceRegistry, plural: str
+) -> None:
+    bare_server = Server(index, registry.get("", plural))
+    kind = bare_server.resource_type.kind
+    bare = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "bare"}}
+    created = bare_server.apply(None, bare)
+    assert "managedFields" not in created["metadata"]  # upstream drops a manager that owns nothing
+    assert bare_server.apply(created, bare) == created
+
+
+def test_a_bare_apply_over_a_client_side_apply_keeps_the_other_writers_fields(
+    index: SchemaIndex, registry: ResourceRegistry
+) -> None:
+    bare_server = Server(index, registry.get("", "namespaces"))
+    bare = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+    annotated = {**bare, "metadata": {"name": "shop", "annotations": {"last-applied": "{}"}}}
+    live = bare_server.update(None, annotated, "kubectl-client-side-apply")
+    applied = bare_server.apply(live, bare)
+    assert applied["metadata"]["annotations"] == {"last-applied": "{}"}
+    assert set(entries(applied)) == {"kubectl-client-side-apply"}
+    assert bare_server.apply(applied, bare) == applied
+
+
 def test_custom_kinds_apply_by_their_crd_schema(index: SchemaIndex, registry: ResourceRegistry) -> None:
     server = Server(index, registry.get("serving.knative.dev", "services"))
     knative = {
