@@ -58,7 +58,7 @@ def services_deployed(ctx: Context) -> CheckResult:
 
 @services_deployed.solution
 def deploy_services(ctx: Context) -> None:
-    apply_kinds(ctx, LAB_ID, ["Deployment"])
+    apply_kinds(ctx, LAB_ID, ["PersistentVolumeClaim", "Deployment"])
     wait_until_ready(ctx, SERVICES)
 
 
@@ -282,5 +282,5 @@ def switch_ranking(ctx: Context) -> None:
 
 
 def reset(ctx: Context) -> None:
-    """Remove the three services' Deployments and Services."""
+    """Remove the three services' Deployments, Services and volume claims."""
     delete_lab_objects(ctx, LAB_ID)

@@ -59,6 +59,25 @@ def test_a_purchase_call_tree_crosses_the_three_services(ctx: Connection) -> Non
     assert str(view).splitlines()[1].startswith("storefront POST /api/purchase 201")
 
 
+def test_orders_and_money_outlive_the_pods_that_wrote_them(ctx: Connection) -> None:
+    before = ctx.http.get(f"{STOREFRONT}/api/users/ada").json()
+    assert before["books"], "the earlier tests bought books for ada"
+    old = {
+        pod.metadata.uid
+        for pod in ctx.core.list_namespaced_pod(ctx.namespace, label_selector="app in (stock,balance)").items
+    }
+    for name in ("stock", "balance"):
+        ctx.core.delete_collection_namespaced_pod(ctx.namespace, label_selector=f"app={name}")
+
+    def replaced_and_serving() -> bool:
+        pods = ctx.core.list_namespaced_pod(ctx.namespace, label_selector="app in (stock,balance)").items
+        fresh = [pod for pod in pods if pod.metadata.uid not in old and pod.metadata.deletion_timestamp is None]
+        return len(fresh) == 2 and ctx.http.get(f"{STOREFRONT}/api/users/ada").status_code == 200
+
+    wait_for(replaced_and_serving, what="new stock and balance pods to serve ada's account", timeout=120)
+    assert ctx.http.get(f"{STOREFRONT}/api/users/ada").json() == before
+
+
 @pytest.fixture
 def jupyter(cluster: LocalCluster, tmp_path: Path) -> Iterator[httpx.Client]:
     """A Jupyter server with the bookstore route, on a free loopback port, token auth, all state in tmp_path."""
