@@ -31,6 +31,7 @@ from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
 from localcluster.kubelet import Kubelet
 from localcluster.network import ServiceProxy
+from localcluster.network.mesh.injection import SidecarInjector
 from localcluster.settings import Settings
 from localcluster.store import Store
 
@@ -108,6 +109,7 @@ def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet 
     schemas = SchemaIndex(registry)
     store = Store(settings.database_path, history=settings.watch_history)
     cluster = Cluster(store, registry, schemas)
+    cluster.mutating_admission.append(SidecarInjector(store))
     bootstrap(cluster)
     config = ApiConfig(
         token=token,

@@ -14,6 +14,7 @@ import json
 import secrets
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +43,8 @@ _GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels
 _GENERATION_KINDS = {"Deployment", "ReplicaSet", "Pod", "PersistentVolumeClaim"}
 #: Labels the system writes with a reserved meaning.
 #: Namespaces that exist from the start; the first three may not be deleted, as upstream.
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "bookstore")
+#: istio-system is there because localcluster plays Istio: its root namespace holds mesh-wide policies.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "bookstore", "istio-system")
 _UNDELETABLE_NAMESPACES = SYSTEM_NAMESPACES[:3]
 
 
@@ -53,6 +55,11 @@ def now() -> str:
 
 def later(seconds: int) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: A mutating admission step (a webhook's part, such as Istio's sidecar injector): it may change the
+#: object being created (old is None) or updated, after defaulting and before validation.
+MutatingAdmission = Callable[[ResourceType, dict[str, Any], "dict[str, Any] | None"], None]
 
 
 @dataclass
@@ -90,6 +97,8 @@ class Cluster:
         self.registry = registry
         self.schemas = schemas
         self.validator = Validator(schemas)
+        #: Run in order on every create and update, as the apiserver calls mutating webhooks.
+        self.mutating_admission: list[MutatingAdmission] = []
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -173,8 +182,10 @@ class Cluster:
         old: dict[str, Any] | None,
         options: WriteOptions,
     ) -> list[str]:
-        """Defaults, then validation (which prunes unknown fields); returns warnings."""
+        """Defaults, mutating admission, then validation (which prunes unknown fields); returns warnings."""
         defaults.apply_defaults(resource_type, obj)
+        for mutate in self.mutating_admission:
+            mutate(resource_type, obj, old)
         return self.validator.validate(resource_type, version, obj, old, field_validation=options.field_validation)
 
     def _manager(self, options: WriteOptions, user_agent: str | None) -> str:

@@ -21,6 +21,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from localcluster.api.resources import ResourceType
+from localcluster.store import Store
+
 NAMESPACE_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
 INJECT = "sidecar.istio.io/inject"
@@ -104,3 +107,18 @@ def inject(pod: dict[str, Any]) -> None:
         {"initContainers": [], "containers": [], "volumes": [], "imagePullSecrets": None, "revision": REVISION},
         separators=(",", ":"),
     )
+
+
+class SidecarInjector:
+    """The mutating admission step: injects pods being created, reading their namespace's labels."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __call__(self, resource_type: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if old is not None or resource_type.key != "core/pods":
+            return  # the webhook is registered for pod CREATE only
+        namespace = self._store.get("core/namespaces", "", (obj.get("metadata") or {}).get("namespace", ""))
+        labels = (namespace.obj["metadata"].get("labels") or {}) if namespace else {}
+        if injection_required(obj, labels):
+            inject(obj)

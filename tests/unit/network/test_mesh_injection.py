@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 
+from localcluster.api.cluster import Cluster
 from localcluster.network.mesh.injection import (
     SIDECAR_STATUS,
+    SidecarInjector,
     has_sidecar,
     inject,
     injection_required,
     workload_name,
 )
+from .conftest import NAMESPACE, create_pod
 
 
 def pod(labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -75,3 +78,39 @@ def test_workload_name_is_the_deployment() -> None:
     ]
     assert workload_name(owned) == "storefront-v2"
     assert workload_name(pod()) == "p"
+
+
+def test_admission_injects_pods_created_after_the_namespace_label_only(cluster: Cluster) -> None:
+    cluster.mutating_admission.append(SidecarInjector(cluster.store))
+    before = create_pod(cluster, "before", labels={"app": "web"})
+    namespaces = cluster.registry.get("", "namespaces")
+    cluster.patch(
+        namespaces,
+        "v1",
+        "",
+        NAMESPACE,
+        "application/merge-patch+json",
+        json.dumps({"metadata": {"labels": {"istio-injection": "enabled"}}}).encode(),
+    )
+    after = create_pod(cluster, "after", labels={"app": "web", "version": "v2"})
+    opted_out = create_pod(cluster, "opted-out", labels={"app": "web", "sidecar.istio.io/inject": "false"})
+    assert has_sidecar(after["metadata"]["annotations"])
+    assert after["metadata"]["labels"]["service.istio.io/canonical-revision"] == "v2"
+    assert not has_sidecar(opted_out["metadata"].get("annotations") or {})
+    # The injector runs on creation only: the older pod stays outside the mesh, even when it is updated.
+    pods = cluster.registry.get("", "pods")
+    updated = cluster.patch(
+        pods,
+        "v1",
+        NAMESPACE,
+        "before",
+        "application/merge-patch+json",
+        json.dumps({"metadata": {"labels": {"touched": "yes"}}}).encode(),
+    ).obj
+    assert not has_sidecar(before["metadata"].get("annotations") or {})
+    assert not has_sidecar(updated["metadata"].get("annotations") or {})
+
+
+def test_istio_system_exists_from_the_start(cluster: Cluster) -> None:
+    namespaces = cluster.registry.get("", "namespaces")
+    assert cluster.find(namespaces, "", "istio-system") is not None
