@@ -83,10 +83,14 @@ def hops_per_purchase(http: httpx.Client) -> int:
     return len(tree.spans()) - len(tree.roots)
 
 
-def bench_switches(http: httpx.Client, switches: int) -> tuple[list[float], int, int]:
-    """Seconds per switch (activate until the shelf shows it) under a load loop; (times, requests, failures)."""
+def bench_switches(http: httpx.Client, admin: dict[str, str], switches: int) -> tuple[list[float], int, int]:
+    """Seconds per switch (activate until the shelf shows it) under a load loop; (times, requests, failures).
+
+    `admin` holds the admin token's header, as `labkit.admin_headers()` gives it.
+    """
     for name in ("by-price", "by-stock"):
-        http.post(f"{STOREFRONT}/admin/modules", json={"name": name, "version": "1.0.0", "bundled": name})
+        install = {"name": name, "version": "1.0.0", "bundled": name}
+        http.post(f"{STOREFRONT}/admin/modules", json=install, headers=admin)
     stop = threading.Event()
     progress = threading.Condition()
     counts = {"requests": 0, "failures": 0}
@@ -118,7 +122,7 @@ def bench_switches(http: httpx.Client, switches: int) -> tuple[list[float], int,
             load_made(LOAD_PER_SWITCH)
             module = ("by-price", "by-stock")[index % 2]
             started = time.perf_counter()
-            http.post(f"{STOREFRONT}/admin/modules/{module}/1.0.0/activate").raise_for_status()
+            http.post(f"{STOREFRONT}/admin/modules/{module}/1.0.0/activate", headers=admin).raise_for_status()
             while http.get(f"{STOREFRONT}/api/books").json()["ranking"]["module"] != module:
                 if time.perf_counter() - started > SWITCH_TIMEOUT:
                     raise TimeoutError(f"the shelf did not show {module} within {SWITCH_TIMEOUT}s")
@@ -140,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from checkers import solve
     from checkers.lab01_monolith import look_at_deployment
+    from labkit.admin import admin_headers
     from labkit.connection import connect
     from localcluster.testing import LocalClusterRunner
 
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             report("proxy hop p50", hop * 1000, "ms")
             report("proxy hops per microservices purchase", hops, "hops")
             report("proxy share of the extra p50", 100 * hops * hop / extra if extra > 0 else 0.0, "%")
-            switch_seconds, requests, failures = bench_switches(ctx.http, args.switches)
+            switch_seconds, requests, failures = bench_switches(ctx.http, admin_headers(ctx), args.switches)
             report("module switch p50", percentile(switch_seconds, 0.5) * 1000, "ms")
             report("module switch max", max(switch_seconds) * 1000, "ms")
             report("shelf requests during switches", requests, "requests")

@@ -7,6 +7,8 @@ service reaches the storefront's caller unchanged::
 
     BookstoreError
     ├── InvalidRequest (422)          invalid_request: a value outside the domain's rules
+    ├── Unauthorized (401)            unauthorized: an admin call without the admin token
+    ├── Forbidden (403)               forbidden: an admin call with a token that is not the admin token
     ├── NotFound (404)
     │   ├── UnknownBook               unknown_book
     │   ├── UnknownUser               unknown_user
@@ -39,6 +41,7 @@ __all__ = [
     "DependencyError",
     "DependencyTimeout",
     "DependencyUnavailable",
+    "Forbidden",
     "InsufficientBalance",
     "InsufficientStock",
     "InvalidRequest",
@@ -49,6 +52,7 @@ __all__ = [
     "NotFound",
     "OrderConflict",
     "PayloadTooLarge",
+    "Unauthorized",
     "UnknownBook",
     "UnknownOrder",
     "UnknownPayment",
@@ -63,6 +67,8 @@ class BookstoreError(Exception):
 
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
+    #: Response headers the refusal needs (a 401 says which credentials it wants).
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str, **detail: Any) -> None:
         super().__init__(message)
@@ -77,6 +83,19 @@ class BookstoreError(Exception):
 class InvalidRequest(BookstoreError):
     status_code = 422
     code = "invalid_request"
+
+
+class Unauthorized(BookstoreError):
+    """No credentials: the caller must say who it is (the response asks for a bearer token)."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="bookstore-admin"'}
+
+
+class Forbidden(BookstoreError):
+    status_code = 403
+    code = "forbidden"
 
 
 class NotFound(BookstoreError):

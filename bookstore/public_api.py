@@ -6,7 +6,7 @@ GET    ``/api/books``           books ranked by the active module; ``x-bookstore
 POST   ``/api/users``           ``{"name"}`` opens an account with the initial balance
 GET    ``/api/users/{name}``    balance and books owned
 POST   ``/api/purchase``        ``{"user", "book", "count"}`` buys books
-*      ``/admin/modules...``    ranking modules, see :mod:`bookstore.modules.admin`
+*      ``/admin/modules...``    ranking modules, for holders of the admin token: :mod:`bookstore.modules.admin`
 =====  =======================  ===========================================================
 
 A :class:`Shop` does the work: the monolith's runs local transactions, the storefront's calls
@@ -21,7 +21,7 @@ from fastapi import FastAPI, Path, Response, status
 from fastapi.responses import HTMLResponse
 
 from bookstore.models import USER_NAME_PATTERN, Book, BookList, NewUser, Order, PurchaseRequest, User
-from bookstore.modules.admin import create_admin_router
+from bookstore.modules.admin import AdminToken, create_admin_router
 from bookstore.modules.host import BUNDLED_VERSION, ModuleHost
 from bookstore.settings import Settings
 from bookstore.web import Lifespan, create_service_app
@@ -52,7 +52,7 @@ def create_public_app(settings: Settings, shop: Shop, *, title: str, lifespan: L
     modules.install(settings.ranking, BUNDLED_VERSION, bundled=settings.ranking)
     modules.activate(settings.ranking, BUNDLED_VERSION)
     app.state.modules = modules
-    app.include_router(create_admin_router(modules))
+    app.include_router(create_admin_router(modules, AdminToken(settings.admin_token_file)))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:

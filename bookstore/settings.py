@@ -1,19 +1,20 @@
 """One settings object per process, read from environment variables with defaults.
 
-=========================  ==========================  =====================================
-variable                   default                     meaning
-=========================  ==========================  =====================================
-``PORT``                   ``8080``                    TCP port to listen on (0: any free one)
-``BIND``                   ``0.0.0.0``                 address to listen on
-``BOOKSTORE_DATA_DIR``     the user's data directory   where the SQLite database file lives
-``BOOKSTORE_VERSION``      ``v1``                      sent as ``x-bookstore-version``
-``BOOKSTORE_STOCK_URL``    ``http://stock``            base URL of the stock service
-``BOOKSTORE_BALANCE_URL``  ``http://balance``          base URL of the balance service
-``BOOKSTORE_HTTP_TIMEOUT`` ``5``                       seconds a call to another service may take
-``BOOKSTORE_RANKING``      ``by-sales``                bundled ranking module active at start
-``BOOKSTORE_SPAN_LIMIT``   ``2048``                    trace spans kept in memory
-``BOOKSTORE_LOG_LEVEL``    ``info``                    uvicorn log level
-=========================  ==========================  =====================================
+==============================  =========================  ==========================================
+variable                        default                    meaning
+==============================  =========================  ==========================================
+``PORT``                        ``8080``                   TCP port to listen on (0: any free one)
+``BIND``                        ``0.0.0.0``                address to listen on
+``BOOKSTORE_DATA_DIR``          the user's data directory  where the SQLite database file lives
+``BOOKSTORE_VERSION``           ``v1``                     sent as ``x-bookstore-version``
+``BOOKSTORE_STOCK_URL``         ``http://stock``           base URL of the stock service
+``BOOKSTORE_BALANCE_URL``       ``http://balance``         base URL of the balance service
+``BOOKSTORE_HTTP_TIMEOUT``      ``5``                      seconds a call to another service may take
+``BOOKSTORE_RANKING``           ``by-sales``               bundled ranking module active at start
+``BOOKSTORE_SPAN_LIMIT``        ``2048``                   trace spans kept in memory
+``BOOKSTORE_LOG_LEVEL``         ``info``                   uvicorn log level
+``BOOKSTORE_ADMIN_TOKEN_FILE``  none (admin API closed)    file holding the admin API's bearer token
+==============================  =========================  ==========================================
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Settings:
     ranking: str = "by-sales"
     span_limit: int = 2048
     log_level: str = "info"
+    #: Read at every admin call (a mounted Secret may be rotated); without it the admin API refuses everything.
+    admin_token_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.service not in SERVICE_NAMES:
@@ -106,6 +109,7 @@ class Settings:
             ranking=read("BOOKSTORE_RANKING", str, cls.ranking),
             span_limit=read("BOOKSTORE_SPAN_LIMIT", int, cls.span_limit),
             log_level=read("BOOKSTORE_LOG_LEVEL", str.lower, cls.log_level),
+            admin_token_file=read("BOOKSTORE_ADMIN_TOKEN_FILE", Path, None),
         )
 
     @property

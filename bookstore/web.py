@@ -136,7 +136,7 @@ def create_service_app(settings: Settings, *, title: str, lifespan: Lifespan | N
 def _add_error_handlers(app: FastAPI) -> None:
     async def bookstore_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, BookstoreError)
-        return JSONResponse(exc.to_payload(), status_code=exc.status_code)
+        return JSONResponse(exc.to_payload(), status_code=exc.status_code, headers=exc.headers or None)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -22,6 +22,7 @@ from checkers._result import CheckResult
 from checkers._runner import observe
 from labkit._apply import apply
 from labkit._waiting import wait_for
+from labkit.admin import ensure_admin_secret
 from labkit.kustomize import overlay
 from labkit.settings import PROJECT_IMAGE
 
@@ -360,9 +361,9 @@ class ShopUnreachable(Exception):
         )
 
 
-def shop_get(ctx: Context, url: str, path: str) -> httpx.Response:
+def shop_get(ctx: Context, url: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
     """GET a shop path; a 502/503/504 from the service network means the shop is not reachable."""
-    response = ctx.http.get(f"{url}{path}")
+    response = ctx.http.get(f"{url}{path}", headers=headers)
     if response.status_code in (502, 503, 504):
         raise ShopUnreachable(url, response)
     return response
@@ -498,6 +499,7 @@ def monolith_ready(ctx: Context) -> CheckResult:
 
 @monolith_ready.solution
 def deploy_monolith(ctx: Context) -> None:
+    ensure_admin_secret(ctx)
     apply_kinds(ctx, LAB_ID, ["PersistentVolumeClaim", "Deployment"])
     wait_until_ready(ctx, [APP])
 

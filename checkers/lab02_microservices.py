@@ -37,6 +37,7 @@ from checkers.lab01_monolith import (
     wait_until_reachable,
     wait_until_ready,
 )
+from labkit.admin import admin_headers, ensure_admin_secret
 from labkit.traces import start_trace
 
 LAB_ID = "02-microservices"
@@ -58,6 +59,7 @@ def services_deployed(ctx: Context) -> CheckResult:
 
 @services_deployed.solution
 def deploy_services(ctx: Context) -> None:
+    ensure_admin_secret(ctx)
     apply_kinds(ctx, LAB_ID, ["PersistentVolumeClaim", "Deployment"])
     wait_until_ready(ctx, SERVICES)
 
@@ -199,7 +201,7 @@ def look_at_ranking(ctx: Context) -> RankingState:
     books = shop_get(ctx, STOREFRONT, "/api/books")
     books.raise_for_status()
     shelf = books.json()
-    modules = shop_get(ctx, STOREFRONT, "/admin/modules")
+    modules = shop_get(ctx, STOREFRONT, "/admin/modules", headers=admin_headers(ctx))
     modules.raise_for_status()
     active = modules.json()["active"]
     installed_at = next((m["installed_at"] for m in modules.json()["modules"] if m["active"]), None)
@@ -243,7 +245,7 @@ def ranking_switched(ctx: Context) -> CheckResult:
         return CheckResult.failed(
             f"The storefront still ranks with {seen.active}, the module it started with.",
             'Install and activate another module: POST http://storefront/admin/modules with {"name": "by-price", '
-            '"version": "1.0.0", "bundled": "by-price", "activate": true}.',
+            '"version": "1.0.0", "bundled": "by-price", "activate": true} and headers=labkit.admin_headers().',
             **evidence,
         )
     if seen.error:
@@ -265,7 +267,7 @@ def ranking_switched(ctx: Context) -> CheckResult:
             "Switch the module in the running pod through the admin API; do not restart or re-deploy it.",
             **evidence,
         )
-    # Modules live in the process's memory: a restart would have brought back the start-up module.
+    # The module was installed into this very process: the pod started before the install and still runs.
     return CheckResult.passed(
         f"The storefront ranks with {seen.active} (order {', '.join(seen.order)}) in pod {pod.name} "
         f"(uid {pod.uid}, restarts {pod.restarts}), running since before the switch.",
@@ -275,9 +277,11 @@ def ranking_switched(ctx: Context) -> CheckResult:
 
 @ranking_switched.solution
 def switch_ranking(ctx: Context) -> None:
-    installed = ctx.http.post(f"{STOREFRONT}/admin/modules", json=NEW_RANKING)
+    admin = admin_headers(ctx)
+    installed = ctx.http.post(f"{STOREFRONT}/admin/modules", json=NEW_RANKING, headers=admin)
     if installed.status_code == 409:
-        installed = ctx.http.post(f"{STOREFRONT}/admin/modules/{NEW_RANKING['name']}/{NEW_RANKING['version']}/activate")
+        activate = f"{STOREFRONT}/admin/modules/{NEW_RANKING['name']}/{NEW_RANKING['version']}/activate"
+        installed = ctx.http.post(activate, headers=admin)
     installed.raise_for_status()
 
 

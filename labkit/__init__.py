@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from labkit._kubectl import KubectlError, KubectlRun, kubectl
     from labkit._panel import CheckPanel, check
     from labkit._waiting import WaitTimeout, wait_for
+    from labkit.admin import admin_headers, ensure_admin_secret
     from labkit.connection import connect
     from labkit.settings import PROJECT_IMAGE, Settings
 
@@ -35,10 +36,12 @@ _EXPORTS = {
     "PROJECT_IMAGE": "labkit.settings",
     "Settings": "labkit.settings",
     "WaitTimeout": "labkit._waiting",
+    "admin_headers": "labkit.admin",
     "apply": "labkit._apply",
     "check": "labkit._panel",
     "cluster_view": "labkit._cluster_view",
     "connect": "labkit.connection",
+    "ensure_admin_secret": "labkit.admin",
     "kubectl": "labkit._kubectl",
     "load_manifests": "labkit._apply",
     "manifest": "labkit._apply",
@@ -56,10 +59,12 @@ __all__ = [
     "ManifestError",
     "Settings",
     "WaitTimeout",
+    "admin_headers",
     "apply",
     "check",
     "cluster_view",
     "connect",
+    "ensure_admin_secret",
     "kubectl",
     "load_manifests",
     "manifest",

@@ -22,8 +22,16 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+#: The admin token every test app reads from its token file, and the header that sends it.
+ADMIN_TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 def settings_for(service: str, data_dir: Path) -> Settings:
-    return Settings(service=service, data_dir=data_dir, bind="127.0.0.1", version="v-test")
+    """A service's settings with its data in ``data_dir`` and ``ADMIN_TOKEN`` in its admin token file."""
+    token_file = data_dir / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    return Settings(service=service, data_dir=data_dir, bind="127.0.0.1", version="v-test", admin_token_file=token_file)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from bookstore.catalog import CATALOG
 from bookstore.errors import InvalidRequest, ModuleActive, ModuleExists, ModuleNotInstalled, ModuleRejected
 from bookstore.models import Book
 from bookstore.modules import BUNDLED_MODULES, ModuleHost
+from tests.unit.bookstore.conftest import ADMIN
 
 BY_TITLE = '''
 """Alphabetical by title."""
@@ -155,10 +156,12 @@ def test_a_module_cannot_change_the_books_it_is_given(host: ModuleHost) -> None:
 
 @pytest.mark.anyio
 async def test_the_admin_api_switches_the_ranking_without_a_restart(monolith: httpx.AsyncClient) -> None:
-    installed = await monolith.post("/admin/modules", json={"name": "by-title", "version": "2.0.0", "source": BY_TITLE})
-    activated = await monolith.post("/admin/modules/by-title/2.0.0/activate")
+    installed = await monolith.post(
+        "/admin/modules", json={"name": "by-title", "version": "2.0.0", "source": BY_TITLE}, headers=ADMIN
+    )
+    activated = await monolith.post("/admin/modules/by-title/2.0.0/activate", headers=ADMIN)
     books = await monolith.get("/api/books")
-    listed = (await monolith.get("/admin/modules")).json()
+    listed = (await monolith.get("/admin/modules", headers=ADMIN)).json()
 
     assert installed.status_code == 201 and installed.json()["active"] is False
     assert activated.status_code == 200 and activated.json()["active"] is True
@@ -173,11 +176,13 @@ async def test_the_admin_api_switches_the_ranking_without_a_restart(monolith: ht
 @pytest.mark.anyio
 async def test_the_admin_api_installs_bundled_modules_and_uninstalls_inactive_ones(monolith: httpx.AsyncClient) -> None:
     installed = await monolith.post(
-        "/admin/modules", json={"name": "by-price", "version": "1.0.0", "bundled": "by-price", "activate": True}
+        "/admin/modules",
+        json={"name": "by-price", "version": "1.0.0", "bundled": "by-price", "activate": True},
+        headers=ADMIN,
     )
-    refused = await monolith.delete("/admin/modules/by-price/1.0.0")
-    removed = await monolith.delete("/admin/modules/by-sales/1.0.0")
-    missing = await monolith.delete("/admin/modules/by-sales/1.0.0")
+    refused = await monolith.delete("/admin/modules/by-price/1.0.0", headers=ADMIN)
+    removed = await monolith.delete("/admin/modules/by-sales/1.0.0", headers=ADMIN)
+    missing = await monolith.delete("/admin/modules/by-sales/1.0.0", headers=ADMIN)
 
     assert installed.status_code == 201 and installed.json()["origin"] == "bundled:by-price"
     assert (await monolith.get("/api/books")).headers["x-bookstore-ranking"] == "by-price@1.0.0"
@@ -189,7 +194,9 @@ async def test_the_admin_api_installs_bundled_modules_and_uninstalls_inactive_on
 @pytest.mark.anyio
 async def test_the_admin_api_refuses_a_broken_module_with_422(monolith: httpx.AsyncClient) -> None:
     response = await monolith.post(
-        "/admin/modules", json={"name": "broken", "version": "1", "source": "def rank(books):\n    return 1/0\n"}
+        "/admin/modules",
+        json={"name": "broken", "version": "1", "source": "def rank(books):\n    return 1/0\n"},
+        headers=ADMIN,
     )
 
     assert response.status_code == 422
@@ -214,16 +221,16 @@ async def test_the_admin_api_refuses_a_broken_module_with_422(monolith: httpx.As
     ],
 )
 async def test_the_admin_api_refuses_bad_install_requests(monolith: httpx.AsyncClient, body: object) -> None:
-    response = await monolith.post("/admin/modules", json=body)
+    response = await monolith.post("/admin/modules", json=body, headers=ADMIN)
 
     assert response.status_code == 422
     assert response.json()["error"] in {"invalid_request", "module_rejected"}
-    assert len((await monolith.get("/admin/modules")).json()["modules"]) == 1
+    assert len((await monolith.get("/admin/modules", headers=ADMIN)).json()["modules"]) == 1
 
 
 @pytest.mark.anyio
 async def test_every_response_is_ranked_by_exactly_the_module_it_names(monolith: httpx.AsyncClient) -> None:
-    await monolith.post("/admin/modules", json={"name": "by-title", "version": "1", "source": BY_TITLE})
+    await monolith.post("/admin/modules", json={"name": "by-title", "version": "1", "source": BY_TITLE}, headers=ADMIN)
     expected = {
         "by-sales@1.0.0": [book.id for book in CATALOG],  # nothing sold yet: ties broken by id
         "by-title@1": [book.id for book in sorted(CATALOG, key=lambda book: book.title)],
@@ -232,7 +239,7 @@ async def test_every_response_is_ranked_by_exactly_the_module_it_names(monolith:
     async def flip() -> None:
         for index in range(20):
             version = ("by-title/1", "by-sales/1.0.0")[index % 2]
-            await monolith.post(f"/admin/modules/{version}/activate")
+            await monolith.post(f"/admin/modules/{version}/activate", headers=ADMIN)
 
     responses, _ = await asyncio.gather(asyncio.gather(*(monolith.get("/api/books") for _ in range(60))), flip())
 
