@@ -30,7 +30,7 @@ from localcluster.api.schemas import SchemaIndex
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
 from localcluster.kubelet import Kubelet
-from localcluster.network import ServiceProxy
+from localcluster.network import ProxyLimits, ServiceProxy
 from localcluster.network.mesh.injection import SidecarInjector
 from localcluster.settings import Settings
 from localcluster.store import Store
@@ -145,7 +145,12 @@ async def serve(settings: Settings) -> None:
         )
     )
     controllers = start_controllers(cluster)
-    proxy = ServiceProxy.for_store(cluster.store, host=host)
+    limits = ProxyLimits(
+        header_timeout=settings.proxy_header_timeout,
+        idle_timeout=settings.proxy_idle_timeout,
+        max_connections_per_client=settings.proxy_max_connections_per_client,
+    )
+    proxy = ServiceProxy.for_store(cluster.store, host=host, limits=limits)
     await proxy.start()
     kubelet.start(cluster, proxy_url=proxy.url)
     state.write_state(

@@ -45,6 +45,12 @@ class Settings:
     max_body_bytes: int = 3 * 1024 * 1024
     #: How many watch events are kept for resuming; older resourceVersions get 410 Gone.
     watch_history: int = 10_000
+    #: Seconds the service proxy gives a request head to arrive once it has begun (then 408).
+    proxy_header_timeout: float = 10.0
+    #: Seconds a kept-alive connection to the service proxy may idle between requests.
+    proxy_idle_timeout: float = 120.0
+    #: Connections one client address may hold open to the service proxy.
+    proxy_max_connections_per_client: int = 256
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -56,6 +62,11 @@ class Settings:
             port=int(env.get("LOCALCLUSTER_PORT", defaults.port)),
             shared_dir=Path(env["LAB_SHARED_DIR"]) if env.get("LAB_SHARED_DIR") else defaults.shared_dir,
             watch_history=int(env.get("LOCALCLUSTER_WATCH_HISTORY", defaults.watch_history)),
+            proxy_header_timeout=float(env.get("LOCALCLUSTER_PROXY_HEADER_TIMEOUT", defaults.proxy_header_timeout)),
+            proxy_idle_timeout=float(env.get("LOCALCLUSTER_PROXY_IDLE_TIMEOUT", defaults.proxy_idle_timeout)),
+            proxy_max_connections_per_client=int(
+                env.get("LOCALCLUSTER_PROXY_MAX_CONNECTIONS", defaults.proxy_max_connections_per_client)
+            ),
         )
 
     @property

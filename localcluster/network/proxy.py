@@ -1,9 +1,14 @@
 """The service proxy: one HTTP/1.1 forward proxy on loopback that plays kube-proxy for localcluster.
 
 Pods (given HTTP_PROXY) and local clients send `GET http://stock/api/books` to it; the routing table
-turns the host into a backend address and the request is relayed over a pooled keep-alive
-connection. Both sides are framed by h11 on asyncio streams, so bodies stream through in both
-directions as they arrive (chunked uploads, server-sent events) and nothing is buffered whole.
+turns the host into a `Route` and the proxy carries it out: a direct answer or an injected fault
+if the route's policy says so, then attempts (retried and timed as the policy says) over pooled
+keep-alive connections. Both sides are framed by h11 on asyncio streams, so bodies stream through in
+both directions as they arrive (chunked uploads, server-sent events); a body is read ahead only
+when it may have to be sent twice (retries, mirroring), up to a buffer limit as in Envoy.
+
+It forwards to nothing but this cluster's pods, whoever chose the destination; a request head must
+arrive within a timeout, and each client may hold a bounded number of connections.
 """
 
 from __future__ import annotations
@@ -11,23 +16,49 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
+import contextlib
 import logging
+import random
 import re
-from http import HTTPStatus
-from typing import Any
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import h11
 
 from localcluster.network.callers import PodAddresses
+from localcluster.network.http1 import (
+    BackendFailed,
+    Body,
+    ClientGone,
+    answer,
+    answer_error,
+    backend_write,
+    discard_body,
+    drain_response,
+    edit_headers,
+    end_to_end,
+    linger,
+    next_event,
+    next_response,
+    read_body,
+    replayable,
+    send_request,
+    send_response,
+)
 from localcluster.network.pool import READ_SIZE, Backend, BackendPool
 from localcluster.network.routing import (
     DEFAULT_NAMESPACE,
     NAMESPACE_HEADER,
     Destination,
+    Exchange,
+    Fault,
     LoopbackResolver,
     ProxyError,
+    Retries,
+    Route,
     RouteRequest,
     RoutingTable,
 )
@@ -36,33 +67,75 @@ from localcluster.store import Store
 
 log = logging.getLogger("localcluster.proxy")
 
-#: Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the ones the proxy
-#: acts on itself: `expect` (it answers 100-continue) and its own namespace header.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"expect",
-        NAMESPACE_HEADER.encode(),
-    }
-)
-_IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: Largest request or response head accepted (h11's default is 16 KiB; cookies and traces can be long).
 _MAX_HEAD_BYTES = 64 * 1024
-#: How long a connection we are closing on a client still sending is drained before it is closed.
-_LINGER_SECONDS = 2.0
+#: Envoy's default retry back-off: jittered exponential from 25 ms, at most 250 ms.
+_RETRY_BASE_SECONDS = 0.025
+_RETRY_MAX_SECONDS = 0.25
+#: What a failure before any answer is called in Envoy's retry_on vocabulary, and which conditions retry it.
+_RETRIED_FAILURES = {
+    "connect-failure": frozenset({"connect-failure", "5xx", "gateway-error"}),
+    "reset": frozenset({"reset", "5xx", "gateway-error"}),
+    "timeout": frozenset({"reset", "5xx", "gateway-error"}),
+}
+#: Envoy's own answers for failures on mesh routes, with their response flags.
+_ENVOY_CONNECT_FAILURE = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+_ENVOY_RESET = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+_ENVOY_TIMEOUT = "upstream request timeout"
+
+Observer = Callable[[Exchange], None]
+#: The context of an attempt no timeout bounds (cheaper than asyncio.timeout_at(None) on every request).
+_UNBOUNDED = contextlib.nullcontext()
 
 
-class ClientGone(Exception):
-    """The client closed its connection before its request was complete."""
+@dataclass(frozen=True)
+class ProxyLimits:
+    """What one client may hold of the proxy, and how much of a body is kept for retries."""
+
+    #: Seconds a request head may take to arrive once its first byte has (408 after that).
+    header_timeout: float = 10.0
+    #: Seconds a kept-alive connection may sit idle between requests before the proxy closes it.
+    idle_timeout: float = 120.0
+    #: Open connections one client address may hold; more are answered 503 and closed.
+    max_connections_per_client: int = 256
+    #: Bytes of a request body kept so it can be sent again (Envoy's default buffer limit, 1 MiB).
+    retry_buffer_bytes: int = 1024 * 1024
+
+
+@dataclass
+class _Call:
+    """One request on its way through the proxy: the connection it came on and what became of it."""
+
+    client: h11.Connection
+    request: h11.Request
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    peer: str
+    started: float = field(default_factory=time.time)
+    clock: float = field(default_factory=time.monotonic)
+    route_request: RouteRequest | None = None
+    route: Route | None = None
+    destination: Destination | None = None
+    status: int = 0
+    attempts: int = 0
+    flags: set[str] = field(default_factory=set)
+    request_bytes: int = 0
+    response_bytes: int = 0
+
+    @property
+    def answering(self) -> bool:
+        """The answer's head has gone out: a failure now can only cut the connection."""
+        return self.client.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+
+
+class _AttemptFailed(Exception):
+    """An attempt got no answer: `kind` is connect-failure, reset or timeout; `error` what to answer."""
+
+    def __init__(self, kind: str, error: ProxyError) -> None:
+        super().__init__(error.message)
+        self.kind = kind
+        self.error = error
 
 
 class ServiceProxy:
@@ -77,6 +150,7 @@ class ServiceProxy:
         port: int = 0,
         default_namespace: str = DEFAULT_NAMESPACE,
         connect_timeout: float = 5.0,
+        limits: ProxyLimits | None = None,
     ) -> None:
         if not host.startswith("127."):
             raise ValueError(f"the service proxy listens on loopback addresses only (127.0.0.0/8), not {host}")
@@ -85,18 +159,25 @@ class ServiceProxy:
         self._host = host
         self._port = port
         self._default_namespace = default_namespace
+        self._limits = limits or ProxyLimits()
         self._pool = BackendPool(connect_timeout=connect_timeout)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: Counter[str] = Counter()
+        self._observers: list[Observer] = []
+        self._random = random.Random()
 
     @classmethod
-    def for_store(cls, store: Store, *, host: str = "127.0.0.1", port: int = 0) -> ServiceProxy:
-        """The proxy localcluster runs: pod addresses and Services first, then what later routing adds."""
+    def for_store(
+        cls, store: Store, *, host: str = "127.0.0.1", port: int = 0, limits: ProxyLimits | None = None
+    ) -> ServiceProxy:
+        """The proxy localcluster runs: pod addresses and Services, and what later routing adds in front."""
         return cls(
             RoutingTable([LoopbackResolver(), ServiceResolver(store)]),
             callers=PodAddresses(store),
             host=host,
             port=port,
+            limits=limits,
         )
 
     @property
@@ -111,6 +192,14 @@ class ServiceProxy:
         """The proxy's URL, e.g. `http://127.0.0.1:41234`, for HTTP_PROXY and labkit."""
         host, port = self.address
         return f"http://{host}:{port}"
+
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Hand every finished request's `Exchange` to `observer` (telemetry); returns how to stop.
+
+        Observers run on the proxy's loop after each answer: they must be quick and must not raise.
+        """
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self._host, self._port, limit=READ_SIZE, backlog=512)
@@ -143,16 +232,28 @@ class ServiceProxy:
         task = asyncio.current_task()
         if task is not None:
             self._track(task)
+        peer = writer.get_extra_info("peername")[0]
+        self._connections[peer] += 1
         client = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD_BYTES)
         try:
-            await self._serve(client, reader, writer)
+            if self._connections[peer] > self._limits.max_connections_per_client:
+                error = ProxyError(
+                    "TooManyConnections",
+                    f"{peer} already holds {self._limits.max_connections_per_client} connections to the service "
+                    "proxy: reuse connections (keep-alive) or close idle ones",
+                )
+                answer_error(client, writer, None, error)
+                await linger(reader, writer)
+                return
+            await self._serve(client, reader, writer, peer)
             if client.their_state is h11.SEND_BODY:
-                await _linger(reader, writer)  # we answered without reading the whole request
+                await linger(reader, writer)  # we answered without reading the whole request
         except h11.RemoteProtocolError as exc:
             reason = "RequestHeaderFieldsTooLarge" if exc.error_status_hint == 431 else "BadRequest"
-            error = ProxyError(reason, f"malformed request: {exc}", status=exc.error_status_hint)
-            _answer_error(client, writer, None, error)
-            await _linger(reader, writer)
+            answer_error(
+                client, writer, None, ProxyError(reason, f"malformed request: {exc}", status=exc.error_status_hint)
+            )
+            await linger(reader, writer)
         except (ClientGone, ConnectionError):
             pass
         except asyncio.CancelledError:
@@ -160,44 +261,310 @@ class ServiceProxy:
         except h11.LocalProtocolError:
             log.exception("service proxy: cannot relay a message on this connection; closing it")
         finally:
+            self._connections[peer] -= 1
+            if not self._connections[peer]:
+                del self._connections[peer]
             writer.close()
 
-    async def _serve(self, client: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, client: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> None:
         """Answer the connection's requests one after the other for as long as both sides keep it open."""
-        peer = writer.get_extra_info("peername")[0]
         while True:
-            event = await _next_event(client, reader)
+            event = await self._next_request(client, reader, writer)
             if not isinstance(event, h11.Request):
-                return  # the client closed, or pipelined past a request we are not going to answer
-            await self._exchange(client, event, reader, writer, peer)
+                return  # the client closed, went idle, or pipelined past a request we are not going to answer
+            await self._exchange(_Call(client, event, reader, writer, peer))
             await writer.drain()
             if client.our_state is not h11.DONE or client.their_state is not h11.DONE:
                 return
             client.start_next_cycle()
 
-    async def _exchange(
-        self,
-        client: h11.Connection,
-        request: h11.Request,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        peer: str,
-    ) -> None:
+    async def _next_request(
+        self, client: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> object:
+        """The next request head: the connection may idle before it starts, but not dawdle once it has."""
+        event = client.next_event()
+        if event is not h11.NEED_DATA:
+            return event
         try:
-            route = self._route_request(request, peer)
-            destination = await self.routes.resolve(route)
-            if (destination.host, destination.port) == self.address:
-                raise ProxyError(
-                    "ProxyAddressed",
-                    "this is localcluster's service proxy: use it as the HTTP proxy for http://SERVICE/ URLs",
-                    status=400,
-                )
-            backend = await self._pool.acquire(destination.host, destination.port)
+            async with asyncio.timeout(self._limits.idle_timeout):
+                client.receive_data(await reader.read(READ_SIZE))
+        except TimeoutError:
+            return None
+        try:
+            async with asyncio.timeout(self._limits.header_timeout):
+                return await next_event(client, reader)
+        except TimeoutError:
+            error = ProxyError(
+                "RequestTimeout",
+                f"the request head did not arrive within {self._limits.header_timeout:g} s",
+                status=408,
+                text="request header timeout",
+            )
+            answer_error(client, writer, None, error)
+            return None
+
+    async def _exchange(self, call: _Call) -> None:
+        """Route one request and carry out its route; every failure becomes an answer, then telemetry."""
+        try:
+            call.route_request = self._route_request(call.request, call.peer)
+            call.route = await self.routes.resolve(call.route_request)
+            await self._forward(call, call.route)
         except ProxyError as error:
-            await _discard_body(client, reader)
-            _answer_error(client, writer, request, error)
+            if error.flag:
+                call.flags.add(error.flag)
+            await discard_body(call.client, call.reader)
+            if answer_error(call.client, call.writer, call.request, error):
+                call.status = error.status
+        except (ClientGone, ConnectionError):
+            if not call.flags & {"UT", "UC"}:
+                call.flags.add("DC")  # the client went away, not the backend
+            raise
+        finally:
+            if self._observers and call.route_request is not None:
+                self._report(call)
+
+    async def _forward(self, call: _Call, route: Route) -> None:
+        """The route's policy in Envoy's order: a direct answer, a fault, a mirror, then the attempts."""
+        policy = route.policy
+        if policy.direct is not None:
+            direct = policy.direct
+            await discard_body(call.client, call.reader)
+            headers = [(name.encode(), value.encode()) for name, value in direct.headers]
+            if answer(call.client, call.writer, direct.status, direct.body, headers):
+                call.status = direct.status
             return
-        await self._relay(client, request, route, destination, backend, reader, writer, peer)
+        if policy.fault is not None:
+            await self._inject_fault(call, policy.fault)
+        body = None
+        if policy.retries is not None or policy.mirror is not None:
+            body = await read_body(call.client, call.reader, call.writer, self._limits.retry_buffer_bytes)
+            call.request_bytes = body.size
+        if policy.mirror is not None and body is not None and body.complete and self._chance(policy.mirror_percent):
+            self._track(asyncio.create_task(self._shadow(call, policy.mirror, body)))
+        retries = policy.retries if body is None or body.complete else None
+        await self._attempts(call, route, body, retries)
+
+    async def _inject_fault(self, call: _Call, fault: Fault) -> None:
+        if fault.delay and self._chance(fault.delay_percent):
+            call.flags.add("DI")
+            await asyncio.sleep(fault.delay)  # the delay is the product here: Istio's fixedDelay
+        if fault.abort_status is not None and self._chance(fault.abort_percent):
+            raise ProxyError(
+                "FaultInjected",
+                f"aborted with {fault.abort_status} by the route's fault injection",
+                status=fault.abort_status,
+                text="fault filter abort",
+                flag="FI",
+            )
+
+    async def _attempts(self, call: _Call, route: Route, body: Body | None, retries: Retries | None) -> None:
+        """Try, and retry as `retries` allows, until an answer is relayed or no attempt is left."""
+        loop = asyncio.get_running_loop()
+        policy = route.policy
+        deadline = None if policy.timeout is None else loop.time() + policy.timeout
+        allowed = 1 + (retries.attempts if retries is not None else 0)
+        outgoing = self._outgoing(call, route)
+        for attempt in range(1, allowed + 1):
+            last = attempt == allowed
+            if attempt > 1:
+                await self._back_off(attempt - 1, deadline)
+            call.attempts = attempt
+            try_deadline = deadline
+            if retries is not None and retries.per_try_timeout is not None:
+                per_try = loop.time() + retries.per_try_timeout
+                try_deadline = per_try if deadline is None else min(deadline, per_try)
+            destination: Destination | None = None
+            backend: Backend | None = None
+            try:
+                async with asyncio.timeout_at(try_deadline) if try_deadline is not None else _UNBOUNDED:
+                    destination = call.destination = await route.choose()
+                    self._check_destination(destination)
+                    backend, head = await self._send(call, destination, outgoing, body)
+                    if not last and retries is not None and _retries_status(head.status_code, retries):
+                        continue
+                    if attempt > 1 and retries is not None and _retries_status(head.status_code, retries):
+                        call.flags.add("URX")
+                    await self._relay_response(call, route, backend, head)
+                    self._pool.release(backend)
+                    backend = None
+                    return
+            except TimeoutError:
+                if call.answering:
+                    call.flags.add("UT")
+                    raise ClientGone from None  # the answer is cut short: so must the client's connection be
+                whole_deadline_passed = deadline is not None and loop.time() >= deadline
+                if last or whole_deadline_passed or not _retries_failure("timeout", retries):
+                    raise self._timeout_error(destination, route) from None
+            except _AttemptFailed as failure:
+                if last or not _retries_failure(failure.kind, retries):
+                    if attempt > 1:
+                        call.flags.add("URX")
+                    raise failure.error from None
+            finally:
+                if backend is not None:
+                    backend.close()
+                if destination is not None and destination.done is not None:
+                    destination.done()
+
+    async def _back_off(self, retry: int, deadline: float | None) -> None:
+        """Envoy's jittered exponential back-off before retry number `retry` (never past the deadline)."""
+        ceiling = min(_RETRY_BASE_SECONDS * (2**retry - 1), _RETRY_MAX_SECONDS)
+        pause = self._random.uniform(0, ceiling)
+        if deadline is not None:
+            pause = min(pause, max(0.0, deadline - asyncio.get_running_loop().time()))
+        await asyncio.sleep(pause)
+
+    def _outgoing(self, call: _Call, route: Route) -> h11.Request:
+        """The request as the backend gets it: end-to-end headers, rewrites and header edits applied."""
+        assert call.route_request is not None
+        policy = route.policy
+        headers = _forwarded_request_headers(call.request, call.route_request, call.peer)
+        if policy.authority is not None:
+            headers = [(b"host", policy.authority.encode()), *((n, v) for n, v in headers if n != b"host")]
+        headers = edit_headers(headers, policy.request_headers)
+        target = policy.path if policy.path is not None else call.route_request.path
+        return h11.Request(method=call.request.method, target=target.encode(), headers=headers)
+
+    def _check_destination(self, destination: Destination) -> None:
+        """Forward only to this cluster's pods, whatever a resolver (or an Endpoints object) names."""
+        if self._server is not None and (destination.host, destination.port) == self.address:
+            raise ProxyError(
+                "ProxyAddressed",
+                "this is localcluster's service proxy: use it as the HTTP proxy for http://SERVICE/ URLs",
+                status=400,
+            )
+        if self._callers is None or self._callers.is_pod_address(destination.host):
+            return
+        raise ProxyError(
+            "OutsideCluster",
+            f"{destination.host}:{destination.port} is not a pod of this cluster"
+            + (f" (an endpoint of {destination.via})" if destination.via else "")
+            + ": the service proxy forwards only to this localcluster's Services and pods",
+            status=403,
+        )
+
+    async def _send(
+        self, call: _Call, destination: Destination, outgoing: h11.Request, body: Body | None
+    ) -> tuple[Backend, h11.Response]:
+        """Send the request to `destination` and read its answer's head; _AttemptFailed if none came."""
+        backend = await self._connect(destination, call)
+        try:
+            call.request_bytes = await send_request(call.client, call.reader, call.writer, backend, outgoing, body)
+            try:
+                return backend, await next_response(backend)
+            except BackendFailed:
+                if not (backend.reused and replayable(call.request)):
+                    raise
+                # The backend closed the kept-alive connection just as we reused it (its idle
+                # timeout): as HTTP clients do, send a request that is safe to repeat once more.
+                backend.close()
+                backend = await self._connect(destination, call, fresh=True)
+                await backend_write(
+                    backend, (backend.http.send(outgoing) or b"") + (backend.http.send(h11.EndOfMessage()) or b"")
+                )
+                return backend, await next_response(backend)
+        except BackendFailed as failure:
+            backend.close()
+            error = ProxyError(
+                "BackendClosed",
+                f"{_describe(destination)} closed the connection without a complete answer ({failure})",
+                status=502,
+            )
+            raise _AttemptFailed("reset", self._as_envoy(call, error, 503, _ENVOY_RESET, "UC")) from failure
+        except BaseException:
+            backend.close()
+            raise
+
+    async def _connect(self, destination: Destination, call: _Call, *, fresh: bool = False) -> Backend:
+        try:
+            return await self._pool.acquire(destination.host, destination.port, fresh=fresh)
+        except ProxyError as error:
+            raise _AttemptFailed(
+                "connect-failure", self._as_envoy(call, error, 503, _ENVOY_CONNECT_FAILURE, "UF")
+            ) from None
+
+    @staticmethod
+    def _as_envoy(call: _Call, error: ProxyError, status: int, text: str, flag: str) -> ProxyError:
+        """On mesh routes a failure is answered as Envoy answers it; elsewhere with the proxy's reason."""
+        error.flag = flag
+        if call.route is not None and call.route.policy.envoy_answers:
+            error.status, error.text = status, text
+        return error
+
+    def _timeout_error(self, destination: Destination | None, route: Route) -> ProxyError:
+        where = _describe(destination) if destination is not None else "the route"
+        error = ProxyError("UpstreamTimeout", f"{where} did not answer in time", status=504, flag="UT")
+        if route.policy.envoy_answers:
+            error.text = _ENVOY_TIMEOUT
+        return error
+
+    async def _relay_response(self, call: _Call, route: Route, backend: Backend, head: h11.Response) -> None:
+        headers = edit_headers(_end_to_end_response(head), route.policy.response_headers)
+        outgoing = h11.Response(status_code=head.status_code, headers=headers, reason=head.reason)
+        call.status = head.status_code
+        try:
+            call.response_bytes = await send_response(call.client, call.writer, backend, outgoing)
+        except BackendFailed as failure:
+            call.flags.add("UC")
+            raise ClientGone from failure  # the answer is cut short: so must the client's connection be
+
+    async def _shadow(self, call: _Call, mirror: Route, body: Body) -> None:
+        """Send a copy of the request to the mirror's backend and drop its answer (Istio's mirror)."""
+        assert call.route_request is not None
+        headers = [
+            (name, _shadow_host(value) if name == b"host" else value)
+            for name, value in _forwarded_request_headers(call.request, call.route_request, call.peer)
+        ]
+        outgoing = h11.Request(method=call.request.method, target=call.route_request.path.encode(), headers=headers)
+        destination: Destination | None = None
+        backend: Backend | None = None
+        try:
+            destination = await mirror.choose()
+            self._check_destination(destination)
+            backend = await self._pool.acquire(destination.host, destination.port)
+            data = [backend.http.send(outgoing) or b""]
+            data += [backend.http.send(h11.Data(data=chunk)) or b"" for chunk in body.chunks]
+            data.append(backend.http.send(h11.EndOfMessage(headers=body.trailers)) or b"")
+            await backend_write(backend, b"".join(data))
+            await next_response(backend)
+            await drain_response(backend)
+            self._pool.release(backend)
+            backend = None
+        except (ProxyError, BackendFailed) as exc:
+            log.debug("mirrored request to %s not delivered: %s", destination, exc)
+        finally:
+            if backend is not None:
+                backend.close()
+            if destination is not None and destination.done is not None:
+                destination.done()
+
+    def _report(self, call: _Call) -> None:
+        assert call.route_request is not None
+        labels = dict(call.route.labels) if call.route is not None else {}
+        if call.destination is not None:
+            labels.update(call.destination.labels)
+        exchange = Exchange(
+            request=call.route_request,
+            labels=labels,
+            destination=call.destination,
+            status=call.status,
+            started=call.started,
+            duration=time.monotonic() - call.clock,
+            attempts=call.attempts,
+            flags=frozenset(call.flags),
+            request_bytes=call.request_bytes,
+            response_bytes=call.response_bytes,
+        )
+        for observer in self._observers:
+            try:
+                observer(exchange)
+            except Exception:
+                log.exception("service proxy: a telemetry observer failed")
+
+    def _chance(self, percent: float) -> bool:
+        return self._random.random() * 100 < percent
 
     def _route_request(self, request: h11.Request, peer: str) -> RouteRequest:
         """What routing needs from the request line and headers; ProxyError 400 if they make no sense."""
@@ -219,25 +586,24 @@ class ServiceProxy:
             authority = parts.netloc
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host, port = _split_authority(authority)
+        caller = self._callers.caller_at(peer) if self._callers is not None else None
         return RouteRequest(
             host=host,
             port=port,
-            namespace=self._caller_namespace(peer, headers),
+            namespace=caller.namespace if caller is not None else self._caller_namespace(headers),
             client=peer,
             method=request.method.decode("ascii"),
             path=path,
             headers=tuple(headers),
+            caller=caller,
         )
 
-    def _caller_namespace(self, peer: str, headers: list[tuple[str, str]]) -> str:
-        """Where the caller's short names resolve, most trustworthy source first.
+    def _caller_namespace(self, headers: list[tuple[str, str]]) -> str:
+        """Where a client that is not a pod means its short names: its proxy user, the header, the default.
 
-        The calling pod's namespace (pods connect from their own address); else the user of a proxy
-        URL such as `http://bookstore@127.0.0.1:PORT` (clients send it as Proxy-Authorization, so a
-        kubelet can give each pod its own); else the namespace header; else the default.
+        (A pod's own namespace wins over both: pods connect from their own address.) The user of a
+        proxy URL such as `http://bookstore@127.0.0.1:PORT` arrives as Proxy-Authorization.
         """
-        if self._callers is not None and (namespace := self._callers.namespace_of(peer)):
-            return namespace
         given = _proxy_user(headers) or next((v.strip() for n, v in headers if n == NAMESPACE_HEADER), "")
         if not given:
             return self._default_namespace
@@ -245,203 +611,26 @@ class ServiceProxy:
             raise ProxyError("BadRequest", f"{given!r} is not a namespace name", status=400)
         return given
 
-    async def _relay(
-        self,
-        client: h11.Connection,
-        request: h11.Request,
-        route: RouteRequest,
-        destination: Destination,
-        backend: Backend,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        peer: str,
-    ) -> None:
-        """Send the request to the backend and its answer back, each body as it arrives."""
-        outgoing = h11.Request(
-            method=request.method,
-            target=route.path.encode(),
-            headers=_forwarded_request_headers(request, route, peer),
-        )
-        answered = False
-        try:
-            await _send_request(client, reader, writer, backend, outgoing)
-            try:
-                response = await _next_response(backend)
-            except BackendFailed:
-                if not (backend.reused and _replayable(request)):
-                    raise
-                # The backend closed the kept-alive connection just as we reused it (its idle
-                # timeout): as HTTP clients do, send a request that is safe to repeat once more.
-                backend.close()
-                backend = await self._pool.acquire(destination.host, destination.port, fresh=True)
-                await _backend_write(
-                    backend, (backend.http.send(outgoing) or b"") + (backend.http.send(h11.EndOfMessage()) or b"")
-                )
-                response = await _next_response(backend)
-            answered = True
-            head = h11.Response(
-                status_code=response.status_code, headers=_end_to_end(response.headers), reason=response.reason
-            )
-            await _send_response(client, writer, backend, head)
-        except BackendFailed as failure:
-            backend.close()
-            if answered:
-                raise ClientGone from failure  # the answer is cut short: so must the client's connection be
-            await _discard_body(client, reader)
-            _answer_error(
-                client,
-                writer,
-                request,
-                ProxyError(
-                    "BackendClosed",
-                    f"{_describe(destination)} closed the connection without a complete answer ({failure})",
-                    status=502,
-                ),
-            )
-            return
-        except ProxyError as error:  # the backend refused the repeated request's new connection
-            _answer_error(client, writer, request, error)
-            return
-        except BaseException:
-            backend.close()
-            raise
-        self._pool.release(backend)
 
-
-class BackendFailed(Exception):
-    """The backend's side of an exchange broke (it closed, reset or sent something that is not HTTP)."""
-
-
-async def _next_event(connection: h11.Connection, reader: asyncio.StreamReader) -> Any:
-    """The connection's next event, reading from the socket as long as h11 needs more bytes."""
-    while True:
-        event = connection.next_event()
-        if event is not h11.NEED_DATA:
-            return event
-        connection.receive_data(await reader.read(READ_SIZE))
-
-
-def _backend_event(backend: Backend) -> Any:
-    """The backend's next event from what was read so far (NEED_DATA if none)."""
-    try:
-        event = backend.http.next_event()
-    except h11.RemoteProtocolError as exc:
-        raise BackendFailed(f"not a valid HTTP answer: {exc}") from exc
-    if isinstance(event, h11.ConnectionClosed):
-        raise BackendFailed("it closed the connection")
-    return event
-
-
-async def _backend_receive(backend: Backend) -> None:
-    try:
-        backend.http.receive_data(await backend.reader.read(READ_SIZE))
-    except (OSError, h11.RemoteProtocolError) as exc:
-        raise BackendFailed(str(exc) or type(exc).__name__) from exc
-
-
-async def _backend_write(backend: Backend, data: bytes) -> None:
-    try:
-        backend.writer.write(data)
-        await backend.writer.drain()
-    except OSError as exc:
-        raise BackendFailed(str(exc) or type(exc).__name__) from exc
-
-
-async def _send_request(
-    client: h11.Connection,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    backend: Backend,
-    outgoing: h11.Request,
-) -> None:
-    """Write the request head and stream the client's body after it, batching what is already read."""
-    pending = [backend.http.send(outgoing) or b""]
-    while True:
-        event = client.next_event()
-        if event is h11.NEED_DATA:
-            await _backend_write(backend, b"".join(pending))
-            pending.clear()
-            if client.they_are_waiting_for_100_continue:
-                writer.write(client.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
-            client.receive_data(await reader.read(READ_SIZE))
-        elif isinstance(event, h11.Data):
-            pending.append(backend.http.send(h11.Data(data=event.data)) or b"")
-        elif isinstance(event, h11.EndOfMessage):
-            pending.append(backend.http.send(h11.EndOfMessage(headers=event.headers)) or b"")
-            await _backend_write(backend, b"".join(pending))
-            return
-        else:
-            raise ClientGone
-
-
-async def _next_response(backend: Backend) -> h11.Response:
-    """The backend's final response head (100 Continue and other interim answers are skipped)."""
-    while True:
-        event = _backend_event(backend)
-        if event is h11.NEED_DATA:
-            await _backend_receive(backend)
-        elif isinstance(event, h11.Response):
-            return event
-
-
-async def _send_response(
-    client: h11.Connection, writer: asyncio.StreamWriter, backend: Backend, head: h11.Response
-) -> None:
-    """Relay the head and body: everything read so far goes out before waiting for more (streaming)."""
-    pending = [client.send(head) or b""]
-    while True:
-        event = _backend_event(backend)
-        if event is h11.NEED_DATA:
-            writer.write(b"".join(pending))
-            pending.clear()
-            await writer.drain()
-            await _backend_receive(backend)
-        elif isinstance(event, h11.Data):
-            pending.append(client.send(h11.Data(data=event.data)) or b"")
-        elif isinstance(event, h11.EndOfMessage):
-            pending.append(client.send(h11.EndOfMessage(headers=event.headers)) or b"")
-            writer.write(b"".join(pending))
-            return
-
-
-async def _discard_body(client: h11.Connection, reader: asyncio.StreamReader) -> None:
-    """Read and drop the rest of a request we answer ourselves, so the connection stays usable."""
-    while client.their_state is h11.SEND_BODY:
-        if client.they_are_waiting_for_100_continue:
-            return  # the client has not sent its body and need not: the answer tells it no
-        event = await _next_event(client, reader)
-        if isinstance(event, h11.ConnectionClosed):
-            raise ClientGone
-
-
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Close our side, then read what the client is still sending for a moment before closing.
-
-    Closing a socket with unread input makes the kernel send a reset, and a reset makes the client
-    drop our error answer unread: so the answer goes first, the rest of the request is discarded.
-    """
-    try:
-        await writer.drain()
-        writer.write_eof()
-        async with asyncio.timeout(_LINGER_SECONDS):
-            while await reader.read(READ_SIZE):
-                pass
-    except (TimeoutError, ConnectionError):
-        pass
-
-
-def _replayable(request: h11.Request) -> bool:
-    """Idempotent and without a body, so sending it twice cannot do anything twice (RFC 9110 §9.2.2)."""
-    has_body = any(
-        name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
-        for name, value in request.headers
+def _retries_status(status: int, retries: Retries) -> bool:
+    """Whether `retries` retries an answer with this status (Envoy's retry_on for responses)."""
+    on = retries.retry_on
+    return (
+        ("5xx" in on and status >= 500)
+        or ("gateway-error" in on and status in (502, 503, 504))
+        or ("retriable-4xx" in on and status == 409)
+        or ("retriable-status-codes" in on and status in retries.retriable_status_codes)
     )
-    return request.method in _IDEMPOTENT_METHODS and not has_body
+
+
+def _retries_failure(kind: str, retries: Retries | None) -> bool:
+    """Whether `retries` retries a failure with no answer (connect-failure, reset or timeout)."""
+    return retries is not None and bool(_RETRIED_FAILURES[kind] & retries.retry_on)
 
 
 def _forwarded_request_headers(request: h11.Request, route: RouteRequest, peer: str) -> list[tuple[bytes, bytes]]:
     """End-to-end headers, Host as the client addressed it, the framing h11 needs, and X-Forwarded-For."""
-    headers = _end_to_end(request.headers)
+    headers = end_to_end(request.headers)
     has_host = any(name == b"host" for name, _ in headers)
     if not has_host:
         port = "" if route.port == 80 else f":{route.port}"
@@ -454,16 +643,14 @@ def _forwarded_request_headers(request: h11.Request, route: RouteRequest, peer: 
     return headers
 
 
-def _end_to_end(headers: Any) -> list[tuple[bytes, bytes]]:
-    """The headers without hop-by-hop ones, including those the Connection header names."""
-    named = {
-        token.strip().lower()
-        for name, value in headers
-        if name == b"connection"
-        for token in value.split(b",")
-        if token.strip()
-    }
-    return [(name, value) for name, value in headers if name not in _HOP_BY_HOP and name not in named]
+def _end_to_end_response(head: h11.Response) -> list[tuple[bytes, bytes]]:
+    return end_to_end(head.headers)
+
+
+def _shadow_host(host: bytes) -> bytes:
+    """Envoy's name for a mirrored request's Host: `-shadow` after the host name, before any port."""
+    name, colon, port = host.partition(b":")
+    return name + b"-shadow" + colon + port
 
 
 def _proxy_user(headers: list[tuple[str, str]]) -> str:
@@ -494,40 +681,3 @@ def _split_authority(authority: str) -> tuple[str, int]:
 def _describe(destination: Destination) -> str:
     where = f"{destination.host}:{destination.port}"
     return f"the backend {where} of {destination.via}" if destination.via else f"the backend {where}"
-
-
-def _prefers_text(request: h11.Request | None) -> bool:
-    """Plain text for clients that ask for text and not JSON (browsers, curl -H 'Accept: text/plain')."""
-    if request is None:
-        return False
-    accept = b",".join(value for name, value in request.headers if name == b"accept").lower()
-    return b"text/" in accept and b"json" not in accept
-
-
-def _answer_error(
-    client: h11.Connection, writer: asyncio.StreamWriter, request: h11.Request | None, error: ProxyError
-) -> None:
-    """Answer `error` as JSON (or plain text when asked), if the connection can still take an answer."""
-    if client.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-        return
-    log.debug("proxy answers %s %s: %s", error.status, error.reason, error.message)
-    if _prefers_text(request):
-        body, content_type = f"{error.message}\n".encode(), b"text/plain; charset=utf-8"
-    else:
-        document = {"code": error.status, "reason": error.reason, "message": error.message}
-        body, content_type = json.dumps(document).encode(), b"application/json"
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if client.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
-        headers.append((b"connection", b"close"))
-    writer.write(
-        client.send(h11.Response(status_code=error.status, headers=headers, reason=_reason_phrase(error.status)))
-        + client.send(h11.Data(data=body))
-        + client.send(h11.EndOfMessage())
-    )
-
-
-def _reason_phrase(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""

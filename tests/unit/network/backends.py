@@ -24,9 +24,17 @@ class Backend:
     host: str = "127.0.0.1"
     port: int = 0
     release_stream: asyncio.Event = field(default_factory=asyncio.Event)
+    #: How many requests to /flaky answer 503 before it answers 200.
+    failures_left: int = 0
+    #: (method, path, host) of every request that reached /whoami, /flaky or /slow, in order.
+    seen: list[tuple[str, str, str]] = field(default_factory=list)
 
     def app(self) -> Starlette:
+        def record(request: Request) -> None:
+            self.seen.append((request.method, request.url.path, request.headers.get("host", "")))
+
         async def whoami(request: Request) -> JSONResponse:
+            record(request)
             client = request.client
             return JSONResponse(
                 {
@@ -54,12 +62,29 @@ class Backend:
         async def empty(_request: Request) -> Response:
             return Response(status_code=204)
 
+        async def flaky(request: Request) -> Response:
+            """503 while failures are left, then 200 with the request's body: a backend that recovers."""
+            record(request)
+            body = await request.body()
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                return Response(b"busy", status_code=503, headers={"x-served-by": self.name})
+            return Response(body or b"ok", headers={"x-served-by": self.name})
+
+        async def slow(request: Request) -> Response:
+            """Answers after `?seconds=` (a backend that is slow, for timeouts)."""
+            record(request)
+            await asyncio.sleep(float(request.query_params.get("seconds", "0")))
+            return Response(b"slow", headers={"x-served-by": self.name})
+
         return Starlette(
             routes=[
                 Route("/whoami", whoami, methods=["GET", "HEAD", "DELETE"]),
                 Route("/echo", echo, methods=["POST", "PUT"]),
                 Route("/stream", stream),
                 Route("/empty", empty),
+                Route("/flaky", flaky, methods=["GET", "POST"]),
+                Route("/slow", slow),
             ]
         )
 

@@ -321,7 +321,7 @@ async def test_expect_continue_is_answered_by_the_proxy(cluster: Cluster, proxy:
         (b"GET ftp://stock/ HTTP/1.1\r\nHost: stock\r\n\r\n", 400),
         (b"GET http://stock:notaport/ HTTP/1.1\r\nHost: stock\r\n\r\n", 400),
         (b"CONNECT stock:443 HTTP/1.1\r\nHost: stock:443\r\n\r\n", 405),
-        (b"GET http://8.8.8.8/ HTTP/1.1\r\nHost: 8.8.8.8\r\n\r\n", 503),
+        (b"GET http://8.8.8.8/ HTTP/1.1\r\nHost: 8.8.8.8\r\n\r\n", 403),
         (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"x-long: " + b"a" * 200_000 + b"\r\n\r\n", 431),
     ],
 )
@@ -344,14 +344,26 @@ async def test_requests_for_the_proxy_itself_do_not_loop(proxy: ServiceProxy) ->
     assert answer.json()["reason"] == "ProxyAddressed"
 
 
-async def test_localhost_and_pod_ips_are_reached_directly(proxy: ServiceProxy) -> None:
+async def test_pod_ips_are_reached_directly(cluster: Cluster, proxy: ServiceProxy) -> None:
     async with AsyncExitStack() as stack:
         (pod,) = await run_backends(stack, ("by-ip", "127.0.2.1"))
-        (local,) = await run_backends(stack, ("local", "127.0.0.1"))
+        create_pod(cluster, "by-ip", labels={"app": "by-ip"}, ip=pod.host)
         async with httpx.AsyncClient(proxy=proxy.url, trust_env=False) as client:
             by_ip = await client.get(f"http://127.0.2.1:{pod.port}/whoami")
-            by_localhost = await client.get(f"http://localhost:{local.port}/whoami")
-        assert (by_ip.json()["server"], by_localhost.json()["server"]) == ("by-ip", "local")
+        assert by_ip.json()["server"] == "by-ip"
+
+
+async def test_localhost_means_the_calling_pod(cluster: Cluster, proxy: ServiceProxy) -> None:
+    async with AsyncExitStack() as stack:
+        (pod,) = await run_backends(stack, ("itself", "127.0.2.1"))
+        create_pod(cluster, "itself", labels={"app": "itself"}, ip=pod.host)
+        reader, writer = await asyncio.open_connection(*proxy.address, local_addr=(pod.host, 0))
+        try:
+            writer.write(f"GET http://localhost:{pod.port}/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+            status, body = await read_response(reader)
+        finally:
+            writer.close()
+        assert (status, json.loads(body)["server"]) == (200, "itself")
 
 
 async def test_invalid_proxy_credentials_are_400(proxy: ServiceProxy) -> None:
