@@ -27,6 +27,9 @@ from pathlib import Path
 
 SERVICE = "bench"
 NAMESPACE = "bookstore"
+#: The backend's address: a pod's own loopback address, as under localcluster (the proxy forwards
+#: only to pods, so the store holds a pod with this IP).
+BACKEND_HOST = "127.0.9.1"
 BODY = b'{"id":"00001","title":"Cloud Native Go","price":69}'
 
 
@@ -43,7 +46,7 @@ def serve_backend() -> None:
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it
     # Nagle's algorithm holds the body behind the head until a delayed ACK (40 ms).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((BACKEND_HOST, 0))
     sock.listen(512)  # before the port is announced, so the first connection cannot be refused
     print(sock.getsockname()[1], flush=True)
     uvicorn.Server(uvicorn.Config(backend_app, log_level="warning", access_log=False, lifespan="off")).run(
@@ -67,8 +70,13 @@ def serve_proxy(backend_port: int, state_dir: Path) -> None:
     service = {"metadata": {"name": SERVICE}, "spec": {"ports": [{"port": 80, "targetPort": backend_port}]}}
     endpoints = {
         "metadata": {"name": SERVICE},
-        "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": backend_port}]}],
+        "subsets": [{"addresses": [{"ip": BACKEND_HOST}], "ports": [{"port": backend_port}]}],
     }
+    pod = {"metadata": {"name": SERVICE}, "spec": {"containers": [{"name": "web", "image": "bench"}]}}
+    pods = registry.get("", "pods")
+    created = cluster.create(pods, "v1", NAMESPACE, pod).obj
+    created["status"] = {"phase": "Running", "podIP": BACKEND_HOST, "podIPs": [{"ip": BACKEND_HOST}]}
+    cluster.replace(pods, "v1", NAMESPACE, SERVICE, created, subresource="status")
     cluster.create(registry.get("", "services"), "v1", NAMESPACE, service)
     cluster.create(registry.get("", "endpoints"), "v1", NAMESPACE, endpoints)
 
@@ -108,8 +116,8 @@ def percentile(samples: list[float], fraction: float) -> float:
 class KeepAliveCaller:
     """A bare HTTP/1.1 keep-alive client on one socket: so the numbers measure servers, not a client library."""
 
-    def __init__(self, port: int, target: str, host: str) -> None:
-        self._socket = socket.create_connection(("127.0.0.1", port))
+    def __init__(self, address: tuple[str, int], target: str, host: str) -> None:
+        self._socket = socket.create_connection(address)
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
         self._buffer = b""
@@ -137,8 +145,8 @@ class KeepAliveCaller:
 
 def latencies(backend_port: int, proxy_port: int, count: int) -> tuple[list[float], list[float]]:
     """Seconds per call, direct and through the proxy, measured alternately on warm connections."""
-    direct = KeepAliveCaller(backend_port, "/", "127.0.0.1")
-    proxied = KeepAliveCaller(proxy_port, f"http://{SERVICE}/", SERVICE)
+    direct = KeepAliveCaller((BACKEND_HOST, backend_port), "/", BACKEND_HOST)
+    proxied = KeepAliveCaller(("127.0.0.1", proxy_port), f"http://{SERVICE}/", SERVICE)
     timings: tuple[list[float], list[float]] = ([], [])
     try:
         for _ in range(100):  # warm up: connections, pools, code paths
