@@ -11,17 +11,23 @@ import sqlite3
 
 from bookstore.catalog import INITIAL_BALANCE
 from bookstore.errors import InsufficientBalance, InvalidRequest, OrderConflict, UnknownPayment, UnknownUser, UserExists
-from bookstore.models import Account, Payment
+from bookstore.models import Account, FrozenMoney, Payment
 
 __all__ = [
+    "confirm_frozen",
     "create_payments_schema",
     "create_schema",
     "create_user",
     "debit",
+    "freeze",
+    "frozen_total",
     "get_account",
     "get_payment",
+    "list_frozen",
+    "list_payments",
     "pay",
     "refund",
+    "release_frozen",
 ]
 
 
@@ -45,6 +51,19 @@ def create_payments_schema(connection: sqlite3.Connection) -> None:
             amount INTEGER NOT NULL CHECK (amount > 0),
             created_at TEXT NOT NULL,
             refunded_at TEXT
+        )"""
+    )
+    connection.execute("CREATE INDEX IF NOT EXISTS payments_by_user ON payments (user, created_at)")
+    # Money a TCC try took and its confirm or cancel has not yet settled (lab 03).
+    connection.execute(
+        """CREATE TABLE IF NOT EXISTS frozen_money (
+            xid TEXT NOT NULL,
+            branch_id INTEGER NOT NULL,
+            order_id TEXT NOT NULL,
+            user TEXT NOT NULL REFERENCES users (name),
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (xid, branch_id)
         )"""
     )
 
@@ -119,3 +138,64 @@ def refund(connection: sqlite3.Connection, payment_id: str, now: str) -> Payment
     connection.execute("UPDATE users SET balance = balance + ? WHERE name = ?", (payment.amount, payment.user))
     connection.execute("UPDATE payments SET refunded_at = ? WHERE id = ?", (now, payment_id))
     return payment.model_copy(update={"refunded_at": now})
+
+
+def list_payments(connection: sqlite3.Connection, user: str) -> list[Payment]:
+    """A user's payments, oldest first, refunded ones included."""
+    rows = connection.execute("SELECT * FROM payments WHERE user = ? ORDER BY created_at, id", (user,)).fetchall()
+    return [Payment(**row) for row in rows]
+
+
+# --- TCC (lab 03): a try freezes money, a confirm turns it into a payment, a cancel gives it back ---------
+
+
+def freeze(connection: sqlite3.Connection, frozen: FrozenMoney) -> FrozenMoney:
+    """TCC try: take the money from the balance into ``frozen`` (refused as a payment would be)."""
+    debit(connection, frozen.user, frozen.amount)
+    connection.execute(
+        """INSERT INTO frozen_money (xid, branch_id, order_id, user, amount, created_at)
+           VALUES (?, ?, ?, ?, ?, ?)""",
+        (frozen.xid, frozen.branch_id, frozen.order_id, frozen.user, frozen.amount, frozen.created_at),
+    )
+    return frozen
+
+
+def confirm_frozen(connection: sqlite3.Connection, xid: str, branch_id: int) -> Payment:
+    """TCC confirm: the frozen money becomes the order's payment."""
+    frozen = _pop_frozen(connection, xid, branch_id)
+    try:
+        connection.execute(
+            "INSERT INTO payments (id, user, amount, created_at) VALUES (?, ?, ?, ?)",
+            (frozen.order_id, frozen.user, frozen.amount, frozen.created_at),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise OrderConflict(f"payment {frozen.order_id} already exists", payment=frozen.order_id) from exc
+    return Payment(id=frozen.order_id, user=frozen.user, amount=frozen.amount, created_at=frozen.created_at)
+
+
+def release_frozen(connection: sqlite3.Connection, xid: str, branch_id: int) -> FrozenMoney:
+    """TCC cancel: give the frozen money back."""
+    frozen = _pop_frozen(connection, xid, branch_id)
+    connection.execute("UPDATE users SET balance = balance + ? WHERE name = ?", (frozen.amount, frozen.user))
+    return frozen
+
+
+def _pop_frozen(connection: sqlite3.Connection, xid: str, branch_id: int) -> FrozenMoney:
+    # The fence lets confirm or cancel through only for a branch whose try committed, so the row exists.
+    row = connection.execute("SELECT * FROM frozen_money WHERE xid = ? AND branch_id = ?", (xid, branch_id)).fetchone()
+    if row is None:
+        raise LookupError(f"no frozen money for branch {branch_id} of {xid}, though its fence says it was tried")
+    connection.execute("DELETE FROM frozen_money WHERE xid = ? AND branch_id = ?", (xid, branch_id))
+    return FrozenMoney(**row)
+
+
+def frozen_total(connection: sqlite3.Connection, user: str) -> int:
+    """How much of ``user``'s money TCC tries hold right now."""
+    row = connection.execute("SELECT COALESCE(SUM(amount), 0) AS total FROM frozen_money WHERE user = ?", (user,))
+    return int(row.fetchone()["total"])
+
+
+def list_frozen(connection: sqlite3.Connection) -> list[FrozenMoney]:
+    """Every frozen amount still held, oldest first (at rest, after recovery, there are none)."""
+    rows = connection.execute("SELECT * FROM frozen_money ORDER BY created_at").fetchall()
+    return [FrozenMoney(**row) for row in rows]

@@ -14,6 +14,7 @@ service reaches the storefront's caller unchanged::
     │   ├── UnknownUser               unknown_user
     │   ├── UnknownOrder              unknown_order
     │   ├── UnknownPayment            unknown_payment
+    │   ├── UnknownTransaction        unknown_transaction: no global transaction with that xid
     │   └── ModuleNotInstalled        module_not_installed
     ├── Conflict (409)
     │   ├── InsufficientStock         insufficient_stock
@@ -21,9 +22,16 @@ service reaches the storefront's caller unchanged::
     │   ├── UserExists                user_exists
     │   ├── OrderConflict             order_conflict: an order/payment id reused for other content
     │   ├── ModuleExists              module_exists
-    │   └── ModuleActive              module_active: the active module cannot be uninstalled
+    │   ├── ModuleActive              module_active: the active module cannot be uninstalled
+    │   ├── TryRefused                try_refused: a TCC try for a branch already tried or cancelled
+    │   ├── BranchNotTried            branch_not_tried: a confirm before its try (the coordinator retries)
+    │   ├── BranchConflict            branch_conflict: confirm after cancel, or cancel after confirm
+    │   ├── TransactionNotActive      transaction_not_active: the global transaction was already decided
+    │   ├── TransactionRolledBack     transaction_rolled_back: the purchase was undone, nothing charged
+    │   └── PurchaseInProgress        purchase_in_progress: the same Idempotency-Key is still being served
     ├── ModuleRejected (422)          module_rejected: a module that does not honour the contract
     ├── PayloadTooLarge (413)         payload_too_large
+    ├── InjectedFault (500)           injected_fault: a fault asked for with x-bookstore-fault (lab mode)
     └── DependencyError               a service this one calls did not answer properly
         ├── BadGateway (502)          bad_gateway: it answered with an error or nonsense
         ├── DependencyUnavailable (503) dependency_unavailable: it could not be reached
@@ -37,11 +45,14 @@ from typing import Any, ClassVar
 __all__ = [
     "BadGateway",
     "BookstoreError",
+    "BranchConflict",
+    "BranchNotTried",
     "Conflict",
     "DependencyError",
     "DependencyTimeout",
     "DependencyUnavailable",
     "Forbidden",
+    "InjectedFault",
     "InsufficientBalance",
     "InsufficientStock",
     "InvalidRequest",
@@ -52,10 +63,15 @@ __all__ = [
     "NotFound",
     "OrderConflict",
     "PayloadTooLarge",
+    "PurchaseInProgress",
+    "TransactionNotActive",
+    "TransactionRolledBack",
+    "TryRefused",
     "Unauthorized",
     "UnknownBook",
     "UnknownOrder",
     "UnknownPayment",
+    "UnknownTransaction",
     "UnknownUser",
     "UserExists",
     "error_from_payload",
@@ -119,6 +135,10 @@ class UnknownPayment(NotFound):
     code = "unknown_payment"
 
 
+class UnknownTransaction(NotFound):
+    code = "unknown_transaction"
+
+
 class ModuleNotInstalled(NotFound):
     code = "module_not_installed"
 
@@ -152,6 +172,42 @@ class ModuleActive(Conflict):
     code = "module_active"
 
 
+class TryRefused(Conflict):
+    """A second try for one branch, or a try after its cancel (which would leave a hanging reservation)."""
+
+    code = "try_refused"
+
+
+class BranchNotTried(Conflict):
+    """A confirm for a branch whose try never ran here; the coordinator retries, as Seata's TC does."""
+
+    code = "branch_not_tried"
+
+
+class BranchConflict(Conflict):
+    """A confirm after a cancel, or a cancel after a confirm: the coordinator decided twice, never retried."""
+
+    code = "branch_conflict"
+
+
+class TransactionNotActive(Conflict):
+    """A branch or a decision for a global transaction that was already committed or rolled back."""
+
+    code = "transaction_not_active"
+
+
+class TransactionRolledBack(Conflict):
+    """The purchase's global transaction was rolled back (a refusal, a fault, its timeout): nothing was charged."""
+
+    code = "transaction_rolled_back"
+
+
+class PurchaseInProgress(Conflict):
+    """A purchase with this Idempotency-Key is still being decided; retry a moment later with the same key."""
+
+    code = "purchase_in_progress"
+
+
 class ModuleRejected(BookstoreError):
     status_code = 422
     code = "module_rejected"
@@ -160,6 +216,13 @@ class ModuleRejected(BookstoreError):
 class PayloadTooLarge(BookstoreError):
     status_code = 413
     code = "payload_too_large"
+
+
+class InjectedFault(BookstoreError):
+    """A failure asked for on purpose (``x-bookstore-fault``, lab mode only), to teach and test recovery."""
+
+    status_code = 500
+    code = "injected_fault"
 
 
 class DependencyError(BookstoreError):
@@ -198,6 +261,13 @@ def _business_errors() -> dict[str, type[BookstoreError]]:
         InsufficientBalance,
         UserExists,
         OrderConflict,
+        UnknownTransaction,
+        TryRefused,
+        BranchNotTried,
+        BranchConflict,
+        TransactionNotActive,
+        TransactionRolledBack,
+        PurchaseInProgress,
     ]
     return {error.code: error for error in passable}
 

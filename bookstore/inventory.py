@@ -2,6 +2,10 @@
 
 The monolith and the stock service both keep their books with these functions; the caller owns
 the transaction, so the monolith can put a purchase's stock and money moves in one.
+
+Reservations are the stock service's TCC branch (lab 03): a try takes copies off the shelf into a
+reservation, a confirm turns the reservation into an order, a cancel puts the copies back. So at
+every moment ``initial stock − stock == sold + reserved`` (the monolith never reserves).
 """
 
 from __future__ import annotations
@@ -10,13 +14,27 @@ import sqlite3
 
 from bookstore.catalog import CATALOG, INITIAL_STOCK, MAX_PURCHASE_COUNT
 from bookstore.errors import InsufficientStock, InvalidRequest, OrderConflict, UnknownBook, UnknownOrder
-from bookstore.models import Book, Order, OwnedBook
+from bookstore.models import Book, Order, OwnedBook, Reservation
 
-__all__ = ["books_owned", "create_schema", "get_book", "get_order", "list_books", "place_order"]
+__all__ = [
+    "books_owned",
+    "confirm_reservation",
+    "create_schema",
+    "get_book",
+    "get_order",
+    "list_books",
+    "list_orders",
+    "list_reservations",
+    "place_order",
+    "release_reservation",
+    "reserve",
+]
 
 _BOOK_WITH_SALES = """
-    SELECT b.id, b.title, b.price, b.stock, COALESCE(SUM(o.count), 0) AS sold
-    FROM books AS b LEFT JOIN orders AS o ON o.book_id = b.id
+    SELECT b.id, b.title, b.price, b.stock,
+        COALESCE((SELECT SUM(o.count) FROM orders AS o WHERE o.book_id = b.id), 0) AS sold,
+        COALESCE((SELECT SUM(r.count) FROM reservations AS r WHERE r.book_id = b.id), 0) AS reserved
+    FROM books AS b
 """
 
 
@@ -41,6 +59,19 @@ def create_schema(connection: sqlite3.Connection) -> None:
             created_at TEXT NOT NULL
         )"""
     )
+    connection.execute(
+        """CREATE TABLE IF NOT EXISTS reservations (
+            xid TEXT NOT NULL,
+            branch_id INTEGER NOT NULL,
+            order_id TEXT NOT NULL,
+            user TEXT NOT NULL,
+            book_id TEXT NOT NULL REFERENCES books (id),
+            count INTEGER NOT NULL CHECK (count > 0),
+            price INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (xid, branch_id)
+        )"""
+    )
     connection.execute("CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user, book_id)")
     connection.execute("CREATE INDEX IF NOT EXISTS orders_by_book ON orders (book_id)")
     connection.executemany(
@@ -51,13 +82,13 @@ def create_schema(connection: sqlite3.Connection) -> None:
 
 def list_books(connection: sqlite3.Connection) -> list[Book]:
     """Every book in catalogue order, with its stock and the copies sold so far."""
-    rows = connection.execute(f"{_BOOK_WITH_SALES} GROUP BY b.id ORDER BY b.id").fetchall()
+    rows = connection.execute(f"{_BOOK_WITH_SALES} ORDER BY b.id").fetchall()
     return [Book(**row) for row in rows]
 
 
 def get_book(connection: sqlite3.Connection, book_id: str) -> Book:
     """One book, or :class:`UnknownBook`."""
-    row = connection.execute(f"{_BOOK_WITH_SALES} WHERE b.id = ? GROUP BY b.id", (book_id,)).fetchone()
+    row = connection.execute(f"{_BOOK_WITH_SALES} WHERE b.id = ?", (book_id,)).fetchone()
     if row is None:
         raise UnknownBook(f"there is no book {book_id!r}", book=book_id)
     return Book(**row)
@@ -79,22 +110,13 @@ def place_order(
     Placing the same order id again with the same content returns the first order unchanged, so
     a caller may retry after a timeout without selling twice.
     """
-    if not 1 <= count <= MAX_PURCHASE_COUNT:
-        raise InvalidRequest(f"count must be between 1 and {MAX_PURCHASE_COUNT}, not {count}", count=count)
+    _check_count(count)
     existing = _find_order(connection, order_id)
     if existing is not None:
         if (existing.user, existing.book, existing.count) != (user, book_id, count):
             raise OrderConflict(f"order {order_id} already exists with other content", order=order_id)
         return existing, False
-    book = get_book(connection, book_id)
-    if book.stock < count:
-        raise InsufficientStock(
-            f"only {book.stock} copies of {book.title!r} are left, cannot sell {count}",
-            book=book_id,
-            stock=book.stock,
-            requested=count,
-        )
-    connection.execute("UPDATE books SET stock = stock - ? WHERE id = ?", (count, book_id))
+    book = _take_copies(connection, book_id, count)
     order = Order(
         id=order_id,
         user=user,
@@ -104,11 +126,124 @@ def place_order(
         amount=book.price * count,
         created_at=now,
     )
-    connection.execute(
-        "INSERT INTO orders (id, user, book_id, count, price, amount, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (order.id, order.user, order.book, order.count, order.price, order.amount, order.created_at),
-    )
+    _insert_order(connection, order)
     return order, True
+
+
+def _check_count(count: int) -> None:
+    if not 1 <= count <= MAX_PURCHASE_COUNT:
+        raise InvalidRequest(f"count must be between 1 and {MAX_PURCHASE_COUNT}, not {count}", count=count)
+
+
+def _take_copies(connection: sqlite3.Connection, book_id: str, count: int) -> Book:
+    """Take ``count`` copies off the shelf, or refuse with :class:`InsufficientStock`; the book as it was."""
+    book = get_book(connection, book_id)
+    if book.stock < count:
+        raise InsufficientStock(
+            f"only {book.stock} copies of {book.title!r} are left, cannot sell {count}",
+            book=book_id,
+            stock=book.stock,
+            requested=count,
+        )
+    connection.execute("UPDATE books SET stock = stock - ? WHERE id = ?", (count, book_id))
+    return book
+
+
+def _insert_order(connection: sqlite3.Connection, order: Order) -> None:
+    try:
+        connection.execute(
+            "INSERT INTO orders (id, user, book_id, count, price, amount, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (order.id, order.user, order.book, order.count, order.price, order.amount, order.created_at),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise OrderConflict(f"order {order.id} already exists", order=order.id) from exc
+
+
+def reserve(connection: sqlite3.Connection, reservation: Reservation) -> Reservation:
+    """TCC try: take the copies off the shelf into ``reservation`` (refused as a purchase would be).
+
+    The storefront priced the purchase from its copy of the catalogue; a price that changed since is
+    refused, so the money frozen at balance always matches the order stock will record.
+    """
+    _check_count(reservation.count)
+    book = get_book(connection, reservation.book)
+    if book.price != reservation.price:
+        raise OrderConflict(
+            f"{book.title!r} costs {book.price} fen now, not {reservation.price}", book=book.id, price=book.price
+        )
+    _take_copies(connection, reservation.book, reservation.count)
+    connection.execute(
+        """INSERT INTO reservations (xid, branch_id, order_id, user, book_id, count, price, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            reservation.xid,
+            reservation.branch_id,
+            reservation.order_id,
+            reservation.user,
+            reservation.book,
+            reservation.count,
+            reservation.price,
+            reservation.created_at,
+        ),
+    )
+    return reservation
+
+
+def confirm_reservation(connection: sqlite3.Connection, xid: str, branch_id: int) -> Order:
+    """TCC confirm: the reserved copies become the order (dated when they were reserved)."""
+    reservation = _pop_reservation(connection, xid, branch_id)
+    order = Order(
+        id=reservation.order_id,
+        user=reservation.user,
+        book=reservation.book,
+        count=reservation.count,
+        price=reservation.price,
+        amount=reservation.price * reservation.count,
+        created_at=reservation.created_at,
+    )
+    _insert_order(connection, order)
+    return order
+
+
+def release_reservation(connection: sqlite3.Connection, xid: str, branch_id: int) -> Reservation:
+    """TCC cancel: put the reserved copies back on the shelf."""
+    reservation = _pop_reservation(connection, xid, branch_id)
+    connection.execute("UPDATE books SET stock = stock + ? WHERE id = ?", (reservation.count, reservation.book))
+    return reservation
+
+
+def _pop_reservation(connection: sqlite3.Connection, xid: str, branch_id: int) -> Reservation:
+    # The fence lets confirm or cancel through only for a branch whose try committed, so the row exists.
+    row = connection.execute("SELECT * FROM reservations WHERE xid = ? AND branch_id = ?", (xid, branch_id)).fetchone()
+    if row is None:
+        raise LookupError(f"no reservation for branch {branch_id} of {xid}, though its fence says it was tried")
+    connection.execute("DELETE FROM reservations WHERE xid = ? AND branch_id = ?", (xid, branch_id))
+    return _reservation(row)
+
+
+def _reservation(row: sqlite3.Row) -> Reservation:
+    return Reservation(
+        xid=row["xid"],
+        branch_id=row["branch_id"],
+        order_id=row["order_id"],
+        user=row["user"],
+        book=row["book_id"],
+        count=row["count"],
+        price=row["price"],
+        created_at=row["created_at"],
+    )
+
+
+def list_reservations(connection: sqlite3.Connection) -> list[Reservation]:
+    """Every reservation still held, oldest first (at rest, after recovery, there are none)."""
+    rows = connection.execute("SELECT * FROM reservations ORDER BY created_at").fetchall()
+    return [_reservation(row) for row in rows]
+
+
+def list_orders(connection: sqlite3.Connection, user: str) -> list[Order]:
+    """A user's orders, oldest first."""
+    rows = connection.execute("SELECT id FROM orders WHERE user = ? ORDER BY created_at, id", (user,)).fetchall()
+    return [get_order(connection, row["id"]) for row in rows]
 
 
 def books_owned(connection: sqlite3.Connection, user: str) -> list[OwnedBook]:

@@ -23,17 +23,26 @@ __all__ = [
     "Book",
     "BookId",
     "BookList",
+    "BranchRequest",
+    "FreezeMoney",
+    "FrozenList",
+    "FrozenMoney",
     "NewUser",
     "Order",
     "OrderId",
+    "OrderList",
     "OrderRequest",
     "OwnedBook",
     "OwnedBooks",
     "Payment",
+    "PaymentList",
     "PaymentRequest",
     "PurchaseCount",
     "PurchaseRequest",
     "Ranking",
+    "Reservation",
+    "ReservationList",
+    "ReserveStock",
     "User",
     "UserName",
     "new_order_id",
@@ -93,13 +102,15 @@ class PaymentRequest(_Request):
 
 
 class Book(_Value):
-    """A book on the shelf: ``sold`` copies have left it and ``stock`` remain."""
+    """A book on the shelf: ``sold`` copies have left it, ``reserved`` are held by purchases not yet
+    decided (lab 03's TCC tries) and ``stock`` remain."""
 
     id: str
     title: str
     price: Fen
     stock: int
     sold: int
+    reserved: int = 0
 
 
 class Ranking(_Value):
@@ -131,10 +142,11 @@ class OwnedBooks(_Value):
 
 
 class Account(_Value):
-    """A user's money, as the balance service keeps it."""
+    """A user's money, as the balance service keeps it; ``frozen`` is held by purchases not yet decided."""
 
     name: str
     balance: Fen
+    frozen: Fen = 0
 
 
 class User(_Value):
@@ -143,6 +155,7 @@ class User(_Value):
     name: str
     balance: Fen
     books: list[OwnedBook]
+    frozen: Fen = 0
 
 
 class Order(_Value):
@@ -165,6 +178,71 @@ class Payment(_Value):
     amount: Fen
     created_at: str
     refunded_at: str | None = None
+
+
+class BranchRequest(_Request):
+    """Which branch of which global transaction a TCC call is for (the coordinator's ids)."""
+
+    xid: Annotated[str, Field(pattern=ORDER_ID_PATTERN, description="the global transaction id")]
+    branch_id: Annotated[int, Field(ge=1, le=2**53 - 1)]
+
+
+class ReserveStock(BranchRequest):
+    """The stock service's TCC try: hold ``count`` copies of ``book`` at ``price`` for order ``order_id``."""
+
+    order_id: OrderId
+    user: UserName
+    book: BookId
+    count: PurchaseCount
+    price: Fen
+
+
+class FreezeMoney(BranchRequest):
+    """The balance service's TCC try: hold ``amount`` fen of ``user``'s money for order ``order_id``."""
+
+    order_id: OrderId
+    user: UserName
+    amount: Annotated[int, Field(ge=1, le=2**53 - 1)]
+
+
+class Reservation(_Value):
+    """Copies a TCC try took off the shelf for order ``order_id``, until its confirm or cancel."""
+
+    xid: str
+    branch_id: int
+    order_id: str
+    user: str
+    book: str
+    count: int
+    price: Fen
+    created_at: str
+
+
+class FrozenMoney(_Value):
+    """Money a TCC try took from ``user`` for order ``order_id``, until its confirm or cancel."""
+
+    xid: str
+    branch_id: int
+    order_id: str
+    user: str
+    amount: Fen
+    created_at: str
+
+
+class OrderList(_Value):
+    orders: list[Order]
+
+
+class PaymentList(_Value):
+    payments: list[Payment]
+
+
+class ReservationList(_Value):
+    reservations: list[Reservation]
+
+
+class FrozenList(_Value):
+    frozen: list[FrozenMoney]
 
 
 def new_order_id() -> str:

@@ -88,8 +88,9 @@ _current: ContextVar[TraceContext | None] = ContextVar("bookstore_trace", defaul
 _propagated: ContextVar[dict[str, str] | None] = ContextVar("bookstore_propagated_headers", default=None)
 
 # Headers a mesh routes on or correlates by: forwarding them lets an Istio rule written for the
-# storefront's callers (canary by header, x-request-id) apply to the calls it makes in turn.
-PROPAGATED_HEADERS = ("tracestate", "baggage", "x-request-id", "end-user", "x-bookstore-canary")
+# storefront's callers (canary by header, x-request-id) apply to the calls it makes in turn. A
+# purchase's x-bookstore-fault (lab mode, bookstore.txn.faults) travels the same way.
+PROPAGATED_HEADERS = ("tracestate", "baggage", "x-request-id", "end-user", "x-bookstore-canary", "x-bookstore-fault")
 
 
 def current_trace() -> TraceContext | None:

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bookstore.errors import BookstoreError, PayloadTooLarge
 from bookstore.settings import Settings
 from bookstore.tracing import TRACE_ID_PATTERN, Span, SpanRecorder, TracingMiddleware
+from bookstore.txn.faults import FaultInjectionMiddleware
 
 __all__ = ["MAX_BODY_BYTES", "SERVICE_HEADER", "VERSION_HEADER", "create_service_app"]
 
@@ -113,6 +114,7 @@ def create_service_app(settings: Settings, *, title: str, lifespan: Lifespan | N
     recorder = SpanRecorder(settings.span_limit)
     app.state.span_recorder = recorder
     app.add_middleware(BodySizeLimitMiddleware, limit=MAX_BODY_BYTES)
+    app.add_middleware(FaultInjectionMiddleware, enabled=settings.lab_mode)
     # Added last = outermost: the identity headers also land on responses tracing saw fail.
     app.add_middleware(TracingMiddleware, service=settings.service, version=settings.version, recorder=recorder)
     app.add_middleware(IdentityHeadersMiddleware, service=settings.service, version=settings.version)

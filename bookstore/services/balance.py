@@ -7,11 +7,15 @@ POST   ``/api/payments``               ``{"id", "user", "amount"}``: take money 
                                        (201; the same payment again: 200, no change)
 GET    ``/api/payments/{id}``          one payment
 POST   ``/api/payments/{id}/refund``   give a payment's money back (once)
+GET    ``/api/users/{name}/payments``  a user's payments, oldest first (refunded ones too)
+GET    ``/api/frozen``                 money held by TCC tries not yet confirmed or cancelled
+*      ``/txn/freeze-money/...``       the TCC participant (lab 03), see :mod:`bookstore.txn.participant`
 =====  ==============================  ===================================================
 """
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Annotated
 
 from fastapi import FastAPI, Path, Response, status
@@ -22,22 +26,48 @@ from bookstore.models import (
     ORDER_ID_PATTERN,
     USER_NAME_PATTERN,
     Account,
+    FreezeMoney,
+    FrozenList,
+    FrozenMoney,
     NewUser,
     Payment,
+    PaymentList,
     PaymentRequest,
     timestamp,
 )
 from bookstore.settings import Settings
+from bookstore.txn import fence
+from bookstore.txn.participant import TccAction, create_participant_router
 from bookstore.web import create_service_app
 
-__all__ = ["create_app"]
+__all__ = ["FREEZE_MONEY", "create_app"]
+
+
+def _freeze(connection: sqlite3.Connection, request: FreezeMoney, now: str) -> FrozenMoney:
+    fields = request.model_dump(exclude={"xid", "branch_id"})
+    return accounts.freeze(
+        connection, FrozenMoney(xid=request.xid, branch_id=request.branch_id, created_at=now, **fields)
+    )
+
+
+#: The balance service's TCC action: freeze money, then take it (confirm) or give it back (cancel).
+FREEZE_MONEY = TccAction(
+    name="freeze-money",
+    service="balance",
+    arguments=FreezeMoney,
+    reserve=_freeze,
+    apply=accounts.confirm_frozen,
+    release=accounts.release_frozen,
+)
 
 PaymentId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The balance service's ASGI app; its database opens (and its schema is created) at start-up."""
-    database = Database(settings.database_path, [accounts.create_schema, accounts.create_payments_schema])
+    database = Database(
+        settings.database_path, [accounts.create_schema, accounts.create_payments_schema, fence.create_schema]
+    )
 
     app = create_service_app(settings, title="Bookstore balance service", lifespan=database.lifespan)
 
@@ -50,7 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/users/{name}", tags=["balance"])
     def get_account(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> Account:
         with database.snapshot() as connection:
-            return accounts.get_account(connection, name)
+            account = accounts.get_account(connection, name)
+            return account.model_copy(update={"frozen": accounts.frozen_total(connection, name)})
 
     @app.post("/api/payments", status_code=status.HTTP_201_CREATED, tags=["balance"])
     def pay(request: PaymentRequest, response: Response) -> Payment:
@@ -72,6 +103,18 @@ def create_app(settings: Settings) -> FastAPI:
         with database.transaction() as connection:
             return accounts.refund(connection, payment_id, timestamp())
 
+    @app.get("/api/users/{name}/payments", tags=["balance"])
+    def list_payments(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> PaymentList:
+        with database.snapshot() as connection:
+            return PaymentList(payments=accounts.list_payments(connection, name))
+
+    @app.get("/api/frozen", tags=["tcc"])
+    def list_frozen() -> FrozenList:
+        """Money TCC tries hold, oldest first: none at rest once every transaction is decided."""
+        with database.snapshot() as connection:
+            return FrozenList(frozen=accounts.list_frozen(connection))
+
+    app.include_router(create_participant_router(database, [FREEZE_MONEY]))
     return app
 
 

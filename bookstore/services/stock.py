@@ -7,11 +7,15 @@ POST   ``/api/orders``                 ``{"id", "user", "book", "count"}``: take
                                        the order (201; the same order again: 200, no change)
 GET    ``/api/orders/{id}``            one order
 GET    ``/api/users/{name}/books``     the books a user has bought
+GET    ``/api/users/{name}/orders``    a user's orders, oldest first
+GET    ``/api/reservations``           copies held by TCC tries not yet confirmed or cancelled
+*      ``/txn/reserve-stock/...``      the TCC participant (lab 03), see :mod:`bookstore.txn.participant`
 =====  ==============================  ===================================================
 """
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Annotated
 
 from fastapi import FastAPI, Path, Response, status
@@ -25,19 +29,43 @@ from bookstore.models import (
     Book,
     BookList,
     Order,
+    OrderList,
     OrderRequest,
     OwnedBooks,
+    Reservation,
+    ReservationList,
+    ReserveStock,
     timestamp,
 )
 from bookstore.settings import Settings
+from bookstore.txn import fence
+from bookstore.txn.participant import TccAction, create_participant_router
 from bookstore.web import create_service_app
 
-__all__ = ["create_app"]
+__all__ = ["RESERVE_STOCK", "create_app"]
+
+
+def _reserve(connection: sqlite3.Connection, request: ReserveStock, now: str) -> Reservation:
+    fields = request.model_dump(exclude={"xid", "branch_id"})
+    return inventory.reserve(
+        connection, Reservation(xid=request.xid, branch_id=request.branch_id, created_at=now, **fields)
+    )
+
+
+#: The stock service's TCC action: reserve copies, then sell them (confirm) or put them back (cancel).
+RESERVE_STOCK = TccAction(
+    name="reserve-stock",
+    service="stock",
+    arguments=ReserveStock,
+    reserve=_reserve,
+    apply=inventory.confirm_reservation,
+    release=inventory.release_reservation,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The stock service's ASGI app; its database opens (and its schema is created) at start-up."""
-    database = Database(settings.database_path, [inventory.create_schema])
+    database = Database(settings.database_path, [inventory.create_schema, fence.create_schema])
 
     app = create_service_app(settings, title="Bookstore stock service", lifespan=database.lifespan)
 
@@ -74,6 +102,18 @@ def create_app(settings: Settings) -> FastAPI:
         with database.snapshot() as connection:
             return OwnedBooks(user=name, books=inventory.books_owned(connection, name))
 
+    @app.get("/api/users/{name}/orders", tags=["stock"])
+    def list_orders(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> OrderList:
+        with database.snapshot() as connection:
+            return OrderList(orders=inventory.list_orders(connection, name))
+
+    @app.get("/api/reservations", tags=["tcc"])
+    def list_reservations() -> ReservationList:
+        """Copies TCC tries hold, oldest first: none at rest once every transaction is decided."""
+        with database.snapshot() as connection:
+            return ReservationList(reservations=inventory.list_reservations(connection))
+
+    app.include_router(create_participant_router(database, [RESERVE_STOCK]))
     return app
 
 

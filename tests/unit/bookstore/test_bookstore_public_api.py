@@ -70,7 +70,7 @@ async def test_a_new_user_has_the_initial_balance_and_no_books(public: httpx.Asy
     fetched = await public.get("/api/users/小明")
 
     assert created.status_code == 201
-    assert created.json() == fetched.json() == {"name": "小明", "balance": 100_000_000, "books": []}
+    assert created.json() == fetched.json() == {"name": "小明", "balance": 100_000_000, "books": [], "frozen": 0}
 
 
 async def test_a_name_cannot_be_taken_twice(public: httpx.AsyncClient) -> None:

@@ -114,7 +114,7 @@ async def test_balance_takes_a_payment_once_and_refunds_it_once(services: Servic
     assert (first.status_code, replay.status_code) == (201, 200)
     assert [response.status_code for response in refunds] == [200, 200]
     assert refunds[0].json()["refunded_at"] == refunds[1].json()["refunded_at"] is not None
-    assert account == {"name": "alice", "balance": INITIAL_BALANCE}
+    assert account == {"name": "alice", "balance": INITIAL_BALANCE, "frozen": 0}
 
 
 @pytest.mark.parametrize(
