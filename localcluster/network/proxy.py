@@ -61,6 +61,7 @@ from localcluster.network.routing import (
     Route,
     RouteRequest,
     RoutingTable,
+    Try,
 )
 from localcluster.network.services import ServiceResolver
 from localcluster.store import Store
@@ -122,6 +123,7 @@ class _Call:
     flags: set[str] = field(default_factory=set)
     request_bytes: int = 0
     response_bytes: int = 0
+    tries: list[Try] = field(default_factory=list)
 
     @property
     def answering(self) -> bool:
@@ -377,11 +379,23 @@ class ServiceProxy:
                 try_deadline = per_try if deadline is None else min(deadline, per_try)
             destination: Destination | None = None
             backend: Backend | None = None
+            reached: float | None = None  # when the attempt got past the checks to its destination
+            answered = 0
+            flags: set[str] = set()
             try:
                 async with asyncio.timeout_at(try_deadline) if try_deadline is not None else _UNBOUNDED:
                     destination = call.destination = await route.choose()
                     self._check_destination(destination)
+                    reached = time.monotonic()
+                    try:
+                        for step in self.routes.inbound:
+                            step(call.route_request, destination)  # type: ignore[arg-type]
+                    except ProxyError as refusal:  # the destination's sidecar answers it
+                        answered = refusal.status
+                        flags.add(refusal.flag)
+                        raise
                     backend, head = await self._send(call, destination, outgoing, body)
+                    answered = head.status_code
                     if not last and retries is not None and _retries_status(head.status_code, retries):
                         continue
                     if attempt > 1 and retries is not None and _retries_status(head.status_code, retries):
@@ -391,6 +405,7 @@ class ServiceProxy:
                     backend = None
                     return
             except TimeoutError:
+                flags.add("UT")
                 if call.answering:
                     call.flags.add("UT")
                     raise ClientGone from None  # the answer is cut short: so must the client's connection be
@@ -398,6 +413,7 @@ class ServiceProxy:
                 if last or whole_deadline_passed or not _retries_failure("timeout", retries):
                     raise self._timeout_error(destination, route) from None
             except _AttemptFailed as failure:
+                flags.add(failure.error.flag)
                 if last or not _retries_failure(failure.kind, retries):
                     if attempt > 1:
                         call.flags.add("URX")
@@ -407,6 +423,9 @@ class ServiceProxy:
                     backend.close()
                 if destination is not None and destination.done is not None:
                     destination.done()
+                if destination is not None and reached is not None:
+                    flags.discard("")
+                    call.tries.append(Try(destination, answered, time.monotonic() - reached, frozenset(flags)))
 
     async def _back_off(self, retry: int, deadline: float | None) -> None:
         """Envoy's jittered exponential back-off before retry number `retry` (never past the deadline)."""
@@ -523,6 +542,8 @@ class ServiceProxy:
         try:
             destination = await mirror.choose()
             self._check_destination(destination)
+            for step in self.routes.inbound:
+                step(call.route_request, destination)
             backend = await self._pool.acquire(destination.host, destination.port)
             data = [backend.http.send(outgoing) or b""]
             data += [backend.http.send(h11.Data(data=chunk)) or b"" for chunk in body.chunks]
@@ -556,6 +577,7 @@ class ServiceProxy:
             flags=frozenset(call.flags),
             request_bytes=call.request_bytes,
             response_bytes=call.response_bytes,
+            tries=tuple(call.tries),
         )
         for observer in self._observers:
             try:

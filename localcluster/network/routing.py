@@ -100,8 +100,9 @@ class Retries:
     retry_on: frozenset[str] = frozenset(
         {"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"}
     )
-    #: Status codes retried under `retriable-status-codes` (Istio turns numbers in retryOn into these).
-    retriable_status_codes: frozenset[int] = frozenset({503})
+    #: Status codes retried under `retriable-status-codes` (Istio turns numbers in retryOn into these;
+    #: its default policy names the condition with no codes, so by default no status is retried).
+    retriable_status_codes: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,18 @@ class Resolver(Protocol):
 
 
 @dataclass(frozen=True)
+class Try:
+    """One attempt of an exchange that reached a destination, as the destination's sidecar reports it."""
+
+    destination: Destination
+    #: The backend's status, 0 if it gave none (connection failure, reset, timeout).
+    status: int
+    duration: float
+    #: Envoy response flags of this attempt (UF, UC, UT, or those of an inbound refusal such as RBAC).
+    flags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Exchange:
     """One request as the proxy saw it, handed to telemetry observers when it is over."""
 
@@ -230,13 +243,29 @@ class Exchange:
     flags: frozenset[str]
     request_bytes: int = 0
     response_bytes: int = 0
+    #: Every attempt that got a destination, in order (Istio's reporter="destination" samples).
+    tries: tuple[Try, ...] = ()
+
+
+#: A check at the destination's side of every attempt, whatever routed it (an Istio sidecar's
+#: inbound filters: AuthorizationPolicy). It raises ProxyError to refuse the attempt.
+InboundStep = Callable[[RouteRequest, Destination], None]
 
 
 class RoutingTable:
-    """Resolvers in priority order; the first that answers for a host decides."""
+    """Resolvers in priority order; the first that answers for a host decides.
+
+    Inbound steps run for every attempt once its destination is chosen, in the order added, so a
+    rule of the destination's (a sidecar's authorization) holds for every kind of routing.
+    """
 
     def __init__(self, resolvers: Iterable[Resolver] = ()) -> None:
         self._resolvers = list(resolvers)
+        self.inbound: list[InboundStep] = []
+
+    def add_inbound(self, step: InboundStep) -> None:
+        """Run `step(request, destination)` before every attempt to a destination (see InboundStep)."""
+        self.inbound.append(step)
 
     def add(self, resolver: Resolver, *, first: bool = False) -> None:
         """Add a resolver after the others, or (first=True) in front of them, as mesh routing must be."""

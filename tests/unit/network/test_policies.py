@@ -23,6 +23,7 @@ from localcluster.network import (
     Fault,
     HeaderOperations,
     Policy,
+    ProxyError,
     Retries,
     Route,
     RouteRequest,
@@ -253,3 +254,43 @@ async def test_exchanges_carry_route_and_destination_labels(cluster: Cluster, st
     }
     assert (exchange.status, exchange.attempts, exchange.request.host) == (200, 1, HOST)
     assert exchange.response_bytes > 0 and exchange.duration > 0
+
+
+async def test_each_attempt_is_a_try_of_the_exchange(cluster: Cluster, stack: AsyncExitStack) -> None:
+    test = await harness(cluster, stack, Policy(retries=Retries(attempts=3, retry_on=frozenset({"5xx"}))), "a", "b")
+    test.backends[0].failures_left = 1
+    test.backends[1].failures_left = 1
+    assert (await test.get("/flaky")).status_code == 200
+    tries = (await test.last_exchange()).tries
+    assert [(t.destination.labels["destination_version"], t.status) for t in tries] == [
+        ("a", 503),
+        ("b", 503),
+        ("a", 200),
+    ]
+
+
+async def test_istio_default_retries_leave_503_alone(cluster: Cluster, stack: AsyncExitStack) -> None:
+    test = await harness(cluster, stack, Policy(retries=Retries(attempts=2)))
+    test.backends[0].failures_left = 1
+    assert (await test.get("/flaky")).status_code == 503
+    assert len(test.backends[0].seen) == 1
+
+
+async def test_inbound_steps_guard_every_kind_of_route(cluster: Cluster, stack: AsyncExitStack) -> None:
+    """A destination's own rule (a sidecar's authorization) holds for plain Service routing too."""
+
+    def deny_post(request: RouteRequest, destination: Destination) -> None:
+        if request.method == "POST":
+            raise ProxyError("Forbidden", "denied", status=403, text="RBAC: access denied", flag="RBAC")
+
+    test = await harness(cluster, stack, Policy())
+    test.proxy.routes.add_inbound(deny_post)
+    async with httpx.AsyncClient(proxy=test.proxy.url, trust_env=False) as client:
+        refused = await client.post(f"http://{HOST}/flaky", content=b"x")
+        allowed = await client.get(f"http://{HOST}/whoami")
+    assert (refused.status_code, refused.text) == (403, "RBAC: access denied")
+    assert allowed.status_code == 200
+    assert [path for _, path, _ in test.backends[0].seen] == ["/whoami"]
+    await wait_until(lambda: len(test.exchanges) == 2, "both exchanges to be reported")
+    refusal = test.exchanges[0]
+    assert refusal.flags == {"RBAC"} and [(t.status, t.flags) for t in refusal.tries] == [(403, {"RBAC"})]
