@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import signal
@@ -23,9 +24,9 @@ import yaml
 
 from localcluster import state
 from localcluster.api.app import ApiConfig, create_app
-from localcluster.api.cluster import SYSTEM_NAMESPACES, Cluster
+from localcluster.api.cluster import SYSTEM_NAMESPACES, Cluster, now
 from localcluster.api.openapi import openapi_routes
-from localcluster.api.resources import ResourceRegistry
+from localcluster.api.resources import ResourceRegistry, crd_status
 from localcluster.api.schemas import SchemaIndex
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
@@ -96,11 +97,32 @@ def bind_preferred(settings: Settings) -> socket.socket:
 
 
 def bootstrap(cluster: Cluster) -> None:
-    """The objects a new cluster has: its system namespaces and the workshop's namespace."""
+    """The objects a new cluster has: its system namespaces, the workshop's namespace, the CRDs it serves."""
     namespaces = cluster.registry.get("", "namespaces")
     for name in SYSTEM_NAMESPACES:
         if cluster.find(namespaces, "", name) is None:
             cluster.create(namespaces, "v1", "", {"metadata": {"name": name}}, user_agent="localcluster/bootstrap")
+    crds = cluster.registry.get("apiextensions.k8s.io", "customresourcedefinitions")
+    for manifest in cluster.registry.crds:
+        name = manifest["metadata"]["name"]
+        live = cluster.find(crds, "", name)
+        if live is None:
+            live = cluster.create(crds, "v1", "", copy.deepcopy(manifest), user_agent="localcluster/bootstrap").obj
+        elif live.get("spec") != manifest["spec"]:
+            # The official CRDs were upgraded: the stored objects follow, as `kubectl apply` of them would.
+            upgraded = copy.deepcopy(manifest)
+            upgraded["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            live = cluster.replace(crds, "v1", "", name, upgraded, user_agent="localcluster/bootstrap").obj
+        status = crd_status(manifest, now())
+        if _without_times(live.get("status")) != _without_times(status):
+            cluster.replace(crds, "v1", "", name, {**live, "status": status}, subresource="status")
+
+
+def _without_times(status: dict[str, Any] | None) -> Any:
+    if not status:
+        return None
+    conditions = [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status.get("conditions", [])]
+    return {**status, "conditions": conditions}
 
 
 def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet | None = None) -> tuple[Cluster, Any]:

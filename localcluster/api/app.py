@@ -230,6 +230,10 @@ class ResourceHandlers:
             return json_response(target_or_doc)
         target = target_or_doc
         method = request.method
+        if method != "GET" and target.resource_type.read_only:
+            raise MethodNotAllowed(
+                f"{target.resource_type.qualified()} can be read, not written: {target.resource_type.read_only}"
+            )
         if target.name is None:
             if target.subresource:
                 raise NotFound("the server could not find the requested resource")

@@ -5,15 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from localcluster.api.resources import ALL_VERBS, ResourceRegistry, ResourceType
+from localcluster.api.resources import ResourceRegistry, ResourceType
 
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "log": ["get"]}
-
-
-def _verbs(resource_type: ResourceType) -> list[str]:
-    if resource_type.kind == "Namespace":
-        return [v for v in ALL_VERBS if v != "deletecollection"]
-    return list(ALL_VERBS)
 
 
 def _subresource_kind(resource_type: ResourceType, subresource: str) -> tuple[str, str, str]:
@@ -67,7 +61,7 @@ def resource_list(registry: ResourceRegistry, group: str, version: str) -> dict[
             "singularName": resource_type.singular,
             "namespaced": resource_type.namespaced,
             "kind": resource_type.kind,
-            "verbs": _verbs(resource_type),
+            "verbs": list(resource_type.verbs),
             "storageVersionHash": _storage_hash(resource_type),
         }
         if resource_type.short_names:
@@ -108,7 +102,7 @@ def aggregated(registry: ResourceRegistry, *, legacy: bool) -> dict[str, Any]:
                     "responseKind": {"group": group, "version": version, "kind": resource_type.kind},
                     "scope": "Namespaced" if resource_type.namespaced else "Cluster",
                     "singularResource": resource_type.singular,
-                    "verbs": _verbs(resource_type),
+                    "verbs": list(resource_type.verbs),
                 }
                 if resource_type.short_names:
                     resource["shortNames"] = list(resource_type.short_names)

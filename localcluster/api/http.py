@@ -9,6 +9,7 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
+from localcluster.api import protobuf
 from localcluster.api.errors import ApiError, BadRequest, RequestTooLarge, UnsupportedMediaType
 
 JSON = "application/json"
@@ -62,7 +63,7 @@ def media_type(request: Request) -> str:
 
 
 def decode_object(body: bytes, content_type: str) -> Any:
-    """A JSON or YAML request body (what kubectl and the clients send) as a Python value."""
+    """A JSON, YAML or Kubernetes protobuf request body (what kubectl and the clients send) as a Python value."""
     if not body.strip():
         raise BadRequest("the request body is empty: an object was expected")
     if content_type in ("", JSON, "*/*"):
@@ -73,14 +74,15 @@ def decode_object(body: bytes, content_type: str) -> Any:
     if content_type in (YAML, "application/x-yaml", "text/yaml"):
         return decode_yaml(body)
     if content_type == PROTOBUF:
-        raise UnsupportedMediaType(
-            "localcluster does not decode protobuf request bodies (kubectl's `create <kind>` generators send "
-            "them); write the object as YAML instead, e.g. `kubectl create ... --dry-run=client -o yaml | "
-            "kubectl apply -f -`, or use `kubectl apply -f`"
-        )
+        try:
+            return protobuf.decode_object(body)
+        except protobuf.UnsupportedKind as exc:
+            raise UnsupportedMediaType(str(exc)) from None
+        except protobuf.ProtobufError as exc:
+            raise BadRequest(f"the protobuf body could not be decoded: {exc}") from None
     raise UnsupportedMediaType(
-        f"the body of the request was in an unknown format - accepted media types include: {JSON}, {YAML}"
-        f" (got {content_type!r})"
+        f"the body of the request was in an unknown format - accepted media types include: {JSON}, {YAML}, "
+        f"{PROTOBUF} (got {content_type!r})"
     )
 
 

@@ -10,11 +10,13 @@ of custom kinds) and the `ResourceRegistry` (which paths exist), never copied fr
   operation of the kind accepts `application/strategic-merge-patch+json` (built-ins; CRDs get a JSON
   merge patch), reading `x-kubernetes-patch-merge-key` and `-patch-strategy` from the component schemas.
 - `--validate=strict` (the default) looks for a `fieldValidation` query parameter on the kind's PATCH
-  operation in v3; when it is there the server validates, and kubectl never needs OpenAPI v2, which it
-  would only ask for as protobuf.
+  operation in v3; when it is there the server validates. For a kind v3 does not list (a typo, a CRD
+  not installed) and for `kind: List` files kubectl validates itself, with OpenAPI v2 read as
+  protobuf only (gnostic's openapi_v2.Document, see protobuf/_openapi.py).
 
-Group-version documents are served as JSON. Protobuf is answered with JSON whenever the Accept header
-also admits JSON, and with 406 and a `Status` when it admits only protobuf. The root and the documents
+Group-version documents are served as JSON; `/openapi/v2` as JSON or as that protobuf, whichever the
+Accept header prefers. v3 protobuf is answered with JSON whenever the Accept header also admits JSON,
+and with 406 and a `Status` when it admits only protobuf. The root and the documents
 carry the upstream caching scheme: `?hash=<etag>` URLs, `ETag`, `Cache-Control: public, immutable` on a
 matching hash, a 301 to the current hash on a stale one, and 304 on `If-None-Match`.
 """
@@ -37,6 +39,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from localcluster.api.errors import ApiError, NotFound
+from localcluster.api.protobuf import encode_openapi_v2
 from localcluster.api.resources import ResourceType
 from localcluster.api.schemas import KUBERNETES_SCHEMA_VERSION, SchemaIndex
 
@@ -62,6 +65,11 @@ _YAML = "application/yaml"
 _PROTOBUF = "application/vnd.kubernetes.protobuf"
 _STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 _PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json")
+#: kubectl asks for the first (its original, with an `@` Go's mime package rejects); upstream answers the second.
+_PROTOBUF_OPENAPI_V2 = (
+    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+)
 _PROTOBUF_OPENAPI = ("com.github.proto-openapi.spec.v3@v1.0+protobuf", "com.github.proto-openapi.spec.v3.v1.0+protobuf")
 
 
@@ -469,6 +477,12 @@ class OpenAPIDocuments:
         }
         return _encoded(document)
 
+    @cached_property
+    def v2_protobuf(self) -> tuple[bytes, str]:
+        """The swagger 2.0 document as gnostic's protobuf, which is how kubectl reads it."""
+        body = encode_openapi_v2(json.loads(self.v2[0]))
+        return body, hashlib.sha512(body).hexdigest().upper()
+
 
 def _encoded(document: JsonObject) -> tuple[bytes, str]:
     body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
@@ -608,13 +622,45 @@ def _accepts_json(accept: str) -> bool | None:
     return False if saw_protobuf else None
 
 
+def _wants_v2_protobuf(accept: str) -> bool:
+    """Whether the Accept header prefers OpenAPI v2 as protobuf to JSON: higher q, or equal q and listed first."""
+    best: dict[str, tuple[float, int]] = {}
+    for position, clause in enumerate(accept.split(",")):
+        media_type, *parameters = (part.strip() for part in clause.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.replace(" ", "").partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media_type in ("*/*", "application/*", _JSON):
+            offered = "json"
+        elif media_type in _PROTOBUF_OPENAPI_V2:
+            offered = "protobuf"
+        else:
+            continue
+        if quality > 0 and (offered not in best or quality > best[offered][0]):
+            best[offered] = (quality, -position)
+    return "protobuf" in best and best["protobuf"] > best.get("json", (0.0, 0))
+
+
 def _not_acceptable(accept: str) -> Response:
     status = ApiError(f"only application/json is served here, not {accept}").status()
     status.update(reason="NotAcceptable", code=406)
     return Response(json.dumps(status), status_code=406, media_type=_JSON)
 
 
-def _serve(request: Request, body: bytes, etag: str, *, immutable: bool, negotiate: bool = True) -> Response:
+def _serve(
+    request: Request,
+    body: bytes,
+    etag: str,
+    *,
+    immutable: bool,
+    negotiate: bool = True,
+    media_type: str = _JSON,
+) -> Response:
     accept = request.headers.get("accept", "")
     if negotiate and not _accepts_json(accept):
         return _not_acceptable(accept)
@@ -626,7 +672,7 @@ def _serve(request: Request, body: bytes, etag: str, *, immutable: bool, negotia
         headers["Cache-Control"] = "no-cache, private"
     if request.headers.get("if-none-match", "").strip() in (f'"{etag}"', etag):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type=_JSON, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def openapi_routes(index: SchemaIndex) -> list[Route]:
@@ -656,6 +702,9 @@ def openapi_routes(index: SchemaIndex) -> list[Route]:
         return _serve(request, body, etag, immutable=bool(requested))
 
     def v2(request: Request) -> Response:
+        if _wants_v2_protobuf(request.headers.get("accept", "")):
+            body, etag = documents.v2_protobuf
+            return _serve(request, body, etag, immutable=False, negotiate=False, media_type=_PROTOBUF_OPENAPI_V2[1])
         body, etag = documents.v2
         return _serve(request, body, etag, immutable=False)
 

@@ -17,6 +17,12 @@ import yaml
 from localcluster.api.errors import NotFound
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+READ_VERBS = ("get", "list", "watch")
+#: Why CustomResourceDefinitions can be read but not written here.
+CRDS_ARE_FIXED = (
+    "localcluster serves a fixed set of custom resource definitions (the official Knative Serving and Istio "
+    "CRDs it implements) and cannot install others; use a real cluster (`lab up --target cluster`) for that"
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,16 @@ class ResourceType:
     printer_columns: tuple[dict[str, Any], ...] = ()
     #: openAPIV3Schema of a CRD per version; None for built-ins (their schemas come from schemas.py).
     crd_schemas: dict[str, dict[str, Any]] | None = field(default=None, compare=False, hash=False)
+    #: Why clients may only read this kind ("" when they may write it too).
+    read_only: str = ""
+
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        if self.read_only:
+            return READ_VERBS
+        if self.kind == "Namespace":
+            return tuple(v for v in ALL_VERBS if v != "deletecollection")
+        return ALL_VERBS
 
     @property
     def singular(self) -> str:
@@ -79,6 +95,7 @@ def _core(
     short: Iterable[str] = (),
     categories: Iterable[str] = (),
     subresources: Iterable[str] = (),
+    read_only: str = "",
 ) -> ResourceType:
     group, _, version = version_group.rpartition("/")
     return ResourceType(
@@ -90,6 +107,7 @@ def _core(
         short_names=tuple(short),
         categories=tuple(categories),
         subresources=frozenset(subresources),
+        read_only=read_only,
     )
 
 
@@ -112,23 +130,33 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _core("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
     _core("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False),
     _core("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
+    _core(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        namespaced=False,
+        short=["crd", "crds"],
+        categories=["api-extensions"],
+        subresources=["status"],
+        read_only=CRDS_ARE_FIXED,
+    ),
 )
 
 
-def load_crd_types(schemas_dir: Path) -> list[ResourceType]:
-    """Read every CRD manifest under `schemas_dir` (the official Knative and Istio CRDs)."""
+def load_crds(schemas_dir: Path) -> list[dict[str, Any]]:
+    """Every CRD manifest under `schemas_dir` (the official Knative and Istio CRDs)."""
     if not schemas_dir.is_dir():
         raise FileNotFoundError(
             f"the official CRD schemas are missing: {schemas_dir} does not exist "
             "(set LAB_SHARED_DIR to the folder that holds schemas/)"
         )
-    types = []
+    crds = []
     for path in sorted(schemas_dir.glob("*/*.yaml")):
         with path.open("rb") as stream:
             for document in yaml.load_all(stream, Loader=yaml.CSafeLoader):
                 if document and document.get("kind") == "CustomResourceDefinition":
-                    types.append(_crd_type(document))
-    return types
+                    crds.append(document)
+    return crds
 
 
 def _crd_type(crd: dict[str, Any]) -> ResourceType:
@@ -152,17 +180,48 @@ def _crd_type(crd: dict[str, Any]) -> ResourceType:
     )
 
 
+def crd_status(crd: dict[str, Any], now: str) -> dict[str, Any]:
+    """The status the apiextensions apiserver gives a CRD it has accepted and serves."""
+    names = dict(crd["spec"]["names"])
+    names.setdefault("singular", names["kind"].lower())
+    names.setdefault("listKind", f"{names['kind']}List")
+    storage = next(v["name"] for v in crd["spec"]["versions"] if v.get("storage"))
+    return {
+        "conditions": [
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "lastTransitionTime": now,
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "lastTransitionTime": now,
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+            },
+        ],
+        "acceptedNames": names,
+        "storedVersions": [storage],
+    }
+
+
 class ResourceRegistry:
     """Look-ups of resource types by path segments, by kind and by the names kubectl accepts."""
 
-    def __init__(self, types: Iterable[ResourceType]) -> None:
+    def __init__(self, types: Iterable[ResourceType], crds: Iterable[dict[str, Any]] = ()) -> None:
         self.types: tuple[ResourceType, ...] = tuple(types)
+        #: The CRD manifests the custom types were read from, served as CustomResourceDefinition objects.
+        self.crds: tuple[dict[str, Any], ...] = tuple(crds)
         self._by_path = {(t.group, v, t.plural): t for t in self.types for v in t.versions}
         self._by_kind = {(t.group, v, t.kind): t for t in self.types for v in t.versions}
 
     @classmethod
     def load(cls, schemas_dir: Path) -> ResourceRegistry:
-        return cls([*BUILTIN_TYPES, *load_crd_types(schemas_dir)])
+        crds = load_crds(schemas_dir)
+        return cls([*BUILTIN_TYPES, *(_crd_type(crd) for crd in crds)], crds)
 
     def __iter__(self) -> Iterator[ResourceType]:
         return iter(self.types)

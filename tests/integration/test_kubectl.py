@@ -172,15 +172,6 @@ def test_get_watch_streams_changes(cluster: LocalCluster) -> None:
     assert any(line.startswith("DELETED") for line in seen), text
 
 
-def test_protobuf_bodies_are_refused_with_a_way_forward(cluster: LocalCluster) -> None:
-    result = cluster.kubectl("create", "configmap", "generated", "--from-literal=a=1", check=False)
-    assert result.returncode == 1
-    assert "--dry-run=client -o yaml" in result.stderr
-    made = cluster.kubectl("create", "configmap", "generated", "--from-literal=a=1", "--dry-run=client", "-o", "yaml")
-    cluster.kubectl("apply", "-f", "-", input=made.stdout)
-    assert "generated" in cluster.kubectl("get", "configmaps").stdout
-
-
 def test_field_validation_strict_refuses_and_warn_warns(cluster: LocalCluster) -> None:
     typo = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata:\n  a: b\nextra: field\n"
     strict = cluster.kubectl("apply", "-f", "-", input=typo, check=False)

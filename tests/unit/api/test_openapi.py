@@ -12,6 +12,7 @@ import pytest
 from starlette.applications import Starlette
 
 from localcluster.api.openapi import OpenAPIDocuments, crd_definition_name, group_version_path, openapi_routes
+from localcluster.api.protobuf._wire import fields
 from localcluster.api.resources import ResourceRegistry
 from localcluster.api.schemas import SchemaIndex
 from localcluster.settings import Settings
@@ -219,7 +220,7 @@ def test_a_stale_hash_redirects_to_the_current_one(client: Client) -> None:
     assert response.headers["location"] == current
 
 
-def test_protobuf_with_json_gets_json_and_protobuf_alone_gets_406(client: Client) -> None:
+def test_v3_protobuf_with_json_gets_json_and_protobuf_alone_gets_406(client: Client) -> None:
     both = client.get("/openapi/v3/api/v1", headers={"Accept": f"{PROTOBUF_V3}, application/json;q=0.9"})
     assert both.status_code == 200
     assert both.headers["content-type"] == "application/json"
@@ -227,8 +228,14 @@ def test_protobuf_with_json_gets_json_and_protobuf_alone_gets_406(client: Client
     assert only.status_code == 406
     assert only.json()["kind"] == "Status"
     assert only.json()["code"] == 406
+
+
+def test_v2_protobuf_is_served_as_kube_openapi_serves_it(client: Client) -> None:
     v2 = client.get("/openapi/v2", headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
-    assert v2.status_code == 406
+    assert v2.status_code == 200
+    assert v2.headers["content-type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    document = {number: value for number, _, value in fields(v2.content)}
+    assert document[1] == b"2.0"  # gnostic Document.swagger = 1; the content is tested in test_protobuf.py
 
 
 def test_unknown_group_version_is_a_404_status(client: Client) -> None:
