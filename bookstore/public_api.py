@@ -5,7 +5,8 @@ GET    ``/``                    the storefront page (relative URLs: works under 
 GET    ``/api/books``           books ranked by the active module; ``x-bookstore-ranking``
 POST   ``/api/users``           ``{"name"}`` opens an account with the initial balance
 GET    ``/api/users/{name}``    balance and books owned
-POST   ``/api/purchase``        ``{"user", "book", "count"}`` buys books
+POST   ``/api/purchase``        ``{"user", "book", "count"}`` buys books; ``Idempotency-Key`` makes a
+                                retry answer the first attempt's outcome (with a coordinator)
 *      ``/admin/modules...``    ranking modules, for holders of the admin token: :mod:`bookstore.modules.admin`
 =====  =======================  ===========================================================
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Protocol
 
-from fastapi import FastAPI, Path, Response, status
+from fastapi import FastAPI, Header, Path, Response, status
 from fastapi.responses import HTMLResponse
 
 from bookstore.models import USER_NAME_PATTERN, Book, BookList, NewUser, Order, PurchaseRequest, User
@@ -26,9 +27,11 @@ from bookstore.modules.host import BUNDLED_VERSION, ModuleHost
 from bookstore.settings import Settings
 from bookstore.web import Lifespan, create_service_app
 
-__all__ = ["RANKING_HEADER", "Shop", "create_public_app"]
+__all__ = ["IDEMPOTENCY_HEADER", "RANKING_HEADER", "Shop", "create_public_app"]
 
 RANKING_HEADER = "x-bookstore-ranking"
+#: As in the IETF draft "The Idempotency-Key HTTP Header Field": one key per purchase, any visible ASCII.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class Shop(Protocol):
@@ -40,7 +43,7 @@ class Shop(Protocol):
 
     async def get_user(self, name: str) -> User: ...
 
-    async def purchase(self, request: PurchaseRequest) -> Order: ...
+    async def purchase(self, request: PurchaseRequest, idempotency_key: str | None = None) -> Order: ...
 
 
 def create_public_app(settings: Settings, shop: Shop, *, title: str, lifespan: Lifespan | None = None) -> FastAPI:
@@ -77,8 +80,17 @@ def create_public_app(settings: Settings, shop: Shop, *, title: str, lifespan: L
         return await shop.get_user(name)
 
     @app.post("/api/purchase", status_code=status.HTTP_201_CREATED, tags=["bookstore"])
-    async def purchase(request: PurchaseRequest) -> Order:
-        """Buy books: 404 for an unknown user or book, 409 for too little stock or money, else the order."""
-        return await shop.purchase(request)
+    async def purchase(
+        request: PurchaseRequest,
+        idempotency_key: Annotated[
+            str | None, Header(alias=IDEMPOTENCY_HEADER, pattern=r"^[\x21-\x7e]{1,255}$")
+        ] = None,
+    ) -> Order:
+        """Buy books: 404 for an unknown user or book, 409 for too little stock or money, else the order.
+
+        With an ``Idempotency-Key``, asking again with the same key answers what the first request got
+        (its order, or its refusal), and never charges twice.
+        """
+        return await shop.purchase(request, idempotency_key)
 
     return app

@@ -7,8 +7,9 @@ from fastapi import FastAPI
 
 from bookstore import accounts, inventory
 from bookstore.db import Database
+from bookstore.errors import InvalidRequest
 from bookstore.models import Book, Order, PurchaseRequest, User, new_order_id, timestamp
-from bookstore.public_api import create_public_app
+from bookstore.public_api import IDEMPOTENCY_HEADER, create_public_app
 from bookstore.settings import Settings
 
 __all__ = ["MonolithShop", "create_app"]
@@ -32,7 +33,13 @@ class MonolithShop:
     async def get_user(self, name: str) -> User:
         return await to_thread.run_sync(self._get_user, name)
 
-    async def purchase(self, request: PurchaseRequest) -> Order:
+    async def purchase(self, request: PurchaseRequest, idempotency_key: str | None = None) -> Order:
+        if idempotency_key is not None:
+            raise InvalidRequest(
+                f"the monolith does not keep {IDEMPOTENCY_HEADER}s: one local transaction either happened or not, "
+                "so look at the user's books before buying again",
+                header=IDEMPOTENCY_HEADER,
+            )
         return await to_thread.run_sync(self._purchase, request)
 
     def _list_books(self) -> list[Book]:

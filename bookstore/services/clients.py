@@ -19,14 +19,17 @@ from bookstore.models import (
     Account,
     Book,
     BookList,
+    FreezeMoney,
     NewUser,
     Order,
     OrderRequest,
     OwnedBooks,
     Payment,
     PaymentRequest,
+    ReserveStock,
 )
 from bookstore.tracing import outgoing_headers
+from bookstore.txn.participant import BranchAnswer
 
 __all__ = ["BalanceClient", "ServiceClient", "StockClient"]
 
@@ -107,6 +110,10 @@ class StockClient(ServiceClient):
     async def books_owned(self, user: str) -> OwnedBooks:
         return await self.call(OwnedBooks, "GET", f"/api/users/{user}/books")
 
+    async def reserve(self, reservation: ReserveStock) -> BranchAnswer:
+        """TCC try of a purchase's stock branch: hold the copies."""
+        return await self.call(BranchAnswer, "POST", "/txn/reserve-stock/try", reservation)
+
 
 class BalanceClient(ServiceClient):
     """The balance service: accounts and payments."""
@@ -125,3 +132,7 @@ class BalanceClient(ServiceClient):
 
     async def refund(self, payment_id: str) -> Payment:
         return await self.call(Payment, "POST", f"/api/payments/{payment_id}/refund")
+
+    async def freeze(self, frozen: FreezeMoney) -> BranchAnswer:
+        """TCC try of a purchase's balance branch: hold the money."""
+        return await self.call(BranchAnswer, "POST", "/txn/freeze-money/try", frozen)

@@ -155,7 +155,9 @@ class FaultInjectionMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         header = Headers(scope=scope).get(FAULT_HEADER) if scope["type"] == "http" else None
         if header is None:
-            await self.app(scope, receive, send)
+            # A request without the header asks for no fault, whatever the caller's context held.
+            with using(_NO_FAULTS):
+                await self.app(scope, receive, send)
             return
         try:
             if not self.enabled:

@@ -1,0 +1,151 @@
+"""``tc``, the transaction coordinator (Seata's TC): global transactions, their branches and phase two.
+
+=====  ========================================  =============================================
+POST   ``/api/transactions``                     begin (``{"name", "timeout_seconds",
+                                                 "idempotency_key", "application_data",
+                                                 "branches"}``); 201, or 200 with the first
+                                                 transaction for a known idempotency key
+GET    ``/api/transactions``                     the newest, and the count per status
+                                                 (``?status=``, ``?name=``, ``?limit=``)
+GET    ``/api/transactions/{xid}``               one, with its branches and its log
+POST   ``/api/transactions/{xid}/branches``      register a branch (``{"resource", "action",
+                                                 "url"}``); 409 once the transaction is decided
+POST   ``/api/transactions/{xid}/commit``        decide to commit, and drive phase two
+POST   ``/api/transactions/{xid}/rollback``      decide to roll back, and drive phase two
+GET    ``/api/events``                           the log, oldest first (``?after=<id>``)
+=====  ========================================  =============================================
+
+A decision answers once phase two is over, or after :data:`PHASE_TWO_WAIT` seconds with the
+transaction still ``committing`` / ``rollbacking``: the decision is in the log either way, and the
+coordinator keeps telling the branches until each has answered. Its database (``tc.sqlite3``) is
+the transaction log: keep it on a volume that outlives the pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+from anyio import to_thread
+from fastapi import FastAPI, Path, Query, Response, status
+
+from bookstore.db import Database
+from bookstore.models import ORDER_ID_PATTERN
+from bookstore.settings import Settings
+from bookstore.txn import faults
+from bookstore.txn.coordinator import Coordinator
+from bookstore.txn.log import NewTransaction, TransactionLog, create_schema
+from bookstore.txn.protocol import (
+    BeginRequest,
+    BranchSpec,
+    BranchView,
+    DecisionRequest,
+    EventList,
+    GlobalStatus,
+    GlobalTransactionView,
+    TransactionList,
+)
+from bookstore.web import create_service_app
+
+__all__ = ["PHASE_TWO_WAIT", "create_app"]
+
+#: How long a commit or rollback call waits for phase two before answering with the decision alone.
+PHASE_TWO_WAIT = 2.0
+
+XidPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
+
+
+def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> FastAPI:
+    """The coordinator's ASGI app: its log opens, and its watcher starts (recovering), at start-up.
+
+    ``http`` replaces the client phase two calls participants with (e.g. to reach apps in the same
+    process); the app closes it when it shuts down either way.
+    """
+    database = Database(settings.database_path, [create_schema])
+    log = TransactionLog(database)
+    http = http or httpx.AsyncClient(timeout=settings.http_timeout, trust_env=True, follow_redirects=False)
+    coordinator = Coordinator(log, http)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with database.lifespan(app):
+            await coordinator.start()
+            try:
+                yield
+            finally:
+                await coordinator.stop()
+                await http.aclose()
+
+    app = create_service_app(settings, title="Bookstore transaction coordinator (tc)", lifespan=lifespan)
+    app.state.coordinator = coordinator
+
+    @app.post("/api/transactions", status_code=status.HTTP_201_CREATED, tags=["tc"])
+    async def begin(request: BeginRequest, response: Response) -> GlobalTransactionView:
+        """Begin a global transaction (with its first branches); a repeated idempotency key answers the first."""
+        new = NewTransaction(
+            name=request.name,
+            timeout_seconds=request.timeout_seconds or settings.txn_timeout,
+            idempotency_key=request.idempotency_key,
+            application_data=request.application_data,
+            faults=faults.current_plan().header,
+            branches=tuple(request.branches),
+        )
+        began = await to_thread.run_sync(log.begin, new)
+        if not began.created:
+            response.status_code = status.HTTP_200_OK
+        return began
+
+    @app.get("/api/transactions", tags=["tc"])
+    async def list_transactions(
+        status: GlobalStatus | None = None,
+        name: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> TransactionList:
+        counts, newest = await to_thread.run_sync(lambda: log.newest(status=status, name=name, limit=limit))
+        return TransactionList(counts=counts, transactions=newest)
+
+    @app.get("/api/transactions/{xid}", tags=["tc"])
+    async def get_transaction(xid: XidPath) -> GlobalTransactionView:
+        return await to_thread.run_sync(log.get, xid)
+
+    @app.post("/api/transactions/{xid}/branches", status_code=status.HTTP_201_CREATED, tags=["tc"])
+    async def register(xid: XidPath, spec: BranchSpec) -> BranchView:
+        return await to_thread.run_sync(log.register, xid, spec)
+
+    async def decide(xid: str, *, commit: bool, request: DecisionRequest) -> GlobalTransactionView:
+        decided = await to_thread.run_sync(lambda: log.decide(xid, commit=commit, outcome=request.outcome))
+        if decided.status.finished:
+            return decided
+        faults.before(faults.FaultPoint.TC_BEFORE_PHASE_TWO)
+        driver = coordinator.drive(xid)
+        await asyncio.wait([driver], timeout=PHASE_TWO_WAIT)
+        faults.after(faults.FaultPoint.TC_BEFORE_PHASE_TWO)
+        return await to_thread.run_sync(log.get, xid)
+
+    @app.post("/api/transactions/{xid}/commit", tags=["tc"])
+    async def commit(xid: XidPath, request: DecisionRequest) -> GlobalTransactionView:
+        """Decide to commit: every branch is confirmed (retried until it answers)."""
+        return await decide(xid, commit=True, request=request)
+
+    @app.post("/api/transactions/{xid}/rollback", tags=["tc"])
+    async def rollback(xid: XidPath, request: DecisionRequest) -> GlobalTransactionView:
+        """Decide to roll back: every branch is cancelled (a branch never tried is cancelled empty)."""
+        return await decide(xid, commit=False, request=request)
+
+    @app.get("/api/events", tags=["tc"])
+    async def events(
+        after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    ) -> EventList:
+        """The transaction log, oldest first; pass the last id seen as ``after`` to follow it."""
+        return EventList(events=await to_thread.run_sync(lambda: log.events(after=after, limit=limit)))
+
+    return app
+
+
+if __name__ == "__main__":
+    from bookstore.serve import main
+
+    main("tc", create_app)

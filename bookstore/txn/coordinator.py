@@ -1,0 +1,129 @@
+"""The coordinator's engine: phase two driven until every branch answered, timeouts, recovery on start.
+
+One watcher loop runs for the life of ``tc``: every ``scan_interval`` it rolls back the transactions
+past their deadline and makes sure each decided, unfinished transaction has a driver, so the first
+pass after a start is the recovery. A driver tells each pending branch (confirm or cancel), and
+retries the ones it could not reach with exponential back-off (``first_delay`` doubling up to
+``max_delay``) until all have answered. Participants make repeated deliveries harmless (the fence),
+so retrying is always safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx
+from anyio import to_thread
+
+from bookstore.errors import BranchConflict
+from bookstore.tracing import outgoing_headers
+from bookstore.txn.faults import FAULT_HEADER
+from bookstore.txn.log import PendingBranch, PhaseTwo, TransactionLog
+
+__all__ = ["Coordinator"]
+
+_log = logging.getLogger("bookstore.tc")
+
+
+class Coordinator:
+    """Drives phase two of every decided transaction of ``log`` over ``http``."""
+
+    def __init__(
+        self,
+        log: TransactionLog,
+        http: httpx.AsyncClient,
+        *,
+        scan_interval: float = 0.5,
+        first_delay: float = 0.05,
+        max_delay: float = 2.0,
+    ) -> None:
+        self.log = log
+        self.http = http
+        self.scan_interval = scan_interval
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self._drivers: dict[str, asyncio.Task[None]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start watching: the first pass recovers what a previous ``tc`` left unfinished."""
+        self._watcher = asyncio.create_task(self._watch(), name="tc-watcher")
+
+    async def stop(self) -> None:
+        tasks = [task for task in (self._watcher, *self._drivers.values()) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def drive(self, xid: str) -> asyncio.Task[None]:
+        """The task driving ``xid``'s phase two, started if none runs."""
+        task = self._drivers.get(xid)
+        if task is None or task.done():
+            task = asyncio.create_task(self._drive(xid), name=f"phase-two-{xid}")
+            self._drivers[xid] = task
+            task.add_done_callback(lambda done: self._forget(xid, done))
+        return task
+
+    def _forget(self, xid: str, task: asyncio.Task[None]) -> None:
+        if self._drivers.get(xid) is task:
+            del self._drivers[xid]
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("phase two of %s stopped: %r (the watcher starts it again)", xid, task.exception())
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                for xid in await to_thread.run_sync(self.log.time_out_expired):
+                    _log.warning("global transaction %s timed out: rolling back", xid)
+                for xid in await to_thread.run_sync(self.log.unfinished):
+                    self.drive(xid)
+            except Exception:  # the watcher must outlive a failing disk or a bug in one pass
+                _log.exception("the coordinator's watcher failed a pass")
+            await asyncio.sleep(self.scan_interval)
+
+    async def _drive(self, xid: str) -> None:
+        delay = self.first_delay
+        while (phase := await to_thread.run_sync(self.log.phase_two, xid)) is not None:
+            if phase.branches:
+                await asyncio.gather(*(self._tell(phase, branch) for branch in phase.branches))
+                if await to_thread.run_sync(self.log.phase_two, xid) is None:
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_delay)
+
+    async def _tell(self, phase: PhaseTwo, branch: PendingBranch) -> None:
+        """Deliver confirm or cancel to one branch once, and log what came of it."""
+        verb = "confirm" if phase.commits else "cancel"
+        headers = {name: value for name, value in outgoing_headers().items() if name != FAULT_HEADER}
+        if phase.faults and branch.attempts == 0:
+            # Faults strike the first delivery only, so the retry gets through and a crash does not repeat.
+            headers[FAULT_HEADER] = phase.faults
+        url = f"{branch.url}/txn/{branch.action}/{verb}"
+        try:
+            answer = await self.http.post(url, json={"xid": branch.xid, "branch_id": branch.branch_id}, headers=headers)
+        except httpx.HTTPError as exc:
+            await to_thread.run_sync(self.log.branch_retry, branch, f"{verb} at {url}: {type(exc).__name__} {exc}")
+            return
+        body = _json(answer)
+        if answer.status_code == 200:
+            detail = f"{verb}: {body.get('fence')} ({body.get('outcome')})"
+            await to_thread.run_sync(lambda: self.log.branch_answered(branch, commit=phase.commits, detail=detail))
+            return
+        error = f"{verb} at {url}: {answer.status_code} {body.get('error', '')} {body.get('message', '')}".strip()
+        if body.get("error") == BranchConflict.code:
+            await to_thread.run_sync(lambda: self.log.branch_failed(branch, commit=phase.commits, error=error))
+        else:
+            await to_thread.run_sync(self.log.branch_retry, branch, error)
+
+
+def _json(answer: httpx.Response) -> dict[str, Any]:
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
