@@ -155,8 +155,11 @@ class HttpRoute:
     name: str
     matches: tuple[RequestMatch, ...]
     destinations: tuple[RouteDestination, ...]
-    #: The HTTPRoute as written: policies.py reads timeout, retries, fault, rewrite, mirror, headers.
+    #: The HTTPRoute as written: policies.py reads timeout, retries, fault, rewrite, headers.
     spec: Mapping[str, Any]
+    #: Where a copy of each request goes (`mirror`, or the first of `mirrors`), for `mirror_percent` %.
+    mirror: RouteDestination | None = None
+    mirror_percent: float = 0.0
     #: The weighted destinations (pilot drops weight 0 when there are several), cumulative weights.
     _weighted: tuple[tuple[int, RouteDestination], ...] = field(default=(), repr=False)
 
@@ -186,14 +189,6 @@ class HttpRoute:
         draw = (rng or random).randrange(total)
         return next(destination for bound, destination in self._weighted if draw < bound)
 
-    def selects(self, facts: RequestFacts, workload: Workload) -> bool:
-        """Whether one of the rule's matches holds for the request at this workload (no match: catch-all)."""
-        return not self.matches or any(match.applies_to(workload) and match(facts) for match in self.matches)
-
-    def applies_to(self, workload: Workload) -> bool:
-        """Whether the rule exists at all for this workload (pilot drops rules all of whose matches are elsewhere)."""
-        return not self.matches or any(match.applies_to(workload) for match in self.matches)
-
 
 @dataclass(frozen=True)
 class CompiledVirtualService:
@@ -218,12 +213,23 @@ class CompiledVirtualService:
     def bound_to(self, workload: Workload) -> bool:
         return bool(self.gateways & workload.gateways)
 
-    def route(self, facts: RequestFacts, workload: Workload) -> HttpRoute | None:
-        """The first rule whose match holds, in order (None: Envoy's 404 route not found)."""
-        for rule in self.http:
-            if rule.selects(facts, workload):
-                return rule
-        return None
+    def route(self, facts: RequestFacts, workload: Workload) -> tuple[HttpRoute, RequestMatch | None] | None:
+        """The first rule whose match holds, in order, with that match (None for a catch-all rule);
+        None when no rule matches (Envoy's 404, route not found)."""
+        return first_route(self.http, facts, workload)
+
+
+def first_route(
+    rules: Iterable[HttpRoute], facts: RequestFacts, workload: Workload
+) -> tuple[HttpRoute, RequestMatch | None] | None:
+    """The first of `rules` that selects the request, and the match that did (None: catch-all)."""
+    for rule in rules:
+        if not rule.matches:
+            return rule, None
+        for match in rule.matches:
+            if match.applies_to(workload) and match(facts):
+                return rule, match
+    return None
 
 
 def gateway_name(name: str, namespace: str) -> str:
@@ -257,6 +263,7 @@ def compile_virtual_service(obj: Mapping[str, Any]) -> CompiledVirtualService:
 
 
 def _compile_http_route(owner: str, index: int, rule: Mapping[str, Any], namespace: str) -> HttpRoute:
+    mirror, mirror_percent = _compile_mirror(rule, namespace)
     return HttpRoute(
         virtual_service=owner,
         index=index,
@@ -274,7 +281,33 @@ def _compile_http_route(owner: str, index: int, rule: Mapping[str, Any], namespa
             if entry.get("destination", {}).get("host")
         ),
         spec=rule,
+        mirror=mirror,
+        mirror_percent=mirror_percent,
     )
+
+
+def _compile_mirror(rule: Mapping[str, Any], namespace: str) -> tuple[RouteDestination | None, float]:
+    """pilot's MirrorPercent: `mirrorPercentage`, else the deprecated `mirrorPercent`, else 100 (0: none)."""
+    target = rule.get("mirror")
+    if target:
+        if "mirrorPercentage" in rule:
+            percent = float((rule["mirrorPercentage"] or {}).get("value") or 0.0)
+        elif "mirrorPercent" in rule or "mirror_percent" in rule:
+            percent = float(rule.get("mirrorPercent", rule.get("mirror_percent")) or 0)
+        else:
+            percent = 100.0
+    elif rule.get("mirrors"):
+        first = rule["mirrors"][0]
+        target = first.get("destination")
+        percent = float((first.get("percentage") or {}).get("value") or 0.0) if "percentage" in first else 100.0
+    if not target or not target.get("host") or percent <= 0:
+        return None, 0.0
+    destination = RouteDestination(
+        host=qualify(target["host"], namespace),
+        subset=target.get("subset") or "",
+        port=(target.get("port") or {}).get("number"),
+    )
+    return destination, percent
 
 
 def _compile_match(match: Mapping[str, Any], namespace: str) -> RequestMatch:

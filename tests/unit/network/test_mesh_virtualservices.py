@@ -34,8 +34,8 @@ def facts(path: str = "/", method: str = "GET", headers: dict[str, str] | None =
 
 def routed(spec: dict[str, Any], request: RequestFacts, workload: Workload = SIDECAR) -> str | None:
     """The name of the rule that routes the request (None: 404 route not found)."""
-    rule = compile_virtual_service(virtual_service(spec)).route(request, workload)
-    return None if rule is None else rule.name
+    found = compile_virtual_service(virtual_service(spec)).route(request, workload)
+    return None if found is None else found[0].name
 
 
 def test_short_hosts_resolve_in_the_objects_namespace() -> None:

@@ -1,0 +1,456 @@
+"""Mesh routing: what the caller's sidecar (or the ingress gateway) and the destination's sidecar do.
+
+The proxy asks this resolver first. It answers for:
+
+- a caller whose pod has a sidecar: its outbound routing. The VirtualService bound to the mesh for
+  the addressed host chooses a rule (first match wins) and a destination by weight; with none, the
+  Service itself, with Istio's default retries. Destinations are DestinationRule subsets balanced by
+  their policy; a subset no DestinationRule defines is Envoy's missing cluster (503, flag NC).
+- the ingress gateway (`istio-ingressgateway.istio-system`): the VirtualServices bound to a Gateway
+  that selects it, by the request's Host. This is how a client outside the mesh (a notebook) gets
+  mesh routing, as on a real cluster: calling a Service directly, it gets plain Service routing,
+  since Istio applies VirtualServices on the client side.
+- a sidecar's stats endpoint (`http://<pod IP>:15020/stats/prometheus`), answered from telemetry.
+- any request whose destination pod has a sidecar: that sidecar's AuthorizationPolicy decides
+  (403 `RBAC: access denied`). Requests routed by the plain resolvers are resolved through them here
+  (`plain`), so the destination's sidecar sees them too.
+
+Everything else is left to the next resolvers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from localcluster.network.mesh import policies
+from localcluster.network.mesh.authorization import DENIED_BODY, AuthzRequest, decide, principal_of
+from localcluster.network.mesh.config import (
+    INGRESS_LABELS,
+    INGRESS_NAME,
+    INGRESS_NAMESPACE,
+    INGRESS_SERVICE_ACCOUNT,
+    MeshConfig,
+    MeshPod,
+)
+from localcluster.network.mesh.destinationrules import DEFAULT_LOAD_BALANCER, Balancer
+from localcluster.network.mesh.hosts import service_fqdn, service_of_fqdn
+from localcluster.network.mesh.injection import STATS_PATH, STATS_PORT, has_sidecar
+from localcluster.network.mesh.telemetry import (
+    CONTENT_TYPE,
+    DESTINATION_PROXY,
+    SOURCE_PROXY,
+    UNKNOWN,
+    MeshTelemetry,
+)
+from localcluster.network.mesh.virtualservices import (
+    HttpRoute,
+    RequestFacts,
+    RequestMatch,
+    RouteDestination,
+    Workload,
+    first_route,
+)
+from localcluster.network.routing import (
+    Destination,
+    DirectResponse,
+    HeaderOperations,
+    Policy,
+    ProxyError,
+    Resolver,
+    Route,
+    RouteRequest,
+)
+from localcluster.network.services import _ready_addresses, _service_port_name, service_of_host
+from localcluster.store import Store
+
+log = logging.getLogger("localcluster.mesh")
+
+_SERVICES = "core/services"
+_ENDPOINTS = "core/endpoints"
+#: The ingress gateway's port for plain HTTP (Istio's default `istio-ingressgateway` Service) and its
+#: readiness port, answered as pilot-agent answers `/healthz/ready`.
+INGRESS_HTTP_PORT = 80
+INGRESS_STATUS_PORT = 15021
+INGRESS_PROXY = f"{INGRESS_NAMESPACE}/{INGRESS_NAME}"
+#: Envoy retries onto hosts not tried before, drawing up to this many times (pilot's default).
+_HOST_SELECTION_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Source:
+    """The proxy a request leaves from, for routing decisions, identity and telemetry."""
+
+    workload: Workload
+    #: The key of its stats (`namespace/pod`, or the gateway's); "" for a caller without a sidecar.
+    proxy: str
+    principal: str | None
+    labels: Mapping[str, str]
+
+
+def _source_labels(pod: MeshPod | None, proxy: str, principal: str | None, namespace: str) -> dict[str, str]:
+    """Istio's source_* labels; a caller without a sidecar exchanges no metadata, so all are unknown."""
+    if not proxy:
+        return {SOURCE_PROXY: ""}
+    if pod is None:
+        workload, app, version = (INGRESS_NAME, INGRESS_NAME, UNKNOWN) if proxy == INGRESS_PROXY else (UNKNOWN,) * 3
+    else:
+        workload, app, version = pod.workload, pod.app, pod.version
+    return {
+        SOURCE_PROXY: proxy,
+        "source_workload": workload,
+        "source_workload_namespace": namespace,
+        "source_principal": f"spiffe://{principal}" if principal else UNKNOWN,
+        "source_app": app,
+        "source_version": version,
+        "source_canonical_service": app,
+        "source_canonical_revision": version if version != UNKNOWN else "latest",
+    }
+
+
+def _no_upstream(answer: str) -> Callable[[], Awaitable[Destination]]:
+    async def never() -> Destination:
+        raise ProxyError("DirectResponse", answer, status=500)
+
+    return never
+
+
+class MeshResolver:
+    """Istio's data plane for localcluster; `follow()` keeps its configuration current."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        plain: Sequence[Resolver] = (),
+        telemetry: MeshTelemetry | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self.config = MeshConfig()
+        self.telemetry = telemetry or MeshTelemetry()
+        self._plain = list(plain)
+        self._balancers: dict[tuple[str, int, str], Balancer] = {}
+        self._rng = rng or random.Random()
+
+    async def follow(self) -> None:
+        """Load the mesh objects and pods, then apply every change until cancelled."""
+        version = self.config.load(self._store)
+        watch = self._store.watch(None, None, version)
+        try:
+            while True:
+                batch = [await watch.queue.get()]
+                while not watch.queue.empty():
+                    batch.append(watch.queue.get_nowait())
+                self.config.apply(batch)
+                for event in batch:
+                    if event.key == "core/pods" and event.type == "DELETED":
+                        metadata = event.entry.obj["metadata"]
+                        self.telemetry.forget(f"{metadata['namespace']}/{metadata['name']}")
+        except asyncio.CancelledError:
+            self._store.stop_watch(watch)
+            raise
+
+    # -- the resolver -------------------------------------------------------------------------
+
+    async def resolve(self, request: RouteRequest) -> Route | None:
+        if request.port == STATS_PORT and (pod := self.config.pod_at(request.host)) and pod.sidecar:
+            return self._stats(request, f"{pod.namespace}/{pod.name}")
+        service = service_of_host(request.host, request.namespace)
+        if service == (INGRESS_NAMESPACE, INGRESS_NAME):
+            return self._ingress(request)
+        source = self._sidecar_of(request)
+        if source is not None:
+            route = self._outbound(request, service, source)
+            if route is not None:
+                return route
+        return await self._plain_route(request, source)
+
+    def _sidecar_of(self, request: RouteRequest) -> Source | None:
+        caller = request.caller
+        pod = self.config.pod_at(request.client)
+        if caller is None or not (has_sidecar(caller.annotations) or (pod is not None and pod.sidecar)):
+            return None
+        principal = principal_of(caller.namespace, caller.service_account)
+        proxy = f"{caller.namespace}/{caller.pod}"
+        return Source(
+            workload=Workload(caller.namespace, caller.labels),
+            proxy=proxy,
+            principal=principal,
+            labels=MappingProxyType(_source_labels(pod, proxy, principal, caller.namespace)),
+        )
+
+    def _stats(self, request: RouteRequest, proxy: str) -> Route:
+        if request.path.split("?")[0] != STATS_PATH:
+            answer = DirectResponse(404, b"", ())
+        else:
+            answer = DirectResponse(200, self.telemetry.render(proxy), (("content-type", CONTENT_TYPE),))
+        return Route(_no_upstream("stats"), Policy(direct=answer, envoy_answers=True))
+
+    def _ingress(self, request: RouteRequest) -> Route:
+        """The ingress gateway: Gateways selecting it, then their VirtualServices by Host."""
+        if request.port == INGRESS_STATUS_PORT:
+            ready = DirectResponse(200, b"", ()) if request.path.startswith("/healthz/ready") else DirectResponse(404)
+            return Route(_no_upstream("gateway status"), Policy(direct=ready, envoy_answers=True))
+        gateways = [
+            g
+            for g in self.config.gateways_selecting(INGRESS_LABELS)
+            if any(server.port == request.port for server in g.servers)
+        ]
+        if not gateways:
+            raise ProxyError(
+                "GatewayNotListening",
+                f"the ingress gateway listens on no port {request.port}: no Gateway selects it "
+                "(selector istio: ingressgateway) with a server on that port; a real gateway refuses the connection",
+                status=502,
+                flag="NR",
+            )
+        host = (request.header("host") or request.host).rsplit(":", 1)[0].lower()
+        if host.startswith("[") or host.count(":") > 1:
+            host = request.host
+        virtual_services = self.config.gateway_virtual_services(host, gateways, request.port)
+        principal = principal_of(INGRESS_NAMESPACE, INGRESS_SERVICE_ACCOUNT)
+        source = Source(
+            workload=Workload(INGRESS_NAMESPACE, INGRESS_LABELS, frozenset(g.key for g in gateways)),
+            proxy=INGRESS_PROXY,
+            principal=principal,
+            labels=MappingProxyType(_source_labels(None, INGRESS_PROXY, principal, INGRESS_NAMESPACE)),
+        )
+        rules = [rule for vs in virtual_services for rule in vs.http]
+        names = ", ".join(vs.key for vs in virtual_services) or "none"
+        return self._by_rules(request, rules, source, f"the VirtualServices of host {host!r} at the gateway ({names})")
+
+    def _outbound(self, request: RouteRequest, service: tuple[str, str] | None, source: Source) -> Route | None:
+        """A sidecar's outbound routing, or None when the host is neither a Service nor a VirtualService host."""
+        fqdn = service_fqdn(*service) if service else None
+        hosts = [request.host.lower().rstrip(".")]
+        if fqdn and fqdn not in hosts:
+            hosts.append(fqdn)
+        virtual_service = self.config.virtual_service(hosts, source.workload, source.workload.namespace)
+        if virtual_service is not None:
+            return self._by_rules(request, virtual_service.http, source, f"VirtualService {virtual_service.key}")
+        if fqdn is None or service is None or self._store.get(_SERVICES, *service) is None:
+            return None
+        default = HttpRoute(
+            virtual_service="", index=0, name="default", matches=(), destinations=(RouteDestination(fqdn),), spec={}
+        )
+        return self._by_rules(request, [default], source, f"Service {service[0]}/{service[1]}")
+
+    def _by_rules(self, request: RouteRequest, rules: Iterable[HttpRoute], source: Source, what: str) -> Route:
+        facts = RequestFacts.of(
+            request.method, request.path, request.header("host") or request.host, request.port, request.headers
+        )
+        found = first_route(rules, facts, source.workload)
+        if found is None:
+            raise ProxyError(
+                "RouteNotFound",
+                f"no http rule of {what} matches {request.method} {request.path}",
+                status=404,
+                text="",
+                flag="NR",
+            )
+        rule, match = found
+        return self._route(request, facts, rule, match, source)
+
+    def _route(
+        self, request: RouteRequest, facts: RequestFacts, rule: HttpRoute, match: RequestMatch | None, source: Source
+    ) -> Route:
+        spec = rule.spec
+        request_headers, response_headers, authority = policies.headers_of(spec.get("headers"))
+        direct = policies.direct_of(spec, facts, match)
+        if direct is not None:
+            return Route(
+                _no_upstream(rule.label),
+                Policy(direct=direct, fault=policies.fault_of(spec.get("fault")), envoy_answers=True),
+                labels=source.labels,
+            )
+        chosen = rule.pick(self._rng)
+        if chosen is None:
+            raise ProxyError(
+                "NoRoute", f"{rule.label} has no destination with a weight above 0", status=503, text="", flag="NR"
+            )
+        dest_request, dest_response, dest_authority = policies.headers_of(chosen.headers)
+        rewrite = spec.get("rewrite") or {}
+        mirror = None
+        if rule.mirror is not None:
+            mirror_labels = MappingProxyType({**source.labels, **_service_labels(rule.mirror.host)})
+            mirror = Route(
+                self._chooser(request, rule.mirror, source), Policy(envoy_answers=True), labels=mirror_labels
+            )
+        policy = Policy(
+            timeout=policies.seconds(spec.get("timeout")),
+            retries=policies.retries_of(spec.get("retries")),
+            fault=policies.fault_of(spec.get("fault")),
+            path=policies.rewritten_path(rewrite, facts, match) if rewrite else None,
+            authority=rewrite.get("authority") or authority or dest_authority,
+            request_headers=_merged(request_headers, dest_request),
+            response_headers=_merged(response_headers, dest_response),
+            mirror=mirror,
+            mirror_percent=rule.mirror_percent,
+            envoy_answers=True,
+        )
+        service_labels = _service_labels(chosen.host)
+        return Route(
+            self._chooser(request, chosen, source),
+            policy,
+            labels=MappingProxyType({**source.labels, **service_labels}),
+        )
+
+    # -- clusters and endpoints ---------------------------------------------------------------
+
+    def _chooser(
+        self, request: RouteRequest, destination: RouteDestination, source: Source
+    ) -> Callable[[], Awaitable[Destination]]:
+        """One attempt's backend: an endpoint of the destination's cluster, balanced, authorized."""
+        tried: set[tuple[str, int]] = set()
+
+        async def choose() -> Destination:
+            hosts, balancer, via = self._cluster(request, destination, source.workload.namespace)
+            fresh = [host for host in hosts if host not in tried] or hosts
+            host = balancer.choose(fresh, self._rng)
+            tried.add(host)
+            pod = self.config.pod_at(host[0])
+            self.authorize(request, source.principal, host, pod)
+            balancer.started(host)
+            return Destination(
+                host[0],
+                host[1],
+                via=via,
+                labels=MappingProxyType(_destination_labels(pod)),
+                done=lambda: balancer.finished(host),
+            )
+
+        return choose
+
+    def _cluster(
+        self, request: RouteRequest, destination: RouteDestination, caller_namespace: str
+    ) -> tuple[list[tuple[str, int]], Balancer, str]:
+        """The Ready endpoints of Envoy's cluster for a destination (host, port, subset) and its balancer."""
+        identity = service_of_fqdn(destination.host)
+        service = self._store.get(_SERVICES, *identity) if identity else None
+        if identity is None or service is None:
+            raise ProxyError(
+                "ClusterNotFound",
+                f"no Service {destination.host!r}: the route's destination names no cluster",
+                status=503,
+                text="",
+                flag="NC",
+            )
+        rule = self.config.destination_rule(destination.host, caller_namespace)
+        subset = None
+        if destination.subset:
+            subset = rule.subsets.get(destination.subset) if rule else None
+            if subset is None:
+                raise ProxyError(
+                    "ClusterNotFound",
+                    f"subset {destination.subset!r} of {destination.host} is defined by no DestinationRule",
+                    status=503,
+                    text="",
+                    flag="NC",
+                )
+        ports = (service.obj.get("spec") or {}).get("ports") or []
+        port = destination.port or (ports[0].get("port") if len(ports) == 1 else request.port)
+        port_name = _service_port_name(service.obj, int(port))
+        endpoints = self._store.get(_ENDPOINTS, *identity)
+        hosts = _ready_addresses(endpoints.obj if endpoints else {}, port_name)
+        if subset is not None:
+            hosts = [h for h in hosts if (pod := self.config.pod_at(h[0])) is not None and subset.selects(pod.labels)]
+        if not hosts:
+            raise ProxyError(
+                "NoHealthyUpstream",
+                f"{destination.host}:{port}{f' subset {subset.name}' if subset else ''} has no Ready endpoint",
+                status=503,
+                text="no healthy upstream",
+                flag="UH",
+            )
+        policy = subset.load_balancer if subset else (rule.load_balancer if rule else DEFAULT_LOAD_BALANCER)
+        key = (destination.host, int(port), destination.subset)
+        balancer = self._balancers.get(key)
+        if balancer is None or balancer.policy != policy:
+            balancer = self._balancers[key] = Balancer(policy)
+        return hosts, balancer, f"{identity[0]}/{identity[1]}"
+
+    # -- the destination's sidecar ------------------------------------------------------------
+
+    def authorize(
+        self, request: RouteRequest, principal: str | None, host: tuple[str, int], pod: MeshPod | None
+    ) -> None:
+        """The destination sidecar's RBAC: raise 403 `RBAC: access denied` if its policies refuse."""
+        if pod is None or not pod.sidecar:
+            return
+        policies_here = self.config.policies_for(pod)
+        if not policies_here:
+            return
+        authority = (request.header("host") or request.host).lower()
+        decision = decide(
+            policies_here,
+            AuthzRequest(
+                principal=principal,
+                source_ip=request.client,
+                method=request.method,
+                path=request.path.split("?", 1)[0],
+                host=authority,
+                port=host[1],
+                headers={name: value for name, value in request.headers},
+                destination_ip=host[0],
+            ),
+        )
+        if not decision.allowed:
+            raise ProxyError(
+                "Forbidden", f"{pod.namespace}/{pod.name}: {decision.reason}", status=403, text=DENIED_BODY, flag="RBAC"
+            )
+
+    async def _plain_route(self, request: RouteRequest, source: Source | None) -> Route | None:
+        """Plain routing (a caller without a sidecar, or passthrough), seen by the destination's sidecar."""
+        for resolver in self._plain:
+            answer = await resolver.resolve(request)
+            if answer is None:
+                continue
+            if not isinstance(answer, Destination):
+                return answer
+            pod = self.config.pod_at(answer.host)
+            principal = source.principal if source else None
+            self.authorize(request, principal, (answer.host, answer.port), pod)
+            labels = {**(source.labels if source else {SOURCE_PROXY: ""}), **_service_labels_of(answer)}
+            labels.update(_destination_labels(pod))
+            return Route.to(replace(answer, labels=MappingProxyType(labels)))
+        return None
+
+
+def _merged(first: HeaderOperations, then: HeaderOperations) -> HeaderOperations:
+    """Route-level operations, then the chosen destination's (Envoy applies a weighted cluster's last)."""
+    return HeaderOperations(set=first.set + then.set, add=first.add + then.add, remove=first.remove + then.remove)
+
+
+def _service_labels(fqdn: str) -> dict[str, str]:
+    identity = service_of_fqdn(fqdn)
+    namespace, name = identity if identity else (UNKNOWN, fqdn)
+    return {"destination_service": fqdn, "destination_service_name": name, "destination_service_namespace": namespace}
+
+
+def _service_labels_of(destination: Destination) -> dict[str, str]:
+    if "/" not in destination.via:
+        return {}
+    namespace, name = destination.via.split("/", 1)
+    return _service_labels(service_fqdn(namespace, name))
+
+
+def _destination_labels(pod: MeshPod | None) -> dict[str, str]:
+    if pod is None:
+        return {DESTINATION_PROXY: ""}
+    return {
+        DESTINATION_PROXY: f"{pod.namespace}/{pod.name}" if pod.sidecar else "",
+        "destination_workload": pod.workload,
+        "destination_workload_namespace": pod.namespace,
+        "destination_principal": f"spiffe://{principal_of(pod.namespace, pod.service_account)}"
+        if pod.sidecar
+        else UNKNOWN,
+        "destination_app": pod.app,
+        "destination_version": pod.version,
+        "destination_canonical_service": pod.app,
+        "destination_canonical_revision": pod.version,
+    }
