@@ -11,20 +11,18 @@ The proxy asks this resolver first. It answers for:
   mesh routing, as on a real cluster: calling a Service directly, it gets plain Service routing,
   since Istio applies VirtualServices on the client side.
 - a sidecar's stats endpoint (`http://<pod IP>:15020/stats/prometheus`), answered from telemetry.
-- any request whose destination pod has a sidecar: that sidecar's AuthorizationPolicy decides
-  (403 `RBAC: access denied`). Requests routed by the plain resolvers are resolved through them here
-  (`plain`), so the destination's sidecar sees them too.
+- the destination's sidecar: `authorize` applies its AuthorizationPolicies (403 `RBAC: access
+  denied`) to every attempt of the routes above, and is the proxy's inbound step for all others.
 
 Everything else is left to the next resolvers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from localcluster.network.mesh import policies
@@ -34,8 +32,12 @@ from localcluster.network.mesh.config import (
     INGRESS_NAME,
     INGRESS_NAMESPACE,
     INGRESS_SERVICE_ACCOUNT,
+    PODS,
     MeshConfig,
     MeshPod,
+)
+from localcluster.network.mesh.config import (
+    KEYS as WATCHED,
 )
 from localcluster.network.mesh.destinationrules import DEFAULT_LOAD_BALANCER, Balancer
 from localcluster.network.mesh.hosts import service_fqdn, service_of_fqdn
@@ -61,7 +63,6 @@ from localcluster.network.routing import (
     HeaderOperations,
     Policy,
     ProxyError,
-    Resolver,
     Route,
     RouteRequest,
 )
@@ -123,41 +124,36 @@ class MeshResolver:
     """Istio's data plane for localcluster; `follow()` keeps its configuration current."""
 
     def __init__(
-        self,
-        store: Store,
-        *,
-        plain: Sequence[Resolver] = (),
-        telemetry: MeshTelemetry | None = None,
-        rng: random.Random | None = None,
+        self, store: Store, *, telemetry: MeshTelemetry | None = None, rng: random.Random | None = None
     ) -> None:
         self._store = store
         self.config = MeshConfig()
         self.telemetry = telemetry or MeshTelemetry()
-        self._plain = list(plain)
         self._balancers: dict[tuple[str, int, str], Balancer] = {}
         self._rng = rng or random.Random()
+        version = self.config.load(store)
+        self._watches = [store.watch(key, None, version) for key in WATCHED]
 
-    async def follow(self) -> None:
-        """Load the mesh objects and pods, then apply every change until cancelled."""
-        version = self.config.load(self._store)
-        watch = self._store.watch(None, None, version)
-        try:
-            while True:
-                batch = [await watch.queue.get()]
-                while not watch.queue.empty():
-                    batch.append(watch.queue.get_nowait())
-                self.config.apply(batch)
-                for event in batch:
-                    if event.key == "core/pods" and event.type == "DELETED":
-                        metadata = event.entry.obj["metadata"]
-                        self.telemetry.forget(f"{metadata['namespace']}/{metadata['name']}")
-        except asyncio.CancelledError:
+    def sync(self) -> None:
+        """Apply the mesh objects' and pods' changes since the last request (istiod's push, done lazily:
+        each change is compiled once, by the first request after it)."""
+        batch = [watch.queue.get_nowait() for watch in self._watches for _ in range(watch.queue.qsize())]
+        if not batch:
+            return
+        self.config.apply(batch)
+        for event in batch:
+            if event.key == PODS and event.type == "DELETED":
+                metadata = event.entry.obj["metadata"]
+                self.telemetry.forget(f"{metadata['namespace']}/{metadata['name']}")
+
+    def close(self) -> None:
+        for watch in self._watches:
             self._store.stop_watch(watch)
-            raise
 
     # -- the resolver -------------------------------------------------------------------------
 
     async def resolve(self, request: RouteRequest) -> Route | None:
+        self.sync()
         if request.port == STATS_PORT and (pod := self.config.pod_at(request.host)) and pod.sidecar:
             return self._stats(request, f"{pod.namespace}/{pod.name}")
         service = service_of_host(request.host, request.namespace)
@@ -168,7 +164,7 @@ class MeshResolver:
             route = self._outbound(request, service, source)
             if route is not None:
                 return route
-        return await self._plain_route(request, source)
+        return None
 
     def _sidecar_of(self, request: RouteRequest) -> Source | None:
         caller = request.caller
@@ -404,22 +400,6 @@ class MeshResolver:
                 "Forbidden", f"{pod.namespace}/{pod.name}: {decision.reason}", status=403, text=DENIED_BODY, flag="RBAC"
             )
 
-    async def _plain_route(self, request: RouteRequest, source: Source | None) -> Route | None:
-        """Plain routing (a caller without a sidecar, or passthrough), seen by the destination's sidecar."""
-        for resolver in self._plain:
-            answer = await resolver.resolve(request)
-            if answer is None:
-                continue
-            if not isinstance(answer, Destination):
-                return answer
-            pod = self.config.pod_at(answer.host)
-            principal = source.principal if source else None
-            self.authorize(request, principal, (answer.host, answer.port), pod)
-            labels = {**(source.labels if source else {SOURCE_PROXY: ""}), **_service_labels_of(answer)}
-            labels.update(_destination_labels(pod))
-            return Route.to(replace(answer, labels=MappingProxyType(labels)))
-        return None
-
 
 def _merged(first: HeaderOperations, then: HeaderOperations) -> HeaderOperations:
     """Route-level operations, then the chosen destination's (Envoy applies a weighted cluster's last)."""
@@ -430,13 +410,6 @@ def _service_labels(fqdn: str) -> dict[str, str]:
     identity = service_of_fqdn(fqdn)
     namespace, name = identity if identity else (UNKNOWN, fqdn)
     return {"destination_service": fqdn, "destination_service_name": name, "destination_service_namespace": namespace}
-
-
-def _service_labels_of(destination: Destination) -> dict[str, str]:
-    if "/" not in destination.via:
-        return {}
-    namespace, name = destination.via.split("/", 1)
-    return _service_labels(service_fqdn(namespace, name))
 
 
 def _destination_labels(pod: MeshPod | None) -> dict[str, str]:

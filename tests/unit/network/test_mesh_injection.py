@@ -16,6 +16,7 @@ from localcluster.network.mesh.injection import (
     injection_required,
     workload_name,
 )
+
 from .conftest import NAMESPACE, create_pod
 
 
