@@ -48,6 +48,7 @@ from localcluster.network.http1 import (
     send_request,
     send_response,
 )
+from localcluster.network.mesh.resolver import MeshResolver
 from localcluster.network.pool import READ_SIZE, Backend, BackendPool
 from localcluster.network.routing import (
     DEFAULT_NAMESPACE,
@@ -174,13 +175,16 @@ class ServiceProxy:
         cls, store: Store, *, host: str = "127.0.0.1", port: int = 0, limits: ProxyLimits | None = None
     ) -> ServiceProxy:
         """The proxy localcluster runs: pod addresses and Services, and what later routing adds in front."""
-        return cls(
-            RoutingTable([LoopbackResolver(), ServiceResolver(store)]),
+        mesh = MeshResolver(store)
+        proxy = cls(
+            RoutingTable([mesh, LoopbackResolver(), ServiceResolver(store)]),
             callers=PodAddresses(store),
             host=host,
             port=port,
             limits=limits,
         )
+        proxy.observe(mesh.telemetry)
+        return proxy
 
     @property
     def address(self) -> tuple[str, int]:
