@@ -176,8 +176,10 @@ class ServiceProxy:
     ) -> ServiceProxy:
         """The proxy localcluster runs: pod addresses and Services, and what later routing adds in front."""
         mesh = MeshResolver(store)
+        routes = RoutingTable([mesh, LoopbackResolver(), ServiceResolver(store)])
+        routes.add_inbound(mesh.inbound)
         proxy = cls(
-            RoutingTable([mesh, LoopbackResolver(), ServiceResolver(store)]),
+            routes,
             callers=PodAddresses(store),
             host=host,
             port=port,

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 import labkit
 from labkit.connection import Connection
@@ -230,6 +231,8 @@ def test_retries_try_again_and_timeouts_cut_short(conn: Connection, edge: None, 
     assert get(conn, "/status/503").status_code == 503
     after = conn.http.get(f"http://{echo['echo-v1']}:8080/hits").json()["hits"]["/status/503"]
     assert after - before == 4  # the first try and three retries
+    served_503 = destination_samples(conn, echo["echo-v1"], response_code="503")
+    assert served_503 >= 4  # echo-v1's sidecar reported every attempt
     started = time.monotonic()
     timed_out = get(conn, "/delay/3000")
     assert (timed_out.status_code, timed_out.text) == (504, "upstream request timeout")
@@ -326,6 +329,43 @@ def test_authorization_deny_then_allow(conn: Connection, edge: None) -> None:
     finally:
         delete(conn, "AuthorizationPolicy", "allow-gateway-reads")
         delete(conn, "AuthorizationPolicy", "deny-admin")
+
+
+def destination_samples(conn: Connection, pod_ip: str, **labels: str) -> float:
+    """istio_requests_total reported by the sidecar at `pod_ip` as destination, summed over `labels`."""
+    text = conn.http.get(f"http://{pod_ip}:15020/stats/prometheus").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "istio_requests_total"
+        and sample.labels["reporter"] == "destination"
+        and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_a_caller_without_sidecar_is_refused_by_the_destinations_sidecar(
+    conn: Connection, echo: dict[str, str]
+) -> None:
+    create(
+        conn,
+        "AuthorizationPolicy",
+        "only-callers",
+        {
+            "selector": {"matchLabels": {"app": "echo"}},
+            "rules": [{"from": [{"source": {"principals": [f"cluster.local/ns/{NAMESPACE}/sa/caller"]}}]}],
+        },
+    )
+    try:
+        denied = poll_until(
+            lambda: conn.http.get("http://echo/"), lambda r: r.status_code == 403, "the policy to apply"
+        )
+        assert denied.text == "RBAC: access denied"  # plain Service routing, but echo's sidecar decides
+        assert conn.http.get(f"http://{echo['echo-v1']}:8080/").status_code == 403  # by pod address too
+        conn.core.create_namespaced_pod(NAMESPACE, caller_pod("allowed-caller", "http://echo/", 3))
+        assert {status for status, _ in answers(conn, "allowed-caller", 3)} == {200}
+    finally:
+        delete(conn, "AuthorizationPolicy", "only-callers")
 
 
 def test_sidecars_serve_istio_metrics(conn: Connection, edge: None, echo: dict[str, str]) -> None:

@@ -44,7 +44,6 @@ from localcluster.network.mesh.hosts import service_fqdn, service_of_fqdn
 from localcluster.network.mesh.injection import STATS_PATH, STATS_PORT, has_sidecar
 from localcluster.network.mesh.telemetry import (
     CONTENT_TYPE,
-    DESTINATION_PROXY,
     SOURCE_PROXY,
     UNKNOWN,
     MeshTelemetry,
@@ -123,12 +122,10 @@ def _no_upstream(answer: str) -> Callable[[], Awaitable[Destination]]:
 class MeshResolver:
     """Istio's data plane for localcluster; `follow()` keeps its configuration current."""
 
-    def __init__(
-        self, store: Store, *, telemetry: MeshTelemetry | None = None, rng: random.Random | None = None
-    ) -> None:
+    def __init__(self, store: Store, *, rng: random.Random | None = None) -> None:
         self._store = store
         self.config = MeshConfig()
-        self.telemetry = telemetry or MeshTelemetry()
+        self.telemetry = MeshTelemetry(self.config.pod_at)
         self._balancers: dict[tuple[str, int, str], Balancer] = {}
         self._rng = rng or random.Random()
         version = self.config.load(store)
@@ -301,7 +298,7 @@ class MeshResolver:
     def _chooser(
         self, request: RouteRequest, destination: RouteDestination, source: Source
     ) -> Callable[[], Awaitable[Destination]]:
-        """One attempt's backend: an endpoint of the destination's cluster, balanced, authorized."""
+        """One attempt's backend: an endpoint of the destination's cluster, balanced, preferring hosts not tried."""
         tried: set[tuple[str, int]] = set()
 
         async def choose() -> Destination:
@@ -309,16 +306,8 @@ class MeshResolver:
             fresh = [host for host in hosts if host not in tried] or hosts
             host = balancer.choose(fresh, self._rng)
             tried.add(host)
-            pod = self.config.pod_at(host[0])
-            self.authorize(request, source.principal, host, pod)
             balancer.started(host)
-            return Destination(
-                host[0],
-                host[1],
-                via=via,
-                labels=MappingProxyType(_destination_labels(pod)),
-                done=lambda: balancer.finished(host),
-            )
+            return Destination(host[0], host[1], via=via, done=lambda: balancer.finished(host))
 
         return choose
 
@@ -372,33 +361,46 @@ class MeshResolver:
 
     # -- the destination's sidecar ------------------------------------------------------------
 
-    def authorize(
-        self, request: RouteRequest, principal: str | None, host: tuple[str, int], pod: MeshPod | None
-    ) -> None:
-        """The destination sidecar's RBAC: raise 403 `RBAC: access denied` if its policies refuse."""
+    def inbound(self, request: RouteRequest, destination: Destination) -> None:
+        """The proxy's inbound step: the destination's sidecar applies its AuthorizationPolicies
+        (403 `RBAC: access denied`) to every attempt, whatever routed it."""
+        self.sync()
+        pod = self.config.pod_at(destination.host)
         if pod is None or not pod.sidecar:
             return
         policies_here = self.config.policies_for(pod)
         if not policies_here:
             return
-        authority = (request.header("host") or request.host).lower()
         decision = decide(
             policies_here,
             AuthzRequest(
-                principal=principal,
+                principal=self.peer_principal(request),
                 source_ip=request.client,
                 method=request.method,
                 path=request.path.split("?", 1)[0],
-                host=authority,
-                port=host[1],
-                headers={name: value for name, value in request.headers},
-                destination_ip=host[0],
+                host=(request.header("host") or request.host).lower(),
+                port=destination.port,
+                headers=dict(request.headers),
+                destination_ip=destination.host,
             ),
         )
         if not decision.allowed:
             raise ProxyError(
                 "Forbidden", f"{pod.namespace}/{pod.name}: {decision.reason}", status=403, text=DENIED_BODY, flag="RBAC"
             )
+
+    def peer_principal(self, request: RouteRequest) -> str | None:
+        """The mTLS identity the destination sees: the ingress gateway's for requests through it, the
+        calling pod's if it has a sidecar, else none (plain text, PERMISSIVE mode)."""
+        if service_of_host(request.host, request.namespace) == (INGRESS_NAMESPACE, INGRESS_NAME):
+            return principal_of(INGRESS_NAMESPACE, INGRESS_SERVICE_ACCOUNT)
+        caller = request.caller
+        if caller is None:
+            return None
+        pod = self.config.pod_at(request.client)
+        if has_sidecar(caller.annotations) or (pod is not None and pod.sidecar):
+            return principal_of(caller.namespace, caller.service_account)
+        return None
 
 
 def _merged(first: HeaderOperations, then: HeaderOperations) -> HeaderOperations:
@@ -410,20 +412,3 @@ def _service_labels(fqdn: str) -> dict[str, str]:
     identity = service_of_fqdn(fqdn)
     namespace, name = identity if identity else (UNKNOWN, fqdn)
     return {"destination_service": fqdn, "destination_service_name": name, "destination_service_namespace": namespace}
-
-
-def _destination_labels(pod: MeshPod | None) -> dict[str, str]:
-    if pod is None:
-        return {DESTINATION_PROXY: ""}
-    return {
-        DESTINATION_PROXY: f"{pod.namespace}/{pod.name}" if pod.sidecar else "",
-        "destination_workload": pod.workload,
-        "destination_workload_namespace": pod.namespace,
-        "destination_principal": f"spiffe://{principal_of(pod.namespace, pod.service_account)}"
-        if pod.sidecar
-        else UNKNOWN,
-        "destination_app": pod.app,
-        "destination_version": pod.version,
-        "destination_canonical_service": pod.app,
-        "destination_canonical_revision": pod.version,
-    }

@@ -11,11 +11,14 @@ them on localcluster and on a cluster with Istio.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 
+from localcluster.network.mesh.authorization import principal_of
+from localcluster.network.mesh.config import MeshPod
+from localcluster.network.mesh.hosts import service_fqdn
 from localcluster.network.routing import Exchange
 
 # Envoy's Prometheus output has no `_created` series.
@@ -56,10 +59,9 @@ UNKNOWN = "unknown"
 CLUSTER = "Kubernetes"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-#: Route/destination label keys (beside Istio's) that tell telemetry who reports: the pod keys of the
-#: source's and destination's sidecars ("" when that side has none).
+#: A route label (beside Istio's) naming the stats of the proxy the request left from: the calling
+#: pod's sidecar (`namespace/pod`) or the ingress gateway; "" when the caller has no sidecar.
 SOURCE_PROXY = "mesh.source_proxy"
-DESTINATION_PROXY = "mesh.destination_proxy"
 
 
 @dataclass
@@ -96,9 +98,14 @@ class ProxyStats:
 
 
 class MeshTelemetry:
-    """Every proxy's stats, fed by the service proxy's exchanges (`observe` it)."""
+    """Every proxy's stats, fed by the service proxy's exchanges (`observe` it).
 
-    def __init__(self) -> None:
+    The source side comes from the route's labels (the calling sidecar or the gateway, and the
+    Service addressed); the destination side from the pod at each attempt's address.
+    """
+
+    def __init__(self, pods: Callable[[str], MeshPod | None]) -> None:
+        self._pod_at = pods
         self._proxies: dict[str, ProxyStats] = {}
 
     def stats(self, proxy: str) -> ProxyStats:
@@ -117,23 +124,64 @@ class MeshTelemetry:
 
     def __call__(self, exchange: Exchange) -> None:
         labels = exchange.labels
-        source, destination = labels.get(SOURCE_PROXY, ""), labels.get(DESTINATION_PROXY, "")
-        if not source and not destination:
-            return  # plain traffic between pods without sidecars: no proxy saw it
-        common = {
-            **{name: labels.get(name, UNKNOWN) for name in LABELS},
-            "source_cluster": CLUSTER,
-            "destination_cluster": CLUSTER,
-            "request_protocol": "http",
-            "response_code": str(exchange.status),
-            "response_flags": ",".join(sorted(exchange.flags)) or "-",
-        }
-        sizes = (exchange.duration, exchange.request_bytes, exchange.response_bytes)
+        source = labels.get(SOURCE_PROXY, "")
+        common = {name: labels.get(name, UNKNOWN) for name in LABELS}
+        common.update(source_cluster=CLUSTER, destination_cluster=CLUSTER, request_protocol="http")
+        if exchange.destination is not None and "destination_service" not in labels:
+            common.update(_service_labels(exchange.destination.via))
         if source:
-            self.stats(source).record({**common, "reporter": "source"}, *sizes)
-        if destination and exchange.destination is not None:
-            secured = "mutual_tls" if source else "none"
-            served = {**common, "reporter": "destination", "connection_security_policy": secured}
-            # One sample for the attempt that answered; earlier attempts of a retried request need the
-            # proxy's per-attempt record (requested of the network pipeline).
-            self.stats(destination).record(served, *sizes)
+            last = exchange.tries[-1].destination if exchange.tries else exchange.destination
+            seen = {
+                **common,
+                **_destination_labels(self._pod_at(last.host) if last else None),
+                "reporter": "source",
+                "response_code": str(exchange.status),
+                "response_flags": _flags(exchange.flags),
+            }
+            self.stats(source).record(seen, exchange.duration, exchange.request_bytes, exchange.response_bytes)
+        for attempt in exchange.tries:
+            pod = self._pod_at(attempt.destination.host)
+            if pod is None or not pod.sidecar:
+                continue
+            served = {
+                **common,
+                **_destination_labels(pod),
+                "reporter": "destination",
+                "response_code": str(attempt.status),
+                "response_flags": _flags(attempt.flags),
+                "connection_security_policy": "mutual_tls" if source else "none",
+            }
+            self.stats(f"{pod.namespace}/{pod.name}").record(
+                served, attempt.duration, exchange.request_bytes, exchange.response_bytes
+            )
+
+
+def _flags(flags: frozenset[str]) -> str:
+    return ",".join(sorted(flag for flag in flags if flag)) or "-"
+
+
+def _service_labels(via: str) -> dict[str, str]:
+    if "/" not in via:
+        return {}
+    namespace, name = via.split("/", 1)
+    return {
+        "destination_service": service_fqdn(namespace, name),
+        "destination_service_name": name,
+        "destination_service_namespace": namespace,
+    }
+
+
+def _destination_labels(pod: MeshPod | None) -> dict[str, str]:
+    if pod is None:
+        return {}
+    return {
+        "destination_workload": pod.workload,
+        "destination_workload_namespace": pod.namespace,
+        "destination_principal": f"spiffe://{principal_of(pod.namespace, pod.service_account)}"
+        if pod.sidecar
+        else UNKNOWN,
+        "destination_app": pod.app,
+        "destination_version": pod.version,
+        "destination_canonical_service": pod.app,
+        "destination_canonical_revision": pod.version,
+    }
