@@ -161,6 +161,9 @@ async def serve(settings: Settings) -> None:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # kubectl exec/attach/port-forward are WebSockets. wsproto, since port-forward's subprotocol
+            # `SPDY/3.1+portforward.k8s.io` is no RFC 7230 token and the `websockets` library refuses it.
+            ws="wsproto",
             timeout_graceful_shutdown=2,
             ssl_certfile=str(tls.cert_path),
             ssl_keyfile=str(tls.key_path),

@@ -19,10 +19,10 @@ from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.controllers.base import reconcile_on_changes
 from localcluster.kubelet._env import HostEndpoints
-from localcluster.kubelet._exec import streaming_routes
 from localcluster.kubelet._logs import LogService
 from localcluster.kubelet._podnet import allocate_ip, claim_pod_network, is_pod_ip
 from localcluster.kubelet._status import TERMINAL_PHASES, merge_conditions
+from localcluster.kubelet._streaming import StreamingServer
 from localcluster.kubelet._volumes import claim_dir
 from localcluster.kubelet._worker import PodWorker
 from localcluster.store import WatchEvent
@@ -66,8 +66,8 @@ class Kubelet:
 
     @property
     def routes(self) -> list[BaseRoute]:
-        """Extra API routes: exec, attach and port-forward answer that localcluster cannot."""
-        return streaming_routes()
+        """Extra API routes: the pods' exec, attach and port-forward (WebSockets)."""
+        return StreamingServer(self).routes()
 
     @property
     def cluster(self) -> Cluster:

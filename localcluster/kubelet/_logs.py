@@ -61,14 +61,32 @@ class LiveLog:
         self.changed()
 
 
+#: What an attached client receives: (stream, bytes) as the container writes them; None at its end.
+OutputQueue = asyncio.Queue[tuple[str, bytes] | None]
+
+
 class LogWriter:
-    """Appends one container instance's stdout and stderr to its log file, line by line."""
+    """Appends one container instance's stdout and stderr to its log file, line by line, and hands
+    the raw output to attached clients (`kubectl attach`) as it comes."""
 
     def __init__(self, path: Path, live: LiveLog) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.live = live
         self._file = path.open("ab", buffering=0)
+        self._listeners: set[OutputQueue] = set()
+
+    def subscribe(self) -> OutputQueue:
+        """A queue of the output from now on, ending with None when the instance has exited."""
+        queue: OutputQueue = asyncio.Queue()
+        if self.live.closed:
+            queue.put_nowait(None)
+        else:
+            self._listeners.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: OutputQueue) -> None:
+        self._listeners.discard(queue)
 
     def write_line(self, stream: str, text: bytes, *, partial: bool) -> None:
         stamp = rfc3339_nano(time.time_ns()).encode()
@@ -79,6 +97,8 @@ class LogWriter:
         """Copy a pipe to the log until EOF, splitting it into (possibly partial) lines."""
         pending = b""
         while chunk := await reader.read(_READ_BYTES):
+            for listener in self._listeners:
+                listener.put_nowait((stream, chunk))
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
@@ -94,6 +114,9 @@ class LogWriter:
     def close(self) -> None:
         self._file.close()
         self.live.close()
+        for listener in self._listeners:
+            listener.put_nowait(None)
+        self._listeners.clear()
 
 
 @dataclass(frozen=True)
@@ -203,7 +226,7 @@ class LogService:
     async def read_logs(self, pod: dict[str, Any], params: dict[str, str]) -> Response:
         name = pod["metadata"]["name"]
         options = LogOptions.parse(name, params)
-        container = _choose_container(pod, options.container)
+        container = choose_container(pod, options.container)
         path = _instance_log(self.pods_dir / pod["metadata"]["uid"], pod, container, options.previous)
         live = self.live.get(path)
         if not (options.follow and live is not None and not live.closed):
@@ -246,8 +269,8 @@ def _read_lines(path: Path) -> list[bytes]:
         return []
 
 
-def _choose_container(pod: dict[str, Any], requested: str | None) -> tuple[str, dict[str, Any]]:
-    """The container the request names (or the only one), and its status entry."""
+def choose_container(pod: dict[str, Any], requested: str | None) -> tuple[str, dict[str, Any]]:
+    """The container the request names (or the only one), and its status entry (logs, exec, attach)."""
     spec = pod.get("spec") or {}
     app = [c["name"] for c in spec.get("containers") or []]
     init = [c["name"] for c in spec.get("initContainers") or []]

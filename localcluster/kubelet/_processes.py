@@ -42,7 +42,7 @@ class Instance:
     async def wait(self) -> int:
         """Wait for the main process, kill what it left in its group, return the exit code (128+signal)."""
         code = await self.process.wait()
-        _signal_group(self.pid, signal.SIGKILL)
+        signal_group(self.pid, signal.SIGKILL)
         await asyncio.gather(*self.pumps, return_exceptions=True)
         self.writer.close()
         processes.forget(self.home, self.pid)
@@ -51,29 +51,41 @@ class Instance:
     async def stop(self, grace: float) -> None:
         """SIGTERM the group, SIGKILL it after `grace` seconds (at once for 0); returns once it exited."""
         if self.process.returncode is None and grace > 0:
-            _signal_group(self.pid, signal.SIGTERM)
+            signal_group(self.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.process.wait()), grace)
         if self.process.returncode is None:
-            _signal_group(self.pid, signal.SIGKILL)
+            signal_group(self.pid, signal.SIGKILL)
         await self.process.wait()
 
 
-def _signal_group(pgid: int, signum: int) -> None:
+def signal_group(pgid: int, signum: int) -> None:
+    """Signal a process group that may be gone already."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
 
 
 async def start(
-    argv: list[str], *, cwd: Path, env: dict[str, str], pod_dir: Path, container: str, home: Path, label: str
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    pod_dir: Path,
+    container: str,
+    home: Path,
+    label: str,
+    stdin: bool = False,
 ) -> Instance:
-    """Start a container instance with its output going to its log file (see `_logs`)."""
+    """Start a container instance with its output going to its log file (see `_logs`).
+
+    `stdin`: the container's `stdin: true`, a pipe that `kubectl attach -i` writes to; else /dev/null.
+    """
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,

@@ -11,6 +11,7 @@ import calendar
 import contextlib
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from localcluster.kubelet._backoff import CrashBackOff
 from localcluster.kubelet._env import ContainerConfigError, expand
 from localcluster.kubelet._images import pull_error, runs_locally
 from localcluster.kubelet._probes import ProbeState, ProbeTarget, run_probe
-from localcluster.kubelet._processes import Instance, StartError, start
+from localcluster.kubelet._processes import Instance, StartError, signal_group, start
 from localcluster.kubelet._status import ContainerRecord
 from localcluster.kubelet._volumes import MountTable, VolumeError, prepare_volumes
 
@@ -45,9 +46,12 @@ UNKNOWN_TERMINATION = {
 
 @dataclass(frozen=True)
 class Launch:
+    """How a container's process starts; exec'd commands reuse its cwd, env and mounts."""
+
     argv: list[str]
     cwd: Path
     env: dict[str, str]
+    mounts: MountTable
 
 
 class PodWorker:
@@ -65,6 +69,8 @@ class PodWorker:
         self.sandbox_ready = False
         self.volumes: dict[str, Path] = {}
         self.stopping = asyncio.Event()
+        #: Process groups of `kubectl exec` sessions, killed with the pod.
+        self.exec_groups: set[int] = set()
         self.runners = [
             ContainerRunner(self, container, init=True, reported=status.get("initContainerStatuses"))
             for container in spec.get("initContainers") or []
@@ -167,6 +173,8 @@ class PodWorker:
         """Stop every container (SIGTERM, then SIGKILL after `grace`) and publish their final states."""
         self.stopping.set()
         await asyncio.gather(*(runner.stop(grace) for runner in self.runners))
+        for pgid in list(self.exec_groups):
+            signal_group(pgid, signal.SIGKILL)
         self.publish()
 
     # -- container configuration ---------------------------------------------------------------
@@ -195,7 +203,7 @@ class PodWorker:
         cwd = mounts.working_dir(container.get("workingDir"))
         if cwd.is_relative_to(self.root):
             cwd.mkdir(parents=True, exist_ok=True)
-        return Launch(argv, cwd, env)
+        return Launch(argv, cwd, env, mounts)
 
 
 class ContainerRunner:
@@ -217,6 +225,8 @@ class ContainerRunner:
             self.record.wait("ContainerCreating")
         self.backoff = CrashBackOff()
         self.instance: Instance | None = None
+        #: How the running instance was started (what `kubectl exec` runs commands with).
+        self.launched: Launch | None = None
         #: When the last instance ended (epoch seconds), for the back-off; restored ones use finishedAt.
         self.finished_at: float | None = None
 
@@ -303,6 +313,7 @@ class ContainerRunner:
                 container=self.name,
                 home=kubelet.home,
                 label=f"pod {worker.namespace}/{worker.name} container {self.name}",
+                stdin=bool(self.container.get("stdin")),
             )
         except StartError as exc:
             record.container_id = None
@@ -314,7 +325,7 @@ class ContainerRunner:
             worker.event("Failed", f"Error: {exc}", warning=True)
             worker.publish()
             return
-        self.instance = instance
+        self.instance, self.launched = instance, launch
         kubelet.logs.live[instance.writer.path] = instance.writer.live
         kubelet.forget_old_logs(worker.dir, self.name, keep={instance.container_id, *self._last_ids()})
         record.container_id = instance.container_id
@@ -330,7 +341,7 @@ class ContainerRunner:
         if probes is not None:
             probes.cancel()
             await asyncio.gather(probes, return_exceptions=True)
-        self.instance = None
+        self.instance = self.launched = None
         record.ready = record.started = False
         record.state = {
             "terminated": {

@@ -343,16 +343,6 @@ def test_a_foreign_image_waits_with_a_clear_reason(core: CoreV1Api) -> None:
         delete_now(core, "nginx")
 
 
-def test_kubectl_exec_says_it_is_not_supported(core: CoreV1Api, cluster: LocalCluster) -> None:
-    core.create_namespaced_pod(NAMESPACE, http_pod("exec"))
-    try:
-        result = cluster.kubectl("exec", "-n", NAMESPACE, "exec", "--", "ls", check=False)
-        assert result.returncode != 0
-        assert 'localcluster cannot exec into pod "exec"' in result.stderr
-    finally:
-        delete_now(core, "exec")
-
-
 def test_a_pod_ignoring_sigterm_is_killed_at_its_grace_deadline(core: CoreV1Api) -> None:
     program = (
         "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(600)"
