@@ -268,3 +268,18 @@ def test_a_stream_needs_the_token(shell: LocalCluster) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(url, sslopt=options, subprotocols=["v5.channel.k8s.io"], timeout=10)
     assert refused.value.status_code == 401
+
+
+def test_kubectl_run_interactive_and_removed(shell: LocalCluster) -> None:
+    program = "import sys; print('read', sys.stdin.read().strip()); sys.exit(3)"
+    result = shell.kubectl(
+        *("run", "reader-once", "-i", "--rm", "--restart=Never", f"--image={PROJECT_IMAGE}"),
+        *("--", "python", "-c", program),
+        input="books\n",
+        check=False,
+    )
+    assert "read books" in result.stdout
+    assert result.returncode == 3  # the container's exit code, as kubectl run reports it
+    assert 'pod "reader-once" deleted' in result.stdout
+    gone = shell.kubectl("get", "pod", "reader-once", check=False)
+    assert "NotFound" in gone.stderr or "not found" in gone.stderr
