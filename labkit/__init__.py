@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from labkit._kubectl import KubectlError, KubectlRun, kubectl
     from labkit._panel import CheckPanel, check
     from labkit._waiting import WaitTimeout, wait_for
+    from labkit.charts import LiveChart
     from labkit.admin import admin_headers, ensure_admin_secret
     from labkit.connection import connect
     from labkit.settings import PROJECT_IMAGE, Settings
@@ -32,6 +33,7 @@ _EXPORTS = {
     "ClusterView": "labkit._cluster_view",
     "KubectlError": "labkit._kubectl",
     "KubectlRun": "labkit._kubectl",
+    "LiveChart": "labkit.charts",
     "ManifestError": "labkit._apply",
     "PROJECT_IMAGE": "labkit.settings",
     "Settings": "labkit.settings",
@@ -56,6 +58,7 @@ __all__ = [
     "ClusterView",
     "KubectlError",
     "KubectlRun",
+    "LiveChart",
     "ManifestError",
     "Settings",
     "WaitTimeout",
