@@ -16,6 +16,8 @@ the stock and balance services.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Protocol
 
 from fastapi import FastAPI, Header, Path, Response, status
@@ -23,7 +25,7 @@ from fastapi.responses import HTMLResponse
 
 from bookstore.models import USER_NAME_PATTERN, Book, BookList, NewUser, Order, PurchaseRequest, User
 from bookstore.modules.admin import AdminToken, create_admin_router
-from bookstore.modules.host import BUNDLED_VERSION, ModuleHost
+from bookstore.modules.host import ModuleHost, bundled_source
 from bookstore.settings import Settings
 from bookstore.web import Lifespan, create_service_app
 
@@ -47,13 +49,26 @@ class Shop(Protocol):
 
 
 def create_public_app(settings: Settings, shop: Shop, *, title: str, lifespan: Lifespan | None = None) -> FastAPI:
-    """The public API served by ``shop``, ranking with a module host that starts on ``settings.ranking``."""
+    """The public API served by ``shop``, ranking with a module host that starts on ``settings.ranking``.
+
+    The module host starts with the app (after ``lifespan``) and restores the modules it had in
+    ``settings.modules_path``; its module process stops with the app.
+    """
     from bookstore.page import STOREFRONT_PAGE  # the page is only needed by processes that serve it
 
-    app = create_service_app(settings, title=title, lifespan=lifespan)
-    modules = ModuleHost()
-    modules.install(settings.ranking, BUNDLED_VERSION, bundled=settings.ranking)
-    modules.activate(settings.ranking, BUNDLED_VERSION)
+    bundled_source(settings.ranking)  # an unknown BOOKSTORE_RANKING stops the process before it serves
+    modules = ModuleHost(state_file=settings.modules_path)
+
+    @asynccontextmanager
+    async def lifespan_with_modules(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            stack.push_async_callback(modules.close)
+            await modules.start(settings.ranking)
+            yield
+
+    app = create_service_app(settings, title=title, lifespan=lifespan_with_modules)
     app.state.modules = modules
     app.include_router(create_admin_router(modules, AdminToken(settings.admin_token_file)))
 
@@ -64,7 +79,7 @@ def create_public_app(settings: Settings, shop: Shop, *, title: str, lifespan: L
     @app.get("/api/books", tags=["bookstore"])
     async def list_books(response: Response) -> BookList:
         """Every book with price (fen), stock and copies sold, ranked by the active ranking module."""
-        books, ranking = modules.rank(await shop.list_books())
+        books, ranking = await modules.rank(await shop.list_books())
         if ranking is not None:
             response.headers[RANKING_HEADER] = f"{ranking.module}@{ranking.version}"
         return BookList(books=books, ranking=ranking)

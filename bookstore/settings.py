@@ -15,7 +15,7 @@ variable                        default                    meaning
 ``BOOKSTORE_TXN_TIMEOUT``       ``60``                     seconds a global transaction may stay
                                                            undecided before it rolls back
 ``BOOKSTORE_LAB_MODE``          ``false``                  honour ``x-bookstore-fault`` headers
-``BOOKSTORE_RANKING``           ``by-sales``               bundled ranking module active at start
+``BOOKSTORE_RANKING``           ``by-sales``               bundled module active at a first start
 ``BOOKSTORE_SPAN_LIMIT``        ``2048``                   trace spans kept in memory
 ``BOOKSTORE_LOG_LEVEL``         ``info``                   uvicorn log level
 ``BOOKSTORE_ADMIN_TOKEN_FILE``  none (admin API closed)    file holding the admin API's bearer token
@@ -145,3 +145,8 @@ class Settings:
     def database_path(self) -> Path:
         """This service's SQLite file: one database per deployable, named after it."""
         return (self.data_dir or _default_data_dir()) / f"{self.service}.sqlite3"
+
+    @property
+    def modules_path(self) -> Path:
+        """Which ranking modules this service has installed and which is active, beside its data."""
+        return (self.data_dir or _default_data_dir()) / f"{self.service}-modules.json"

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from bookstore.calltree import SpanNode, collect_trace
 from bookstore.models import Book
-from bookstore.modules.host import BUNDLED_MODULES, RankingModule, bundled_source, load_module
+from bookstore.modules.host import BUNDLED_MODULES, LoadedModule, bundled_source, load_module
 from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
@@ -217,7 +217,7 @@ def look_at_ranking(ctx: Context) -> RankingState:
     )
 
 
-def _startup_ranking(name: str) -> RankingModule:
+def _startup_ranking(name: str) -> LoadedModule:
     """The module the storefront started with, loaded here to see the order it would serve."""
     if name not in BUNDLED_MODULES:
         raise ValueError(f"BOOKSTORE_RANKING={name!r} is not a bundled module ({', '.join(BUNDLED_MODULES)})")

@@ -144,19 +144,19 @@ def create_admin_router(host: ModuleHost, token: AdminToken) -> APIRouter:
     @router.post("", status_code=status.HTTP_201_CREATED)
     async def install(request: InstallModule) -> ModuleInfo:
         """Load and try out a module; a module that fails is refused (422) and changes nothing."""
-        module = host.install(request.name, request.version, source=request.source, bundled=request.bundled)
+        module = await host.install(request.name, request.version, source=request.source, bundled=request.bundled)
         if request.activate:
-            host.activate(module.name, module.version)
+            await host.activate(module.name, module.version)
         return describe(module)
 
     @router.post("/{name}/{version}/activate")
     async def activate(name: NameInPath, version: VersionInPath) -> ModuleInfo:
         """Switch every following request to this module, atomically."""
-        return describe(host.activate(name, version))
+        return describe(await host.activate(name, version))
 
     @router.delete("/{name}/{version}")
     async def uninstall(name: NameInPath, version: VersionInPath) -> ModuleInfo:
         """Remove a module that is not active."""
-        return describe(host.uninstall(name, version))
+        return describe(await host.uninstall(name, version))
 
     return router

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -33,29 +34,36 @@ def ids(books: list[Book]) -> list[str]:
 
 
 @pytest.fixture
-def host() -> ModuleHost:
+async def host() -> AsyncIterator[ModuleHost]:
     host = ModuleHost()
-    host.install("by-sales", "1.0.0", bundled="by-sales")
-    host.activate("by-sales", "1.0.0")
-    return host
+    await host.start("by-sales")
+    try:
+        yield host
+    finally:
+        await host.close()
 
 
-def test_the_bundled_rankings_order_as_they_promise(host: ModuleHost) -> None:
+@pytest.mark.anyio
+async def test_the_bundled_rankings_order_as_they_promise(host: ModuleHost) -> None:
     for name in BUNDLED_MODULES:
-        host.install(name, "9.0", bundled=name)
-    rankings = {module.name: ids(module.rank(SHELF)) for module in host.modules() if module.version == "9.0"}
+        await host.install(name, "9.0", bundled=name)
+    rankings = {}
+    for name in BUNDLED_MODULES:
+        await host.activate(name, "9.0")
+        rankings[name] = ids((await host.rank(SHELF))[0])
 
     assert rankings["by-sales"] == ["00003", "00001", "00005", "00002", "00004"]
     assert rankings["by-price"] == ["00002", "00005", "00004", "00001", "00003"]
     assert rankings["by-stock"] == ["00004", "00002", "00005", "00001", "00003"]
 
 
-def test_activation_switches_the_ranking_of_following_calls(host: ModuleHost) -> None:
-    host.install("by-title", "1.0.0", source=BY_TITLE)
-    before, before_ranking = host.rank(SHELF)
+@pytest.mark.anyio
+async def test_activation_switches_the_ranking_of_following_calls(host: ModuleHost) -> None:
+    await host.install("by-title", "1.0.0", source=BY_TITLE)
+    before, before_ranking = await host.rank(SHELF)
 
-    host.activate("by-title", "1.0.0")
-    after, after_ranking = host.rank(SHELF)
+    await host.activate("by-title", "1.0.0")
+    after, after_ranking = await host.rank(SHELF)
 
     assert before_ranking is not None and before_ranking.module == "by-sales"
     assert after_ranking is not None and (after_ranking.module, after_ranking.version) == ("by-title", "1.0.0")
@@ -63,37 +71,42 @@ def test_activation_switches_the_ranking_of_following_calls(host: ModuleHost) ->
     assert ids(before) != ids(after)
 
 
-def test_two_versions_live_side_by_side_and_the_inactive_one_can_go(host: ModuleHost) -> None:
-    host.install("by-price", "1.0.0", bundled="by-price")
-    host.install("by-price", "2.0.0", source="def rank(books):\n    return sorted(books, key=lambda b: -b['price'])\n")
-    host.activate("by-price", "2.0.0")
+@pytest.mark.anyio
+async def test_two_versions_live_side_by_side_and_the_inactive_one_can_go(host: ModuleHost) -> None:
+    await host.install("by-price", "1.0.0", bundled="by-price")
+    await host.install(
+        "by-price", "2.0.0", source="def rank(books):\n    return sorted(books, key=lambda b: -b['price'])\n"
+    )
+    await host.activate("by-price", "2.0.0")
 
-    removed = host.uninstall("by-price", "1.0.0")
+    removed = await host.uninstall("by-price", "1.0.0")
 
     assert removed.reference == "by-price@1.0.0"
     assert [module.reference for module in host.modules()] == ["by-price@2.0.0", "by-sales@1.0.0"]
-    assert ids(host.rank(SHELF)[0])[0] == "00003"
+    assert ids((await host.rank(SHELF))[0])[0] == "00003"
 
 
-def test_the_active_module_cannot_be_uninstalled(host: ModuleHost) -> None:
+@pytest.mark.anyio
+async def test_the_active_module_cannot_be_uninstalled(host: ModuleHost) -> None:
     with pytest.raises(ModuleActive):
-        host.uninstall("by-sales", "1.0.0")
+        await host.uninstall("by-sales", "1.0.0")
     assert host.active is not None and host.active.reference == "by-sales@1.0.0"
 
 
-def test_installing_twice_and_naming_missing_modules_are_refused(host: ModuleHost) -> None:
+@pytest.mark.anyio
+async def test_installing_twice_and_naming_missing_modules_are_refused(host: ModuleHost) -> None:
     with pytest.raises(ModuleExists):
-        host.install("by-sales", "1.0.0", bundled="by-sales")
+        await host.install("by-sales", "1.0.0", bundled="by-sales")
     with pytest.raises(ModuleNotInstalled):
-        host.activate("by-sales", "2.0.0")
+        await host.activate("by-sales", "2.0.0")
     with pytest.raises(ModuleNotInstalled):
-        host.uninstall("nothing", "1.0.0")
+        await host.uninstall("nothing", "1.0.0")
     with pytest.raises(ModuleNotInstalled, match="bundled modules"):
-        host.install("by-magic", "1.0.0", bundled="by-magic")
+        await host.install("by-magic", "1.0.0", bundled="by-magic")
     with pytest.raises(InvalidRequest):
-        host.install("by-title", "1.0.0", source=BY_TITLE, bundled="by-sales")
+        await host.install("by-title", "1.0.0", source=BY_TITLE, bundled="by-sales")
     with pytest.raises(InvalidRequest):
-        host.install("By Title", "1.0.0", source=BY_TITLE)
+        await host.install("By Title", "1.0.0", source=BY_TITLE)
 
 
 BROKEN_MODULES = {
@@ -112,20 +125,22 @@ BROKEN_MODULES = {
 
 
 @pytest.mark.parametrize("broken", BROKEN_MODULES, ids=list(BROKEN_MODULES))
-def test_a_broken_module_is_refused_and_the_active_one_keeps_serving(host: ModuleHost, broken: str) -> None:
+@pytest.mark.anyio
+async def test_a_broken_module_is_refused_and_the_active_one_keeps_serving(host: ModuleHost, broken: str) -> None:
     source, complaint = BROKEN_MODULES[broken]
 
     with pytest.raises(ModuleRejected) as refused:
-        host.install("broken", "1.0.0", source=source)
+        await host.install("broken", "1.0.0", source=source)
 
     assert complaint in refused.value.message
     assert [module.reference for module in host.modules()] == ["by-sales@1.0.0"]
-    ranked, ranking = host.rank(SHELF)
+    ranked, ranking = await host.rank(SHELF)
     assert ranking is not None and ranking.module == "by-sales" and ranking.error is None
     assert ids(ranked)[0] == "00003"
 
 
-def test_a_module_that_fails_on_live_data_falls_back_to_catalogue_order(host: ModuleHost) -> None:
+@pytest.mark.anyio
+async def test_a_module_that_fails_on_live_data_falls_back_to_catalogue_order(host: ModuleHost) -> None:
     picky = textwrap.dedent(
         """
         def rank(books):
@@ -134,22 +149,23 @@ def test_a_module_that_fails_on_live_data_falls_back_to_catalogue_order(host: Mo
             return books
         """
     )
-    host.install("picky", "1.0.0", source=picky)
-    host.activate("picky", "1.0.0")
+    await host.install("picky", "1.0.0", source=picky)
+    await host.activate("picky", "1.0.0")
     busy_shelf = [book.model_copy(update={"sold": 5000}) for book in SHELF]
 
-    ranked, ranking = host.rank(busy_shelf)
+    ranked, ranking = await host.rank(busy_shelf)
 
     assert ids(ranked) == ids(busy_shelf)
     assert ranking is not None and ranking.error is not None and "too many sales" in ranking.error
 
 
-def test_a_module_cannot_change_the_books_it_is_given(host: ModuleHost) -> None:
+@pytest.mark.anyio
+async def test_a_module_cannot_change_the_books_it_is_given(host: ModuleHost) -> None:
     vandal = "def rank(books):\n    for book in books:\n        book['price'] = 0\n    return books\n"
-    host.install("vandal", "1.0.0", source=vandal)
-    host.activate("vandal", "1.0.0")
+    await host.install("vandal", "1.0.0", source=vandal)
+    await host.activate("vandal", "1.0.0")
 
-    ranked, _ = host.rank(SHELF)
+    ranked, _ = await host.rank(SHELF)
 
     assert [book.price for book in ranked] == [book.price for book in SHELF]
 
