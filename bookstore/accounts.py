@@ -2,7 +2,9 @@
 
 The monolith and the balance service both keep accounts with these functions. Payments (money
 taken for an order id, refundable once) exist only where money and orders live apart, in the
-balance service; the monolith debits inside the purchase's own transaction instead.
+balance service; the monolith debits inside the purchase's own transaction instead. Every name is
+normalised (NFKC, :func:`~bookstore.models.normalize_user_name`) before it is stored or looked up,
+so look-alike spellings are one account, whoever calls.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sqlite3
 
 from bookstore.catalog import INITIAL_BALANCE
 from bookstore.errors import InsufficientBalance, InvalidRequest, OrderConflict, UnknownPayment, UnknownUser, UserExists
-from bookstore.models import Account, FrozenMoney, Payment
+from bookstore.models import Account, FrozenMoney, Payment, normalize_user_name
 
 __all__ = [
     "confirm_frozen",
@@ -69,7 +71,8 @@ def create_payments_schema(connection: sqlite3.Connection) -> None:
 
 
 def create_user(connection: sqlite3.Connection, name: str, now: str) -> Account:
-    """Open an account holding the initial balance, or refuse with :class:`UserExists`."""
+    """Open an account holding the initial balance, or refuse with :class:`UserExists` (look-alike names too)."""
+    name = normalize_user_name(name)
     try:
         connection.execute(
             "INSERT INTO users (name, balance, created_at) VALUES (?, ?, ?)", (name, INITIAL_BALANCE, now)
@@ -81,6 +84,7 @@ def create_user(connection: sqlite3.Connection, name: str, now: str) -> Account:
 
 def get_account(connection: sqlite3.Connection, name: str) -> Account:
     """A user's account, or :class:`UnknownUser`."""
+    name = normalize_user_name(name)
     row = connection.execute("SELECT name, balance FROM users WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise UnknownUser(f"there is no user {name!r}", user=name)
@@ -91,6 +95,7 @@ def debit(connection: sqlite3.Connection, name: str, amount: int) -> Account:
     """Take ``amount`` fen from ``name``, refusing with :class:`InsufficientBalance` if it would go negative."""
     if amount <= 0:
         raise InvalidRequest(f"a debit must be a positive amount, not {amount}", amount=amount)
+    name = normalize_user_name(name)
     account = get_account(connection, name)
     if account.balance < amount:
         raise InsufficientBalance(
@@ -109,6 +114,7 @@ def pay(connection: sqlite3.Connection, payment_id: str, user: str, amount: int,
     Paying the same id again with the same content returns the first payment, so a caller may
     retry after a timeout without paying twice.
     """
+    user = normalize_user_name(user)
     existing = connection.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
     if existing is not None:
         payment = Payment(**existing)
@@ -142,6 +148,7 @@ def refund(connection: sqlite3.Connection, payment_id: str, now: str) -> Payment
 
 def list_payments(connection: sqlite3.Connection, user: str) -> list[Payment]:
     """A user's payments, oldest first, refunded ones included."""
+    user = normalize_user_name(user)
     rows = connection.execute("SELECT * FROM payments WHERE user = ? ORDER BY created_at, id", (user,)).fetchall()
     return [Payment(**row) for row in rows]
 
@@ -191,6 +198,7 @@ def _pop_frozen(connection: sqlite3.Connection, xid: str, branch_id: int) -> Fro
 
 def frozen_total(connection: sqlite3.Connection, user: str) -> int:
     """How much of ``user``'s money TCC tries hold right now."""
+    user = normalize_user_name(user)
     row = connection.execute("SELECT COALESCE(SUM(amount), 0) AS total FROM frozen_money WHERE user = ?", (user,))
     return int(row.fetchone()["total"])
 

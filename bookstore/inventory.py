@@ -14,7 +14,7 @@ import sqlite3
 
 from bookstore.catalog import CATALOG, INITIAL_STOCK, MAX_PURCHASE_COUNT
 from bookstore.errors import InsufficientStock, InvalidRequest, OrderConflict, UnknownBook, UnknownOrder
-from bookstore.models import Book, Order, OwnedBook, Reservation
+from bookstore.models import Book, Order, OwnedBook, Reservation, normalize_user_name
 
 __all__ = [
     "books_owned",
@@ -111,6 +111,7 @@ def place_order(
     a caller may retry after a timeout without selling twice.
     """
     _check_count(count)
+    user = normalize_user_name(user)
     existing = _find_order(connection, order_id)
     if existing is not None:
         if (existing.user, existing.book, existing.count) != (user, book_id, count):
@@ -242,12 +243,14 @@ def list_reservations(connection: sqlite3.Connection) -> list[Reservation]:
 
 def list_orders(connection: sqlite3.Connection, user: str) -> list[Order]:
     """A user's orders, oldest first."""
+    user = normalize_user_name(user)
     rows = connection.execute("SELECT id FROM orders WHERE user = ? ORDER BY created_at, id", (user,)).fetchall()
     return [get_order(connection, row["id"]) for row in rows]
 
 
 def books_owned(connection: sqlite3.Connection, user: str) -> list[OwnedBook]:
     """The books ``user`` has bought, with how many copies of each, in catalogue order."""
+    user = normalize_user_name(user)
     rows = connection.execute(
         """SELECT b.id, b.title, SUM(o.count) AS count
            FROM orders AS o JOIN books AS b ON b.id = o.book_id

@@ -7,11 +7,12 @@ Money fields are integer fen (see :mod:`bookstore.catalog`).
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bookstore.catalog import MAX_PURCHASE_COUNT
 
@@ -46,6 +47,7 @@ __all__ = [
     "User",
     "UserName",
     "new_order_id",
+    "normalize_user_name",
     "timestamp",
 ]
 
@@ -55,7 +57,26 @@ USER_NAME_PATTERN = r"^\w[\w.-]{0,63}$"
 BOOK_ID_PATTERN = r"^[0-9]{5}$"
 ORDER_ID_PATTERN = r"^[0-9a-f]{32}$"
 
-UserName = Annotated[str, Field(pattern=USER_NAME_PATTERN, min_length=1, max_length=64, examples=["alice"])]
+
+def normalize_user_name(name: str) -> str:
+    """The one spelling of a name (Unicode NFKC), so look-alikes are one user.
+
+    ``José`` typed as ``é`` or as ``e`` + a combining accent, or ``ａｄａ`` in full-width letters, would
+    otherwise open separate accounts that nobody can tell apart on screen.
+    """
+    return unicodedata.normalize("NFKC", name)
+
+
+def _normalized(value: object) -> object:
+    return normalize_user_name(value) if isinstance(value, str) else value  # not a string: refused after this
+
+
+#: A user name as it enters (body or path): normalised first, then held to the pattern and length.
+UserName = Annotated[
+    str,
+    BeforeValidator(_normalized),
+    Field(pattern=USER_NAME_PATTERN, min_length=1, max_length=64, examples=["alice"]),
+]
 BookId = Annotated[str, Field(pattern=BOOK_ID_PATTERN, examples=["00001"])]
 OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN, description="32 lowercase hex digits")]
 PurchaseCount = Annotated[int, Field(ge=1, le=MAX_PURCHASE_COUNT, examples=[1])]

@@ -23,7 +23,7 @@ from typing import Annotated, Protocol
 from fastapi import FastAPI, Header, Path, Response, status
 from fastapi.responses import HTMLResponse
 
-from bookstore.models import USER_NAME_PATTERN, Book, BookList, NewUser, Order, PurchaseRequest, User
+from bookstore.models import Book, BookList, NewUser, Order, PurchaseRequest, User, UserName
 from bookstore.modules.admin import AdminToken, create_admin_router
 from bookstore.modules.host import ModuleHost, bundled_source
 from bookstore.settings import Settings
@@ -90,7 +90,7 @@ def create_public_app(settings: Settings, shop: Shop, *, title: str, lifespan: L
         return await shop.create_user(request.name)
 
     @app.get("/api/users/{name}", tags=["bookstore"])
-    async def get_user(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> User:
+    async def get_user(name: Annotated[UserName, Path()]) -> User:
         """A user's balance (fen) and the books they own."""
         return await shop.get_user(name)
 

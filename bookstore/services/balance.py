@@ -24,7 +24,6 @@ from bookstore import accounts
 from bookstore.db import Database
 from bookstore.models import (
     ORDER_ID_PATTERN,
-    USER_NAME_PATTERN,
     Account,
     FreezeMoney,
     FrozenList,
@@ -33,6 +32,7 @@ from bookstore.models import (
     Payment,
     PaymentList,
     PaymentRequest,
+    UserName,
     timestamp,
 )
 from bookstore.settings import Settings
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
             return accounts.create_user(connection, request.name, timestamp())
 
     @app.get("/api/users/{name}", tags=["balance"])
-    def get_account(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> Account:
+    def get_account(name: Annotated[UserName, Path()]) -> Account:
         with database.snapshot() as connection:
             account = accounts.get_account(connection, name)
             return account.model_copy(update={"frozen": accounts.frozen_total(connection, name)})
@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
             return accounts.refund(connection, payment_id, timestamp())
 
     @app.get("/api/users/{name}/payments", tags=["balance"])
-    def list_payments(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> PaymentList:
+    def list_payments(name: Annotated[UserName, Path()]) -> PaymentList:
         with database.snapshot() as connection:
             return PaymentList(payments=accounts.list_payments(connection, name))
 

@@ -25,7 +25,6 @@ from bookstore.db import Database
 from bookstore.models import (
     BOOK_ID_PATTERN,
     ORDER_ID_PATTERN,
-    USER_NAME_PATTERN,
     Book,
     BookList,
     Order,
@@ -35,6 +34,7 @@ from bookstore.models import (
     Reservation,
     ReservationList,
     ReserveStock,
+    UserName,
     timestamp,
 )
 from bookstore.settings import Settings
@@ -98,12 +98,12 @@ def create_app(settings: Settings) -> FastAPI:
             return inventory.get_order(connection, order_id)
 
     @app.get("/api/users/{name}/books", tags=["stock"])
-    def books_owned(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> OwnedBooks:
+    def books_owned(name: Annotated[UserName, Path()]) -> OwnedBooks:
         with database.snapshot() as connection:
             return OwnedBooks(user=name, books=inventory.books_owned(connection, name))
 
     @app.get("/api/users/{name}/orders", tags=["stock"])
-    def list_orders(name: Annotated[str, Path(pattern=USER_NAME_PATTERN)]) -> OrderList:
+    def list_orders(name: Annotated[UserName, Path()]) -> OrderList:
         with database.snapshot() as connection:
             return OrderList(orders=inventory.list_orders(connection, name))
 
