@@ -187,7 +187,7 @@ def _workload_problem(seen: WorkloadState, lab_id: str, *, persistent: bool) -> 
         return CheckResult.failed(
             f"{name!r} mounts volume {seen.data_volume!r}, but it is not a PersistentVolumeClaim: the books "
             "sold would vanish with the pod.",
-            "Use the persistentVolumeClaim `monolith-data` for the data volume.",
+            f"Use the persistentVolumeClaim `{name}-data` for the data volume.",
             **seen.evidence(),
         )
     if not seen.ready_pods:

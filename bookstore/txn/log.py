@@ -353,6 +353,7 @@ class TransactionLog:
             idempotency_key=row["idempotency_key"],
             application_data=_loads(row["application_data"]),
             outcome=_loads(row["outcome"]),
+            faults=row["faults"],
             branches=_branches(connection, xid),
             events=[EventView(**line) for line in lines],
         )

@@ -151,6 +151,8 @@ class GlobalTransactionView(_Answer):
     idempotency_key: str | None
     application_data: dict[str, Any] | None
     outcome: dict[str, Any] | None
+    #: The x-bookstore-fault the transaction began with (lab mode), sent with each branch's first delivery.
+    faults: str = ""
     branches: list[BranchView]
     events: list[EventView] = []
     created: bool = True
