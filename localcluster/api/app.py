@@ -32,7 +32,9 @@ from localcluster.api.errors import (
     Cause,
     InternalError,
     MethodNotAllowed,
+    NotAcceptable,
     NotFound,
+    Timeout,
     Unauthorized,
     UnsupportedMediaType,
     invalid,
@@ -41,15 +43,17 @@ from localcluster.api.http import (
     DISCOVERY_CONTENT_TYPE,
     PATCH_TYPES,
     TABLE_CONTENT_TYPE,
+    converted_content_type,
     decode_object,
     flag,
     integer,
     json_response,
     media_type,
+    partial_object_metadata,
     read_body,
+    representation,
     status_response,
     wants_aggregated_discovery,
-    wants_table,
 )
 from localcluster.api.resources import ResourceType
 from localcluster.api.selectors import parse_field_selector, parse_label_selector
@@ -57,6 +61,8 @@ from localcluster.store import WatchEvent
 
 log = logging.getLogger("localcluster.api")
 
+#: How long a request for a resourceVersion the store has not reached waits for it (upstream's blockTimeout).
+_FRESHNESS_WAIT_SECONDS = 3.0
 KUBERNETES_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-localcluster"}
 #: Paths anyone may read, as the apiserver's system:public-info-viewer role allows.
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz", "/localcluster")
@@ -86,6 +92,8 @@ class Target:
     name: str | None
     subresource: str
     watch_path: bool = False
+    #: What the Accept header asks the answer to be: "" (the object) or one of http.CONVERSIONS.
+    representation: str = ""
 
 
 class AuthMiddleware:
@@ -234,6 +242,10 @@ class ResourceHandlers:
             return json_response(target_or_doc)
         target = target_or_doc
         method = request.method
+        # Negotiated before anything is written, as the apiserver does: a 406 changes nothing.
+        target.representation = representation(request)
+        if target.representation == "PartialObjectMetadataList" and target.name is not None:
+            raise NotAcceptable("you requested PartialObjectMetadataList, but the requested object is not a list")
         if method != "GET" and target.resource_type.read_only:
             raise MethodNotAllowed(
                 f"{target.resource_type.qualified()} can be read, not written: {target.resource_type.read_only}"
@@ -337,11 +349,15 @@ class ResourceHandlers:
         warnings: list[str] | None = None,
     ) -> Response:
         served = self.cluster.served(target.resource_type, target.version, obj)
-        if wants_table(request):
+        if target.representation == "Table":
             table = tables.to_table(
                 target.resource_type, [served], include_object=request.query_params.get("includeObject", "Metadata")
             )
             response = json_response(table, status_code, media_type=TABLE_CONTENT_TYPE)
+        elif target.representation == "PartialObjectMetadata":
+            response = json_response(
+                partial_object_metadata(served), status_code, media_type=converted_content_type("PartialObjectMetadata")
+            )
         else:
             response = json_response(served, status_code)
         for warning in warnings or []:
@@ -356,6 +372,11 @@ class ResourceHandlers:
 
     async def list(self, request: Request, target: Target) -> Response:
         params = request.query_params
+        requested = params.get("resourceVersion") or ""
+        if requested not in ("", "0") and not params.get("continue"):
+            if not requested.isdigit():
+                raise BadRequest(f"invalid resourceVersion {requested[:32]!r}")
+            await self._wait_for_version(int(requested))
         page = self.cluster.list(
             target.resource_type,
             target.namespace,
@@ -368,7 +389,7 @@ class ResourceHandlers:
         if page.continue_token:
             metadata["continue"] = page.continue_token
             metadata["remainingItemCount"] = page.remaining
-        if wants_table(request):
+        if target.representation == "Table":
             objects = [self.cluster.served(target.resource_type, target.version, e.obj) for e in page.entries]
             table = tables.to_table(
                 target.resource_type,
@@ -377,6 +398,16 @@ class ResourceHandlers:
                 include_object=params.get("includeObject", "Metadata"),
             )
             return json_response(table, media_type=TABLE_CONTENT_TYPE)
+        if target.representation == "PartialObjectMetadataList":
+            partial = {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": metadata,
+                "items": [partial_object_metadata(e.obj) for e in page.entries],
+            }
+            return json_response(partial, media_type=converted_content_type("PartialObjectMetadataList"))
+        if target.representation == "PartialObjectMetadata":
+            raise NotAcceptable("you requested PartialObjectMetadata, but the requested object is a list")
         return Response(self._encode_list(target, page, metadata), media_type="application/json")
 
     def _encode_list(self, target: Target, page: ListPage, metadata: dict[str, Any]) -> bytes:
@@ -479,7 +510,8 @@ class ResourceHandlers:
         )
         return self._render(request, target, written.obj, 200 if existed else 201, written.warnings)
 
-    async def _delete_options(self, request: Request) -> dict[str, Any]:
+    async def _delete_options(self, request: Request) -> tuple[dict[str, Any], bool | None]:
+        """Cluster.delete's keyword arguments, and orphanDependents as asked (None: not asked)."""
         body = await read_body(request, self.config.max_body_bytes)
         options: dict[str, Any] = {}
         if body.strip():
@@ -490,8 +522,9 @@ class ResourceHandlers:
         params = request.query_params
         propagation = params.get("propagationPolicy") or options.get("propagationPolicy")
         orphan = params.get("orphanDependents") or options.get("orphanDependents")
-        if propagation is None and orphan is not None:
-            propagation = "Orphan" if flag(str(orphan)) else "Background"
+        orphan_dependents = None if orphan is None else flag(str(orphan))
+        if propagation is None and orphan_dependents is not None:
+            propagation = "Orphan" if orphan_dependents else "Background"
         grace = integer(params.get("gracePeriodSeconds"), "gracePeriodSeconds")
         if grace is None and options.get("gracePeriodSeconds") is not None:
             grace = integer(str(options["gracePeriodSeconds"]), "gracePeriodSeconds")
@@ -504,15 +537,28 @@ class ResourceHandlers:
             "grace_period": grace,
             "preconditions": {k: str(v) for k, v in preconditions.items() if k in ("uid", "resourceVersion")},
             "dry_run": bool(dry_run),
-        }
+        }, orphan_dependents
 
     async def delete(self, request: Request, target: Target) -> Response:
-        options = await self._delete_options(request)
+        """The object, or for kinds whose upstream registry says so, a Success Status once it is gone.
+
+        Upstream answers 202 only when the object is not gone yet and orphanDependents=false was asked.
+        """
+        options, orphan_dependents = await self._delete_options(request)
         obj, gone = self.cluster.delete(target.resource_type, target.namespace or "", target.name or "", **options)
-        return self._render(request, target, obj, 200 if gone else 202)
+        code = 202 if not gone and orphan_dependents is False else 200
+        resource_type = target.resource_type
+        if not gone or resource_type.returns_deleted_object:
+            return self._render(request, target, obj, code)
+        details = {"name": obj["metadata"]["name"], "group": resource_type.group, "kind": resource_type.plural}
+        details["uid"] = obj["metadata"].get("uid", "")
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+        if not resource_type.group:
+            del details["group"]
+        return json_response(status, code)
 
     async def delete_collection(self, request: Request, target: Target) -> Response:
-        options = await self._delete_options(request)
+        options, _ = await self._delete_options(request)
         params = request.query_params
         page = self.cluster.list(
             target.resource_type,
@@ -612,22 +658,27 @@ class ResourceHandlers:
         since_text = requested if requested not in ("", "0") and not send_initial else ""
         if since_text and not since_text.isdigit():
             raise BadRequest(f"invalid resourceVersion {since_text[:32]!r}")
+        if target.representation == "PartialObjectMetadataList":
+            raise NotAcceptable("you requested PartialObjectMetadataList, but a watch sends objects, not lists")
         store = self.cluster.store
         initial: list[dict[str, Any]] = []
         if since_text:
             since = int(since_text)
+            await self._wait_for_version(since)
         else:
             since = store.resource_version
             page = self.cluster.list(resource_type, target.namespace, labels, fields)
             initial = [e.obj for e in page.entries]
         subscription = self.cluster.watch(resource_type, target.namespace, since)
-        table = wants_table(request)
+        table = target.representation == "Table"
         include_object = params.get("includeObject", "Metadata")
 
         def encode(event_type: str, obj: dict[str, Any]) -> bytes:
             served = self.cluster.served(resource_type, target.version, obj)
             if table and event_type != "BOOKMARK":
                 served = tables.to_table(resource_type, [served], include_object=include_object)
+            elif target.representation == "PartialObjectMetadata":
+                served = partial_object_metadata(served)
             return (
                 json.dumps({"type": event_type, "object": served}, separators=(",", ":"), ensure_ascii=False).encode()
                 + b"\n"
@@ -692,7 +743,29 @@ class ResourceHandlers:
             finally:
                 store.stop_watch(subscription)
 
-        return StreamingResponse(stream(), media_type=TABLE_CONTENT_TYPE if table else "application/json")
+        media = TABLE_CONTENT_TYPE if table else "application/json"
+        if target.representation == "PartialObjectMetadata":
+            media = converted_content_type("PartialObjectMetadata")
+        return StreamingResponse(stream(), media_type=media)
+
+    async def _wait_for_version(self, requested: int) -> None:
+        """Wait a little for a resourceVersion the store has not reached, then refuse it, as the watch cache does.
+
+        Upstream waits up to 3 s for the cache to catch up, then answers 504 "Too large resource version":
+        a client must never be told it is watching from a point no event has reached.
+        """
+        store = self.cluster.store
+        deadline = time.monotonic() + _FRESHNESS_WAIT_SECONDS
+        delay = 0.01
+        while store.resource_version < requested:
+            if time.monotonic() >= deadline:
+                raise Timeout(
+                    f"Too large resource version: {requested}, current: {store.resource_version}",
+                    causes=[Cause("", "Too large resource version", "ResourceVersionTooLarge")],
+                    retry_after=1,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _scale_of(workload: dict[str, Any]) -> dict[str, Any]:

@@ -395,7 +395,12 @@ class Cluster:
             else:
                 metadata.pop(owned, None)
         metadata["resourceVersion"] = old_meta["resourceVersion"]
-        warnings = self._admit(resource_type, version, new, old, options) if subresource != "status" else []
+        if subresource == "status":
+            # A status write is decoded, so defaulted, like any other (a Service keeps `loadBalancer: {}`).
+            defaults.apply_defaults(resource_type, new)
+            warnings: list[str] = []
+        else:
+            warnings = self._admit(resource_type, version, new, old, options)
         if "generation" in old_meta and _spec_of(new) != _spec_of(old):
             metadata["generation"] = old_meta["generation"] + 1
         if operation == "Update":

@@ -3,8 +3,9 @@
 Built-in kinds follow upstream's `SetDefaults_*` functions (pkg/apis/core/v1/defaults.go,
 pkg/apis/apps/v1/defaults.go, rbac and discovery), the declarative `+default` markers of the API types
 and the few admission plugins and registry strategies whose effect shows in `kubectl get -o yaml`
-(a Pod's `serviceAccountName: default`, a Namespace's finalizer, a Service's IP families). Values the
-controllers own (a PVC's `status.phase`, a Service's `clusterIP`) are left to them.
+(a Pod's `serviceAccountName: default`, a Namespace's finalizer, a Service's IP families), and the
+status a new object shows (a Deployment's `status: {}`, a Service's `loadBalancer: {}`, a PVC's
+`phase: Pending`: the Go structs always marshal them). What later status says is left to controllers.
 
 Custom kinds get structural defaulting: every `default:` of the CRD's openAPIV3Schema is applied where
 its parent object exists, as the apiextensions apiserver does.
@@ -238,6 +239,7 @@ def _default_deployment(deployment: JsonObject) -> None:
     if spec.get("progressDeadlineSeconds") is None:
         spec["progressDeadlineSeconds"] = 600
     _default_template(spec)
+    _object(deployment, "status", create=True)
 
 
 def _default_replica_set(replica_set: JsonObject) -> None:
@@ -247,6 +249,9 @@ def _default_replica_set(replica_set: JsonObject) -> None:
     if spec.get("replicas") is None:
         spec["replicas"] = 1
     _default_template(spec)
+    status = _object(replica_set, "status", create=True)
+    if status is not None and status.get("replicas") is None:
+        status["replicas"] = 0  # not omitempty in ReplicaSetStatus
 
 
 # Services and endpoints.
@@ -279,6 +284,7 @@ def _default_service(service: JsonObject) -> None:
         _set_missing(spec, "ipFamilyPolicy", "SingleStack")
         if not spec.get("ipFamilies"):
             spec["ipFamilies"] = ["IPv4"]
+    _object(_object(service, "status", create=True), "loadBalancer", create=True)
 
 
 def _default_endpoints(endpoints: JsonObject) -> None:
@@ -331,6 +337,9 @@ def _default_persistent_volume_claim(claim: JsonObject) -> None:
     spec = _object(claim, "spec")
     if spec is not None:
         _set_missing(spec, "volumeMode", "Filesystem")
+    status = _object(claim, "status", create=True)
+    if status is not None:
+        _set_missing(status, "phase", "Pending")
 
 
 def _default_role_binding(binding: JsonObject) -> None:

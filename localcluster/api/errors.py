@@ -9,10 +9,15 @@ ApiError                 any error with an HTTP code and a Status reason
 ├── AlreadyExists        409  create of an existing name
 ├── Conflict             409  stale resourceVersion, field-manager conflicts
 ├── Gone                 410  watch/list from a compacted resourceVersion
+├── NotAcceptable        406  an Accept header with nothing this server can answer in
 ├── RequestTooLarge      413
 ├── UnsupportedMediaType 415  a content type the verb does not accept
 ├── Invalid              422  validation failed; `causes` carry field paths
-└── InternalError        500  a bug; logged, never a traceback to the client
+├── InternalError        500  a bug; logged, never a traceback to the client
+└── Timeout              504  a resourceVersion the store did not reach in time
+
+As the apiserver's constructors do, errors about an object (404, 405, 403, 409, 422) always carry
+`details`, empty or not, and `details.group` is left out for the core group.
 """
 
 from __future__ import annotations
@@ -30,13 +35,18 @@ class Cause:
     reason: str = "FieldValueInvalid"
 
     def to_dict(self) -> dict[str, str]:
-        """As the apiserver writes a cause: the message without the field, which has its own key."""
-        return {"reason": self.reason, "message": self.message, "field": self.field}
+        """As the apiserver writes a cause: the message without the field, which has its own key (if any)."""
+        cause = {"reason": self.reason, "message": self.message}
+        if self.field:
+            cause["field"] = self.field
+        return cause
 
 
 class ApiError(Exception):
     code = 500
     reason = "InternalError"
+    #: Whether the Status always has `details` (upstream's NewNotFound, NewConflict, ... set it even empty).
+    always_details = False
 
     def __init__(
         self,
@@ -57,7 +67,7 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
     def status(self) -> dict[str, Any]:
-        """The `Status` object as the real apiserver writes it."""
+        """The `Status` object as the real apiserver writes it (in metav1.Status's field order)."""
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -65,12 +75,11 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         details: dict[str, Any] = {}
         if self.name is not None:
             details["name"] = self.name
-        if self.group is not None:
+        if self.group:
             details["group"] = self.group
         if self.kind is not None:
             details["kind"] = self.kind
@@ -78,8 +87,9 @@ class ApiError(Exception):
             details["causes"] = [cause.to_dict() for cause in self.causes]
         if self.retry_after is not None:
             details["retryAfterSeconds"] = self.retry_after
-        if details:
+        if details or self.always_details:
             body["details"] = details
+        body["code"] = self.code
         return body
 
 
@@ -92,23 +102,27 @@ class Unauthorized(ApiError):
 
 
 class Forbidden(ApiError):
-    code, reason = 403, "Forbidden"
+    code, reason, always_details = 403, "Forbidden", True
 
 
 class NotFound(ApiError):
-    code, reason = 404, "NotFound"
+    code, reason, always_details = 404, "NotFound", True
 
 
 class MethodNotAllowed(ApiError):
-    code, reason = 405, "MethodNotAllowed"
+    code, reason, always_details = 405, "MethodNotAllowed", True
+
+
+class NotAcceptable(ApiError):
+    code, reason = 406, "NotAcceptable"
 
 
 class AlreadyExists(ApiError):
-    code, reason = 409, "AlreadyExists"
+    code, reason, always_details = 409, "AlreadyExists", True
 
 
 class Conflict(ApiError):
-    code, reason = 409, "Conflict"
+    code, reason, always_details = 409, "Conflict", True
 
 
 class Gone(ApiError):
@@ -124,11 +138,15 @@ class UnsupportedMediaType(ApiError):
 
 
 class Invalid(ApiError):
-    code, reason = 422, "Invalid"
+    code, reason, always_details = 422, "Invalid", True
 
 
 class InternalError(ApiError):
     code, reason = 500, "InternalError"
+
+
+class Timeout(ApiError):
+    code, reason = 504, "Timeout"
 
 
 def not_found(resource: str, group: str, name: str) -> NotFound:

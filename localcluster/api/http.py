@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from localcluster.api import protobuf
-from localcluster.api.errors import ApiError, BadRequest, RequestTooLarge, UnsupportedMediaType
+from localcluster.api.errors import ApiError, BadRequest, NotAcceptable, RequestTooLarge, UnsupportedMediaType
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -93,9 +93,53 @@ def decode_yaml(body: bytes) -> Any:
         raise BadRequest(f"the request body is not valid YAML: {str(exc).splitlines()[0]}") from None
 
 
-def wants_table(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "as=Table" in accept and "g=meta.k8s.io" in accept
+#: What `as=` of meta.k8s.io an Accept clause may ask an object or list to be converted to.
+CONVERSIONS = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
+_SERVED_MEDIA_TYPES = (JSON, YAML, PROTOBUF)
+
+
+def representation(request: Request) -> str:
+    """What the Accept header asks for: "" (the object itself) or one of CONVERSIONS.
+
+    Clauses are taken by quality, then in order, as the apiserver's negotiation does; a clause this
+    server cannot answer (an unknown `as=`, another group, a media type it does not serve) is passed
+    over, and NotAcceptable (406) is raised when none is left. Protobuf clauses are answered in JSON:
+    every client that asks for protobuf also accepts JSON, and reads the Content-Type.
+    """
+    accept = request.headers.get("accept", "") or "*/*"
+    clauses = []
+    for position, clause in enumerate(accept.split(",")):
+        media_type, *parameters = (part.strip() for part in clause.split(";"))
+        options = dict(p.replace(" ", "").partition("=")[::2] for p in parameters if "=" in p)
+        try:
+            quality = float(options.pop("q", "1"))
+        except ValueError:
+            continue
+        if quality > 0:
+            clauses.append((-quality, position, media_type.lower(), options))
+    for _, _, media_type, options in sorted(clauses):
+        if media_type not in (*_SERVED_MEDIA_TYPES, "*/*", "application/*"):
+            continue
+        converted = options.get("as")
+        if converted is None:
+            return ""
+        if (
+            converted in CONVERSIONS
+            and options.get("g") == "meta.k8s.io"
+            and options.get("v") in ("v1", "v1beta1")
+            and (converted != "Table" or media_type != PROTOBUF)
+        ):
+            return converted
+    raise NotAcceptable(f"only the following media types are accepted: {', '.join(_SERVED_MEDIA_TYPES)}")
+
+
+def converted_content_type(kind: str) -> str:
+    """The Content-Type of an answer converted to a meta.k8s.io kind, as the negotiated clause names it."""
+    return f"application/json;as={kind};g=meta.k8s.io;v=v1"
+
+
+def partial_object_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
 
 
 def wants_aggregated_discovery(request: Request) -> bool:

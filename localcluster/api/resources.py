@@ -47,6 +47,8 @@ class ResourceType:
     crd_schemas: dict[str, dict[str, Any]] | None = field(default=None, compare=False, hash=False)
     #: Why clients may only read this kind ("" when they may write it too).
     read_only: str = ""
+    #: A DELETE answers with the object (upstream's ReturnDeletedObject), not a Success Status.
+    returns_deleted_object: bool = False
 
     @property
     def verbs(self) -> tuple[str, ...]:
@@ -96,6 +98,7 @@ def _core(
     categories: Iterable[str] = (),
     subresources: Iterable[str] = (),
     read_only: str = "",
+    returns_deleted_object: bool = False,
 ) -> ResourceType:
     group, _, version = version_group.rpartition("/")
     return ResourceType(
@@ -108,19 +111,51 @@ def _core(
         categories=tuple(categories),
         subresources=frozenset(subresources),
         read_only=read_only,
+        returns_deleted_object=returns_deleted_object,
     )
 
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    _core("v1", "Namespace", "namespaces", namespaced=False, short=["ns"], subresources=["status"]),
-    _core("v1", "Pod", "pods", short=["po"], categories=["all"], subresources=["status", "log"]),
-    _core("v1", "Service", "services", short=["svc"], categories=["all"], subresources=["status"]),
+    _core(
+        "v1",
+        "Namespace",
+        "namespaces",
+        namespaced=False,
+        short=["ns"],
+        subresources=["status"],
+        returns_deleted_object=True,
+    ),
+    _core(
+        "v1",
+        "Pod",
+        "pods",
+        short=["po"],
+        categories=["all"],
+        subresources=["status", "log"],
+        returns_deleted_object=True,
+    ),
+    _core(
+        "v1",
+        "Service",
+        "services",
+        short=["svc"],
+        categories=["all"],
+        subresources=["status"],
+        returns_deleted_object=True,
+    ),
     _core("v1", "Endpoints", "endpoints", short=["ep"]),
     _core("v1", "ConfigMap", "configmaps", short=["cm"]),
     _core("v1", "Secret", "secrets"),
     _core("v1", "Event", "events", short=["ev"]),
-    _core("v1", "ServiceAccount", "serviceaccounts", short=["sa"]),
-    _core("v1", "PersistentVolumeClaim", "persistentvolumeclaims", short=["pvc"], subresources=["status"]),
+    _core("v1", "ServiceAccount", "serviceaccounts", short=["sa"], returns_deleted_object=True),
+    _core(
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        short=["pvc"],
+        subresources=["status"],
+        returns_deleted_object=True,
+    ),
     _core(
         "apps/v1", "Deployment", "deployments", short=["deploy"], categories=["all"], subresources=["status", "scale"]
     ),

@@ -297,15 +297,29 @@ class Kubelet:
         return True
 
     def _bind_claim(self, claim: dict[str, Any]) -> None:
-        """A claim's data lives in a directory of the node: bind it on first use (WaitForFirstConsumer)."""
+        """A claim's data lives in a directory of the node: bind it on first use (WaitForFirstConsumer).
+
+        As a dynamic provisioner and the PV controller would, the claim names its volume `pvc-<uid>`
+        (what `kubectl get pvc` and `describe pvc` read, with the capacity) and says the binding is done.
+        """
         if (claim.get("status") or {}).get("phase") == "Bound":
             return
-        spec = claim.get("spec") or {}
+        metadata = claim["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        spec = claim.setdefault("spec", {})
+        if not spec.get("volumeName"):
+            spec["volumeName"] = f"pvc-{metadata['uid']}"
+            annotations = metadata.setdefault("annotations", {})
+            annotations.update(
+                {"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"}
+            )
+            claim = self.cluster.replace(
+                self.claims, "v1", namespace, name, claim, user_agent="kube-controller-manager"
+            ).obj
+            spec = claim["spec"]
         claim["status"] = {
             "phase": "Bound",
             "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
             "capacity": {"storage": ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")},
         }
-        metadata = claim["metadata"]
-        namespace, name = metadata["namespace"], metadata["name"]
         self.cluster.replace(self.claims, "v1", namespace, name, claim, subresource="status", user_agent="kubelet")

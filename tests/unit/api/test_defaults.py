@@ -209,7 +209,7 @@ def test_namespace_finalizer_phase_and_name_label(registry: ResourceRegistry) ->
     assert namespace["metadata"]["labels"] == {"kubernetes.io/metadata.name": "shop"}
 
 
-def test_persistent_volume_claim_volume_mode_but_not_status(registry: ResourceRegistry) -> None:
+def test_persistent_volume_claim_volume_mode_and_pending_phase(registry: ResourceRegistry) -> None:
     claim = defaulted(
         registry,
         {
@@ -220,7 +220,18 @@ def test_persistent_volume_claim_volume_mode_but_not_status(registry: ResourceRe
         },
     )
     assert claim["spec"]["volumeMode"] == "Filesystem"
-    assert "status" not in claim
+    assert claim["status"] == {"phase": "Pending"}  # SetDefaults_PersistentVolumeClaim
+
+
+@pytest.mark.parametrize(
+    ("kind", "api_version", "status"),
+    [("Deployment", "apps/v1", {}), ("ReplicaSet", "apps/v1", {"replicas": 0}), ("Service", "v1", {"loadBalancer": {}})],
+)
+def test_new_objects_show_the_status_their_go_struct_always_marshals(
+    registry: ResourceRegistry, kind: str, api_version: str, status: dict
+) -> None:
+    obj = defaulted(registry, {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}, "spec": {}})
+    assert obj["status"] == status
 
 
 def test_wrongly_typed_input_is_left_for_validation(registry: ResourceRegistry) -> None:
