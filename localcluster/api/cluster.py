@@ -40,7 +40,7 @@ from localcluster.store import Compacted, Entry, ObjectExists, ObjectMissing, St
 APPLY_PATCH = "application/apply-patch+yaml"
 _GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels, no confusable digits
 #: Kinds whose spec changes bump metadata.generation (custom kinds always do).
-_GENERATION_KINDS = {"Deployment", "ReplicaSet", "Pod", "PersistentVolumeClaim"}
+_GENERATION_KINDS = {"Deployment", "ReplicaSet", "StatefulSet", "Job", "Pod", "PersistentVolumeClaim"}
 #: Labels the system writes with a reserved meaning.
 #: Namespaces that exist from the start; the first three may not be deleted, as upstream.
 #: istio-system is there because localcluster plays Istio: its root namespace holds mesh-wide policies.
@@ -227,8 +227,10 @@ class Cluster:
             metadata.pop(owned, None)
         if "status" in resource_type.subresources:
             body.pop("status", None)
-        warnings = self._admit(resource_type, version, body, None, options)
+        # The uid comes first, as the apiserver fills system fields before the strategy's
+        # PrepareForCreate (a Job's generated selector names it).
         metadata["uid"] = str(uuid.uuid4())
+        warnings = self._admit(resource_type, version, body, None, options)
         metadata["creationTimestamp"] = now()
         if resource_type.is_custom or resource_type.kind in _GENERATION_KINDS:
             metadata["generation"] = 1

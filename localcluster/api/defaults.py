@@ -254,6 +254,66 @@ def _default_replica_set(replica_set: JsonObject) -> None:
         status["replicas"] = 0  # not omitempty in ReplicaSetStatus
 
 
+def _default_stateful_set(stateful_set: JsonObject) -> None:
+    spec = _object(stateful_set, "spec", create=True)
+    if spec is None:
+        return
+    _set_missing(spec, "replicas", 1)
+    _set_missing(spec, "podManagementPolicy", "OrderedReady")
+    _set_missing(spec, "revisionHistoryLimit", 10)
+    strategy = _object(spec, "updateStrategy", create=True)
+    if strategy is not None:
+        _set_missing(strategy, "type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling_update = _object(strategy, "rollingUpdate", create=True)
+            if rolling_update is not None:
+                _set_missing(rolling_update, "partition", 0)
+    retention = _object(spec, "persistentVolumeClaimRetentionPolicy", create=True)
+    if retention is not None:
+        _set_missing(retention, "whenDeleted", "Retain")
+        _set_missing(retention, "whenScaled", "Retain")
+    for claim in _objects(spec, "volumeClaimTemplates"):
+        _set_missing(claim, "apiVersion", "v1")
+        _set_missing(claim, "kind", "PersistentVolumeClaim")
+        _default_persistent_volume_claim(claim)
+        status = _object(claim, "status", create=True)
+        if status is not None:
+            _set_missing(status, "phase", "Pending")
+    _default_template(spec)
+
+
+#: The labels a Job's pods carry (batch/v1 JobNameLabel, ControllerUidLabel and their legacy names).
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+
+
+def _default_job(job: JsonObject) -> None:
+    """SetDefaults_Job, and the selector and pod labels the Job strategy generates at create."""
+    spec = _object(job, "spec", create=True)
+    if spec is None:
+        return
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    _set_missing(spec, "parallelism", 1)
+    _set_missing(spec, "backoffLimit", 6)
+    _set_missing(spec, "completionMode", "NonIndexed")
+    _set_missing(spec, "suspend", False)
+    if spec.get("podFailurePolicy") is None:
+        _set_missing(spec, "podReplacementPolicy", "TerminatingOrFailed")
+    metadata = _object(job, "metadata")
+    uid, name = (metadata or {}).get("uid"), (metadata or {}).get("name")
+    if isinstance(uid, str) and isinstance(name, str) and not spec.get("manualSelector") and "selector" not in spec:
+        template = _object(spec, "template", create=True)
+        template_metadata = _object(template, "metadata", create=True) if template is not None else None
+        labels = _object(template_metadata, "labels", create=True) if template_metadata is not None else None
+        if labels is not None:
+            labels.setdefault("job-name", name)
+            labels.setdefault(JOB_NAME_LABEL, name)
+            labels["controller-uid"] = labels[JOB_UID_LABEL] = uid
+            spec["selector"] = {"matchLabels": {JOB_UID_LABEL: uid}}
+    _default_template(spec)
+
+
 # Services and endpoints.
 
 
@@ -358,6 +418,8 @@ _BUILTIN_DEFAULTERS: dict[tuple[str, str], Callable[[JsonObject], None]] = {
     ("", "PersistentVolumeClaim"): _default_persistent_volume_claim,
     ("apps", "Deployment"): _default_deployment,
     ("apps", "ReplicaSet"): _default_replica_set,
+    ("apps", "StatefulSet"): _default_stateful_set,
+    ("batch", "Job"): _default_job,
     ("discovery.k8s.io", "EndpointSlice"): _default_endpoint_slice,
     (_RBAC_GROUP, "RoleBinding"): _default_role_binding,
     (_RBAC_GROUP, "ClusterRoleBinding"): _default_role_binding,

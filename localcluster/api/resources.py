@@ -160,6 +160,10 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "apps/v1", "Deployment", "deployments", short=["deploy"], categories=["all"], subresources=["status", "scale"]
     ),
     _core("apps/v1", "ReplicaSet", "replicasets", short=["rs"], categories=["all"], subresources=["status", "scale"]),
+    _core(
+        "apps/v1", "StatefulSet", "statefulsets", short=["sts"], categories=["all"], subresources=["status", "scale"]
+    ),
+    _core("batch/v1", "Job", "jobs", categories=["all"], subresources=["status"]),
     _core("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
     _core("rbac.authorization.k8s.io/v1", "Role", "roles"),
     _core("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),

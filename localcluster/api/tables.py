@@ -190,6 +190,38 @@ def _workload_columns(kind: str) -> list[Column]:
     ]
 
 
+def _job_status(job: Obj) -> str:
+    """As the Job printer: the first of these conditions that holds, else Running."""
+    holding = {c.get("type") for c in _get(job, "status", "conditions") or [] if c.get("status") == "True"}
+    for condition in ("Complete", "Failed"):
+        if condition in holding:
+            return condition
+    if job["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for condition in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if condition in holding:
+            return condition
+    return "Running"
+
+
+def _job_completions(job: Obj) -> str:
+    succeeded = _get(job, "status", "succeeded") or 0
+    completions = _get(job, "spec", "completions")
+    if completions is None:
+        return f"{succeeded}/1 of {_get(job, 'spec', 'parallelism') or 1}"
+    return f"{succeeded}/{completions}"
+
+
+def _job_duration(job: Obj) -> str:
+    started = _get(job, "status", "startTime")
+    if not started:
+        return ""
+    finished = _get(job, "status", "completionTime")
+    end = datetime.strptime(finished, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if finished else datetime.now(UTC)
+    begin = datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return human_duration((end - begin).total_seconds())
+
+
 def _event_object(event: Obj) -> str:
     involved = event.get("involvedObject") or {}
     return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
@@ -237,6 +269,21 @@ BUILTIN_COLUMNS: dict[str, list[Column]] = {
     ],
     "Deployment": _workload_columns("Deployment"),
     "ReplicaSet": _workload_columns("ReplicaSet"),
+    "StatefulSet": [
+        ("Ready", "string", 0, _ready_of_desired),
+        ("Age", "string", 0, _age),
+        ("Containers", "string", 1, lambda o: _containers(_get(o, "spec", "template", "spec"), "name")),
+        ("Images", "string", 1, lambda o: _containers(_get(o, "spec", "template", "spec"), "image")),
+    ],
+    "Job": [
+        ("Status", "string", 0, _job_status),
+        ("Completions", "string", 0, _job_completions),
+        ("Duration", "string", 0, _job_duration),
+        ("Age", "string", 0, _age),
+        ("Containers", "string", 1, lambda o: _containers(_get(o, "spec", "template", "spec"), "name")),
+        ("Images", "string", 1, lambda o: _containers(_get(o, "spec", "template", "spec"), "image")),
+        ("Selector", "string", 1, lambda o: _label_selector(_get(o, "spec", "selector"))),
+    ],
     "EndpointSlice": [
         ("AddressType", "string", 0, lambda o: o.get("addressType", "")),
         ("Ports", "string", 0, lambda o: ",".join(str(p.get("port")) for p in o.get("ports") or []) or "<unset>"),

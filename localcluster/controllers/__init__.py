@@ -8,6 +8,7 @@ from localcluster.api.cluster import Cluster
 from localcluster.controllers.base import reconcile_on_changes
 from localcluster.controllers.endpoints import ENDPOINTS_KEYS, EndpointsController
 from localcluster.controllers.garbage_collector import GarbageCollector
+from localcluster.controllers.jobs import JOB_KEYS, JobController
 from localcluster.controllers.namespaces import NamespaceController
 from localcluster.controllers.workloads import WORKLOAD_KEYS, DeploymentController, ReplicaSetController
 
@@ -21,6 +22,8 @@ def start_controllers(cluster: Cluster) -> list[asyncio.Task[None]]:
         # Availability (minReadySeconds) and progress deadlines change with time: resync each second.
         ("replicaset-controller", ReplicaSetController(cluster).reconcile, WORKLOAD_KEYS, 1.0),
         ("deployment-controller", DeploymentController(cluster).reconcile, WORKLOAD_KEYS, 1.0),
+        # Failure back-off, activeDeadlineSeconds and ttlSecondsAfterFinished are times too.
+        ("job-controller", JobController(cluster).reconcile, JOB_KEYS, 1.0),
     ]
     return [
         asyncio.create_task(reconcile_on_changes(cluster, name, reconcile, keys=keys, resync=resync), name=name)

@@ -40,14 +40,14 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
     return "".join(_SAFE_ALPHABET[int(digit) % len(_SAFE_ALPHABET)] for digit in str(value))
 
 
-def _controller_uid(obj: Obj) -> str | None:
+def controller_uid(obj: Obj) -> str | None:
     for reference in obj["metadata"].get("ownerReferences") or []:
         if reference.get("controller"):
             return reference.get("uid")
     return None
 
 
-def _owner_reference(owner: Obj) -> Obj:
+def owner_reference(owner: Obj) -> Obj:
     return {
         "apiVersion": owner["apiVersion"],
         "kind": owner["kind"],
@@ -58,7 +58,7 @@ def _owner_reference(owner: Obj) -> Obj:
     }
 
 
-def _seconds_since(timestamp: str | None) -> float:
+def seconds_since(timestamp: str | None) -> float:
     if not timestamp:
         return 0.0
     then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
@@ -71,10 +71,10 @@ def is_pod_available(pod: Obj, min_ready_seconds: int) -> bool:
     if min_ready_seconds <= 0:
         return True
     ready = next(c for c in pod["status"]["conditions"] if c.get("type") == "Ready")
-    return _seconds_since(ready.get("lastTransitionTime")) >= min_ready_seconds
+    return seconds_since(ready.get("lastTransitionTime")) >= min_ready_seconds
 
 
-def _active(pod: Obj) -> bool:
+def is_active(pod: Obj) -> bool:
     return not pod["metadata"].get("deletionTimestamp") and (pod.get("status") or {}).get("phase") not in (
         "Succeeded",
         "Failed",
@@ -87,11 +87,11 @@ def _deletion_rank(pod: Obj) -> tuple[int, int, int, int, float]:
     status = pod.get("status") or {}
     phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(status.get("phase", "Pending"), 0)
     restarts = sum(c.get("restartCount", 0) for c in status.get("containerStatuses") or [])
-    age = _seconds_since(pod["metadata"].get("creationTimestamp"))
+    age = seconds_since(pod["metadata"].get("creationTimestamp"))
     return (1 if pod["spec"].get("nodeName") else 0, phase_rank, 1 if is_pod_ready(pod) else 0, -restarts, age)
 
 
-def _set_condition(conditions: list[Obj], kind: str, status: str, reason: str, message: str) -> list[Obj]:
+def set_condition(conditions: list[Obj], kind: str, status: str, reason: str, message: str) -> list[Obj]:
     """Replace one condition, keeping lastTransitionTime when its status did not change."""
     timestamp = now()
     previous = next((c for c in conditions if c.get("type") == kind), None)
@@ -108,8 +108,8 @@ def _set_condition(conditions: list[Obj], kind: str, status: str, reason: str, m
     return [c for c in conditions if c.get("type") != kind] + [condition]
 
 
-class _Workloads:
-    """What both controllers share: typed access to deployments, replica sets and pods."""
+class WorkloadController:
+    """What the workload controllers share: typed access to their kinds, pod creation and deletion, status writes."""
 
     def __init__(self, cluster: Cluster, agent: str) -> None:
         self.cluster = cluster
@@ -141,6 +141,45 @@ class _Workloads:
         except ApiError as exc:
             log.info("%s: status of %s not written: %s", self.agent, metadata["name"], exc.message)
 
+    def create_pod(self, owner: Obj, metadata: Obj, spec: Obj) -> Obj | None:
+        """Create a pod `owner` controls, recording upstream's SuccessfulCreate/FailedCreate events."""
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {**metadata, "ownerReferences": [owner_reference(owner)]},
+            "spec": spec,
+        }
+        try:
+            created = self.cluster.create(
+                self.pods, "v1", owner["metadata"]["namespace"], pod, user_agent=self.agent
+            ).obj
+        except ApiError as exc:
+            self.cluster.record_event(
+                owner, "FailedCreate", f"Error creating: {exc.message}", event_type="Warning", component=self.agent
+            )
+            return None
+        self.cluster.record_event(
+            owner, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", component=self.agent
+        )
+        return created
+
+    def delete_pod(self, owner: Obj, pod: Obj) -> bool:
+        """Delete one of `owner`'s pods (this very pod: uid precondition), with the SuccessfulDelete event."""
+        try:
+            self.cluster.delete(
+                self.pods,
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                preconditions={"uid": pod["metadata"]["uid"]},
+            )
+        except ApiError as exc:
+            log.info("%s: pod %s not deleted: %s", self.agent, pod["metadata"]["name"], exc.message)
+            return False
+        self.cluster.record_event(
+            owner, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", component=self.agent
+        )
+        return True
+
     def _replace(self, resource_type, obj: Obj) -> Obj | None:
         metadata = obj["metadata"]
         try:
@@ -152,14 +191,14 @@ class _Workloads:
             return None
 
 
-class ReplicaSetController(_Workloads):
+class ReplicaSetController(WorkloadController):
     def __init__(self, cluster: Cluster) -> None:
         super().__init__(cluster, "replicaset-controller")
 
     def reconcile(self, _events: list[WatchEvent]) -> None:
         pods_by_owner: dict[str, list[Obj]] = {}
         for pod in self._objects(self.pods.key):
-            uid = _controller_uid(pod)
+            uid = controller_uid(pod)
             if uid:
                 pods_by_owner.setdefault(uid, []).append(pod)
         for replica_set in self._objects(self.replica_sets.key):
@@ -168,14 +207,14 @@ class ReplicaSetController(_Workloads):
 
     def _sync(self, replica_set: Obj, owned: list[Obj]) -> None:
         metadata, spec = replica_set["metadata"], replica_set["spec"]
-        active = [pod for pod in owned if _active(pod)]
+        active = [pod for pod in owned if is_active(pod)]
         wanted = spec.get("replicas", 1)
         if len(active) < wanted:
             for _ in range(wanted - len(active)):
                 self._create_pod(replica_set)
         elif len(active) > wanted:
             for pod in sorted(active, key=_deletion_rank)[: len(active) - wanted]:
-                self._delete_pod(replica_set, pod)
+                self.delete_pod(replica_set, pod)
         selector = selector_from_label_selector_object(spec.get("selector"))
         min_ready = spec.get("minReadySeconds", 0)
         status = {
@@ -191,48 +230,12 @@ class ReplicaSetController(_Workloads):
         template = json.loads(json.dumps(replica_set["spec"]["template"]))
         metadata = template.get("metadata") or {}
         name = replica_set["metadata"]["name"]
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "generateName": f"{name}-",
-                "labels": metadata.get("labels") or {},
-                "annotations": metadata.get("annotations") or {},
-                "ownerReferences": [_owner_reference(replica_set)],
-            },
-            "spec": template.get("spec") or {},
+        pod_metadata = {
+            "generateName": f"{name}-",
+            "labels": metadata.get("labels") or {},
+            "annotations": metadata.get("annotations") or {},
         }
-        try:
-            created = self.cluster.create(
-                self.pods, "v1", replica_set["metadata"]["namespace"], pod, user_agent=self.agent
-            ).obj
-        except ApiError as exc:
-            self.cluster.record_event(
-                replica_set,
-                "FailedCreate",
-                f"Error creating: {exc.message}",
-                event_type="Warning",
-                component=self.agent,
-            )
-            return
-        self.cluster.record_event(
-            replica_set, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", component=self.agent
-        )
-
-    def _delete_pod(self, replica_set: Obj, pod: Obj) -> None:
-        try:
-            self.cluster.delete(
-                self.pods,
-                pod["metadata"]["namespace"],
-                pod["metadata"]["name"],
-                preconditions={"uid": pod["metadata"]["uid"]},
-            )
-        except ApiError as exc:
-            log.info("replicaset-controller: pod %s not deleted: %s", pod["metadata"]["name"], exc.message)
-            return
-        self.cluster.record_event(
-            replica_set, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", component=self.agent
-        )
+        self.create_pod(replica_set, pod_metadata, template.get("spec") or {})
 
 
 def _resolve(value: int | str | None, total: int, *, round_up: bool) -> int:
@@ -246,14 +249,14 @@ def _resolve(value: int | str | None, total: int, *, round_up: bool) -> int:
     return math.ceil(scaled) if round_up else math.floor(scaled)
 
 
-class DeploymentController(_Workloads):
+class DeploymentController(WorkloadController):
     def __init__(self, cluster: Cluster) -> None:
         super().__init__(cluster, "deployment-controller")
 
     def reconcile(self, _events: list[WatchEvent]) -> None:
         replica_sets_by_owner: dict[str, list[Obj]] = {}
         for replica_set in self._objects(self.replica_sets.key):
-            uid = _controller_uid(replica_set)
+            uid = controller_uid(replica_set)
             if uid:
                 replica_sets_by_owner.setdefault(uid, []).append(replica_set)
         for deployment in self._objects(self.deployments.key):
@@ -307,7 +310,7 @@ class DeploymentController(_Workloads):
                     "deployment.kubernetes.io/desired-replicas": str(spec.get("replicas", 1)),
                     "deployment.kubernetes.io/max-replicas": str(spec.get("replicas", 1) + surge),
                 },
-                "ownerReferences": [_owner_reference(deployment)],
+                "ownerReferences": [owner_reference(deployment)],
             },
             "spec": {
                 "replicas": 0,
@@ -435,11 +438,11 @@ class DeploymentController(_Workloads):
         rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
         max_unavailable = _resolve(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
         if available >= replicas - max_unavailable:
-            conditions = _set_condition(
+            conditions = set_condition(
                 conditions, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."
             )
         else:
-            conditions = _set_condition(
+            conditions = set_condition(
                 conditions,
                 "Available",
                 "False",
@@ -450,7 +453,7 @@ class DeploymentController(_Workloads):
         complete = new is not None and updated == replicas and total("replicas") == replicas and available >= replicas
         progressing = next((c for c in conditions if c.get("type") == "Progressing"), None)
         if complete:
-            conditions = _set_condition(
+            conditions = set_condition(
                 conditions,
                 "Progressing",
                 "True",
@@ -462,10 +465,10 @@ class DeploymentController(_Workloads):
         elif (
             progressing
             and progressing["status"] == "True"
-            and _seconds_since(progressing.get("lastUpdateTime")) > spec.get("progressDeadlineSeconds", 600)
+            and seconds_since(progressing.get("lastUpdateTime")) > spec.get("progressDeadlineSeconds", 600)
             and progressing.get("reason") != "NewReplicaSetAvailable"
         ):
-            conditions = _set_condition(
+            conditions = set_condition(
                 conditions,
                 "Progressing",
                 "False",
@@ -477,7 +480,7 @@ class DeploymentController(_Workloads):
             or progressing.get("reason") == "NewReplicaSetAvailable"
             or progressing["message"] != f'ReplicaSet "{name}" is progressing.'
         ):
-            conditions = _set_condition(
+            conditions = set_condition(
                 conditions, "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.'
             )
         status["conditions"] = sorted(conditions, key=lambda c: c["type"])

@@ -292,8 +292,10 @@ def selector_matches(selector: JsonObject, labels: JsonObject) -> bool:
     return True
 
 
-def _replicated(obj: JsonObject, old: JsonObject | None, kind: str) -> list[Cause]:
-    """What Deployments and ReplicaSets share: replicas, selector, template and its labels."""
+def _replicated(
+    obj: JsonObject, old: JsonObject | None, kind: str, restart_policies: tuple[str, ...] = ("Always",)
+) -> list[Cause]:
+    """What Deployments, ReplicaSets, StatefulSets and Jobs share: replicas, selector, template and its labels."""
     spec = _dict(obj.get("spec"))
     causes: list[Cause] = []
     replicas = spec.get("replicas")
@@ -321,7 +323,7 @@ def _replicated(obj: JsonObject, old: JsonObject | None, kind: str) -> list[Caus
     if spec.get("template") is None:
         causes.append(_fields.required("spec.template"))
     else:
-        causes += pod_spec(_dict(template.get("spec")), "spec.template.spec", allowed_restart_policies=("Always",))
+        causes += pod_spec(_dict(template.get("spec")), "spec.template.spec", allowed_restart_policies=restart_policies)
     if old is not None:
         old_selector = _dict(old.get("spec")).get("selector")
         if old_selector is not None and selector != old_selector:
@@ -392,6 +394,63 @@ def _is_zero(value: Any) -> bool:
 
 def _replica_set(replica_set: JsonObject, old: JsonObject | None) -> list[Cause]:
     return _replicated(replica_set, old, "replicaset")
+
+
+def _stateful_set(stateful_set: JsonObject, old: JsonObject | None) -> list[Cause]:
+    causes = _replicated(stateful_set, old, "statefulset")
+    spec = _dict(stateful_set.get("spec"))
+    if spec.get("podManagementPolicy") not in (None, "OrderedReady", "Parallel"):
+        causes.append(
+            _fields.not_supported(
+                "spec.podManagementPolicy", spec.get("podManagementPolicy"), ["OrderedReady", "Parallel"]
+            )
+        )
+    for position, claim in enumerate(_list(spec.get("volumeClaimTemplates"))):
+        if not _dict(_dict(claim).get("metadata")).get("name"):
+            causes.append(_fields.required(f"{index('spec.volumeClaimTemplates', position)}.metadata.name"))
+    if old is not None:
+        for field_name in ("serviceName", "volumeClaimTemplates", "podManagementPolicy"):
+            if spec.get(field_name) != _dict(old.get("spec")).get(field_name):
+                causes.append(
+                    _fields.forbidden(
+                        "spec",
+                        "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+                        "'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and "
+                        "'minReadySeconds' are forbidden",
+                    )
+                )
+                break
+    return causes
+
+
+def _job(job: JsonObject, old: JsonObject | None) -> list[Cause]:
+    causes = [
+        cause
+        for cause in _replicated(job, old, "job", restart_policies=("OnFailure", "Never"))
+        if cause.field != "spec.replicas"
+    ]
+    spec = _dict(job.get("spec"))
+    for number_key in (
+        "parallelism",
+        "completions",
+        "backoffLimit",
+        "activeDeadlineSeconds",
+        "ttlSecondsAfterFinished",
+    ):
+        number = spec.get(number_key)
+        if isinstance(number, int) and number < 0:
+            causes.append(_fields.invalid(child("spec", number_key), number, "must be greater than or equal to 0"))
+    if spec.get("completionMode") not in (None, "NonIndexed", "Indexed"):
+        causes.append(
+            _fields.not_supported("spec.completionMode", spec.get("completionMode"), ["NonIndexed", "Indexed"])
+        )
+    if spec.get("completionMode") == "Indexed":
+        causes.append(
+            _fields.not_supported("spec.completionMode", "Indexed", ["NonIndexed (localcluster runs no Indexed Jobs)"])
+        )
+    if old is not None and _dict(old.get("spec")).get("template") != spec.get("template") and not spec.get("suspend"):
+        causes.append(_fields.invalid("spec.template", "", "field is immutable"))
+    return causes
 
 
 # Services.
@@ -494,4 +553,6 @@ RULES: dict[tuple[str, str], Rule] = {
     ("", "Secret"): _secret,
     ("apps", "Deployment"): _deployment,
     ("apps", "ReplicaSet"): _replica_set,
+    ("apps", "StatefulSet"): _stateful_set,
+    ("batch", "Job"): _job,
 }
