@@ -10,6 +10,7 @@ from localcluster.controllers.endpoints import ENDPOINTS_KEYS, EndpointsControll
 from localcluster.controllers.garbage_collector import GarbageCollector
 from localcluster.controllers.jobs import JOB_KEYS, JobController
 from localcluster.controllers.namespaces import NamespaceController
+from localcluster.controllers.statefulsets import STATEFULSET_KEYS, StatefulSetController
 from localcluster.controllers.workloads import WORKLOAD_KEYS, DeploymentController, ReplicaSetController
 
 
@@ -22,6 +23,7 @@ def start_controllers(cluster: Cluster) -> list[asyncio.Task[None]]:
         # Availability (minReadySeconds) and progress deadlines change with time: resync each second.
         ("replicaset-controller", ReplicaSetController(cluster).reconcile, WORKLOAD_KEYS, 1.0),
         ("deployment-controller", DeploymentController(cluster).reconcile, WORKLOAD_KEYS, 1.0),
+        ("statefulset-controller", StatefulSetController(cluster).reconcile, STATEFULSET_KEYS, 1.0),
         # Failure back-off, activeDeadlineSeconds and ttlSecondsAfterFinished are times too.
         ("job-controller", JobController(cluster).reconcile, JOB_KEYS, 1.0),
     ]

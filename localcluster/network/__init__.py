@@ -7,6 +7,7 @@
 """
 
 from localcluster.network.callers import PodAddresses
+from localcluster.network.hostnames import PodHostnameResolver
 from localcluster.network.proxy import ProxyLimits, ServiceProxy
 from localcluster.network.routing import (
     DEFAULT_NAMESPACE,
@@ -43,6 +44,7 @@ __all__ = [
     "HeaderOperations",
     "LoopbackResolver",
     "PodAddresses",
+    "PodHostnameResolver",
     "Policy",
     "ProxyError",
     "ProxyLimits",

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import h11
 
 from localcluster.network.callers import PodAddresses
+from localcluster.network.hostnames import PodHostnameResolver
 from localcluster.network.http1 import (
     BackendFailed,
     Body,
@@ -176,7 +177,7 @@ class ServiceProxy:
     ) -> ServiceProxy:
         """The proxy localcluster runs: pod addresses and Services, and what later routing adds in front."""
         mesh = MeshResolver(store)
-        routes = RoutingTable([mesh, LoopbackResolver(), ServiceResolver(store)])
+        routes = RoutingTable([mesh, LoopbackResolver(), PodHostnameResolver(store), ServiceResolver(store)])
         routes.add_inbound(mesh.inbound)
         proxy = cls(
             routes,

@@ -17,7 +17,7 @@ from localcluster.network.routing import Destination, ProxyError, RouteRequest
 from localcluster.store import Store
 
 CLUSTER_DOMAIN = "cluster.local"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SERVICES = "core/services"
 _ENDPOINTS = "core/endpoints"
 
@@ -31,7 +31,7 @@ def service_of_host(host: str, caller_namespace: str) -> tuple[str, str] | None:
             return None
     if len(labels) == 3 and labels[2] == "svc":
         labels = labels[:2]
-    if not all(_DNS_LABEL.match(label) for label in labels):
+    if not all(DNS_LABEL.match(label) for label in labels):
         return None
     if len(labels) == 1:
         return caller_namespace, labels[0]

@@ -397,8 +397,27 @@ def _replica_set(replica_set: JsonObject, old: JsonObject | None) -> list[Cause]
 
 
 def _stateful_set(stateful_set: JsonObject, old: JsonObject | None) -> list[Cause]:
-    causes = _replicated(stateful_set, old, "statefulset")
     spec = _dict(stateful_set.get("spec"))
+    # The claim templates are volumes of every pod, so mounts may name them (as upstream validates).
+    claim_volumes = [
+        {"name": name, "persistentVolumeClaim": {"claimName": name}}
+        for claim in _list(spec.get("volumeClaimTemplates"))
+        if isinstance(name := _dict(_dict(claim).get("metadata")).get("name"), str)
+    ]
+    template_spec = _dict(_dict(spec.get("template")).get("spec"))
+    with_claims = {
+        **stateful_set,
+        "spec": {
+            **spec,
+            "template": {
+                **_dict(spec.get("template")),
+                "spec": {**template_spec, "volumes": [*_list(template_spec.get("volumes")), *claim_volumes]},
+            },
+        },
+    }
+    causes = _replicated(
+        with_claims if claim_volumes and spec.get("template") is not None else stateful_set, old, "statefulset"
+    )
     if spec.get("podManagementPolicy") not in (None, "OrderedReady", "Parallel"):
         causes.append(
             _fields.not_supported(

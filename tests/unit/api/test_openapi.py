@@ -239,7 +239,7 @@ def test_v2_protobuf_is_served_as_kube_openapi_serves_it(client: Client) -> None
 
 
 def test_unknown_group_version_is_a_404_status(client: Client) -> None:
-    response = client.get("/openapi/v3/apis/batch/v1")
+    response = client.get("/openapi/v3/apis/autoscaling/v2")
     assert response.status_code == 404
     assert response.json()["reason"] == "NotFound"
 
