@@ -60,6 +60,9 @@ def later(seconds: int) -> str:
 #: A mutating admission step (a webhook's part, such as Istio's sidecar injector): it may change the
 #: object being created (old is None) or updated, after defaulting and before validation.
 MutatingAdmission = Callable[[ResourceType, dict[str, Any], "dict[str, Any] | None"], None]
+#: A validating admission step (a webhook's part, such as Knative's resource validation): it raises an
+#: ApiError to deny the create or update, after the object passed validation.
+ValidatingAdmission = Callable[[ResourceType, dict[str, Any], "dict[str, Any] | None"], None]
 
 
 @dataclass
@@ -99,6 +102,8 @@ class Cluster:
         self.validator = Validator(schemas)
         #: Run in order on every create and update, as the apiserver calls mutating webhooks.
         self.mutating_admission: list[MutatingAdmission] = []
+        #: Run in order after validation, as the apiserver calls validating webhooks; they raise to deny.
+        self.validating_admission: list[ValidatingAdmission] = []
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -182,11 +187,17 @@ class Cluster:
         old: dict[str, Any] | None,
         options: WriteOptions,
     ) -> list[str]:
-        """Defaults, mutating admission, then validation (which prunes unknown fields); returns warnings."""
+        """Defaults, mutating admission, validation (which prunes unknown fields), validating admission.
+
+        The order of the apiserver's admission chain; returns warnings.
+        """
         defaults.apply_defaults(resource_type, obj)
         for mutate in self.mutating_admission:
             mutate(resource_type, obj, old)
-        return self.validator.validate(resource_type, version, obj, old, field_validation=options.field_validation)
+        warnings = self.validator.validate(resource_type, version, obj, old, field_validation=options.field_validation)
+        for validate in self.validating_admission:
+            validate(resource_type, obj, old)
+        return warnings
 
     def _manager(self, options: WriteOptions, user_agent: str | None) -> str:
         if options.field_manager:

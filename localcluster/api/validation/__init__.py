@@ -15,6 +15,9 @@ runs in three steps, each mirroring a stage of the real apiserver:
 3. **Built-in kinds** (`_builtin`): the hand-written rules of pkg/apis/core/validation and
    apps/validation that labs can hit, and the immutable fields checked on update.
 
+Around these, `Cluster` runs the admission steps of installed systems, mutating before and validating
+after; `KnativeAdmission` (`_webhooks`) provides Knative's defaulting, resource and ConfigMap validation.
+
 Failures raise `errors.Invalid` (422) carrying one `Cause` per problem, `field` the path as upstream
 writes it (`spec.template.spec.containers[1].name`).
 """
@@ -30,8 +33,9 @@ from localcluster.api.schemas import SchemaIndex
 from localcluster.api.validation import _builtin
 from localcluster.api.validation._custom import SpecValidator
 from localcluster.api.validation._structure import StructureWalker
+from localcluster.api.validation._webhooks import KnativeAdmission
 
-__all__ = ["FIELD_VALIDATION_MODES", "Validator", "validate"]
+__all__ = ["FIELD_VALIDATION_MODES", "KnativeAdmission", "Validator", "validate"]
 
 FIELD_VALIDATION_MODES = ("Ignore", "Strict", "Warn")
 #: A CRD's schema says only `metadata: {type: object}`; the apiserver checks it as ObjectMeta.
