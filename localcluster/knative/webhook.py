@@ -240,7 +240,9 @@ def validate(kind: str, obj: Obj, old: Obj | None, config: WebhookConfig) -> Err
 
     errors = fe.via(_no_autoscaling_annotations(annotations), "annotations")
     if kind in ("Service", "Route"):
-        errors += fe.via(_rollout_duration(annotations), "annotations")
+        errors += fe.via(
+            _whole_seconds(annotations, keys.ROLLOUT_DURATION_ANNOTATIONS, "rollout-duration"), "annotations"
+        )
     if kind in ("Configuration", "Route"):
         errors += fe.via(_owner_label(metadata, keys.SERVICE_LABEL, "Service"), "labels")
     errors = fe.via(errors, "metadata")
@@ -291,8 +293,9 @@ def _no_autoscaling_annotations(annotations: Mapping[str, str]) -> Errors:
     return errors
 
 
-def _rollout_duration(annotations: Mapping[str, str]) -> Errors:
-    found = keys.lookup(annotations, keys.ROLLOUT_DURATION_ANNOTATIONS)
+def _whole_seconds(annotations: Mapping[str, str], key_priority: keys.KeyPriority, label: str) -> Errors:
+    """A duration annotation (rollout-duration, progress-deadline): parseable, whole seconds, not negative."""
+    found = keys.lookup(annotations, key_priority)
     if not found or not found[1]:
         return []
     key, value = found
@@ -301,9 +304,9 @@ def _rollout_duration(annotations: Mapping[str, str]) -> Errors:
     except ValueError:
         return fe.invalid_value(value, key)
     if duration % SECOND:
-        return fe.generic(f"rollout-duration={value} is not at second precision", key)
+        return fe.generic(f"{label}={value} is not at second precision", key)
     if duration < 0:
-        return fe.generic(f"rollout-duration={value} must be positive", key)
+        return fe.generic(f"{label}={value} must be positive", key)
     return []
 
 
@@ -315,7 +318,9 @@ def _template(template: Any, parent: Obj, config: WebhookConfig) -> Errors:
     errors = fe.via(_revision_spec(template.get("spec") or {}, config), "spec")
     errors += fe.via(_autoscaling_annotations(annotations, config.autoscaler), "metadata.annotations")
     errors += _revision_name(metadata.get("name") or "", metadata.get("generateName") or "", parent)
-    errors += fe.via(_progress_deadline(annotations), "metadata.annotations")
+    errors += fe.via(
+        _whole_seconds(annotations, (keys.PROGRESS_DEADLINE_ANNOTATION,), "progress-deadline"), "metadata.annotations"
+    )
     return errors
 
 
@@ -353,22 +358,6 @@ def _is_dns1035_label(value: str, *, prefix: bool) -> bool:
     if prefix:
         value = value[:-1] if value.endswith("-") else value
     return len(value) <= 63 and bool(_DNS1035_LABEL.fullmatch(value))
-
-
-def _progress_deadline(annotations: Mapping[str, str]) -> Errors:
-    value = annotations.get(keys.PROGRESS_DEADLINE_ANNOTATION)
-    if not value:
-        return []
-    key = keys.PROGRESS_DEADLINE_ANNOTATION
-    try:
-        duration = parse_duration(value)
-    except ValueError:
-        return fe.invalid_value(value, key)
-    if duration % SECOND:
-        return fe.generic(f"progress-deadline={value} is not at second precision", key)
-    if duration < 0:
-        return fe.generic(f"progress-deadline={value} must be positive", key)
-    return []
 
 
 def _traffic_list(traffic: list[Any], *, default_configuration: bool) -> Errors:
