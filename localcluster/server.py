@@ -30,6 +30,7 @@ from localcluster.api.resources import ResourceRegistry, crd_status
 from localcluster.api.schemas import SchemaIndex
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
+from localcluster.controllers.knative import install_reference_config
 from localcluster.kubelet import Kubelet
 from localcluster.network import ProxyLimits, ServiceProxy
 from localcluster.network.mesh.injection import SidecarInjector
@@ -133,6 +134,7 @@ def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet 
     cluster = Cluster(store, registry, schemas)
     cluster.mutating_admission.append(SidecarInjector(store))
     bootstrap(cluster)
+    install_reference_config(cluster, settings.shared_dir / "reference")
     config = ApiConfig(
         token=token,
         server_address=server_address,

@@ -316,11 +316,13 @@ BUILTIN_COLUMNS: dict[str, list[Column]] = {
 
 _JSONPATH_STEP = re.compile(
     r"\.([A-Za-z0-9_-]+)|\[\?\(@\.([A-Za-z0-9_.-]+)\s*==\s*['\"]([^'\"]*)['\"]\)\]|\[(\d+|\*)\]"
+    r"|\[['\"]((?:[^'\"\\]|\\.)*)['\"]\]"
 )
 
 
 def jsonpath(obj: Any, expression: str) -> list[Any]:
-    """The subset of JSONPath CRD printer columns use: `.a.b`, `[0]`, `[*]`, `[?(@.type=='Ready')]`."""
+    """The subset of JSONPath CRD printer columns use: `.a.b`, `[0]`, `[*]`, `[?(@.type=='Ready')]`, and
+    `['serving\\.knative\\.dev/revision']` (a quoted key, dots escaped)."""
     results = [obj]
     position = 0
     expression = expression.strip()
@@ -331,7 +333,9 @@ def jsonpath(obj: Any, expression: str) -> list[Any]:
         if not match:
             return []
         position = match.end()
-        field, filter_key, filter_value, index = match.groups()
+        field, filter_key, filter_value, index, quoted = match.groups()
+        if quoted is not None:
+            field = quoted.replace("\\", "")
         next_results: list[Any] = []
         for node in results:
             if field is not None:

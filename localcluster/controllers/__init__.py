@@ -9,6 +9,7 @@ from localcluster.controllers.base import reconcile_on_changes
 from localcluster.controllers.endpoints import ENDPOINTS_KEYS, EndpointsController
 from localcluster.controllers.garbage_collector import GarbageCollector
 from localcluster.controllers.jobs import JOB_KEYS, JobController
+from localcluster.controllers.knative import KPAController, knative_loops
 from localcluster.controllers.namespaces import NamespaceController
 from localcluster.controllers.statefulsets import STATEFULSET_KEYS, StatefulSetController
 from localcluster.controllers.workloads import WORKLOAD_KEYS, DeploymentController, ReplicaSetController
@@ -27,7 +28,12 @@ def start_controllers(cluster: Cluster) -> list[asyncio.Task[None]]:
         # Failure back-off, activeDeadlineSeconds and ttlSecondsAfterFinished are times too.
         ("job-controller", JobController(cluster).reconcile, JOB_KEYS, 1.0),
     ]
+    autoscaler = KPAController(cluster)
+    loops += knative_loops(cluster, autoscaler)
     return [
-        asyncio.create_task(reconcile_on_changes(cluster, name, reconcile, keys=keys, resync=resync), name=name)
-        for name, reconcile, keys, resync in loops
+        *(
+            asyncio.create_task(reconcile_on_changes(cluster, name, reconcile, keys=keys, resync=resync), name=name)
+            for name, reconcile, keys, resync in loops
+        ),
+        asyncio.create_task(autoscaler.run(), name="autoscaler"),
     ]

@@ -20,8 +20,10 @@ converted once. The pieces, each a port of the upstream file named:
 from __future__ import annotations
 
 import math
+import time
+import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +96,63 @@ class ConcurrencyMeter:
         arrived = self._arrived
         self._since, self._area, self._arrived = now, 0.0, 0
         return average, arrived
+
+
+RevisionKey = tuple[str, str]
+
+
+class RevisionLoad:
+    """Every revision's ConcurrencyMeter: the proxy leases, the autoscaler reads.
+
+    `lease` counts a request from its arrival (held by the activator or not) until `release`; each
+    arrival is told to the listeners (the autoscaler pokes a revision that is at zero, as the
+    activator's first stat does). One RevisionLoad serves one cluster: `for_store` hands the proxy
+    and the controllers the same one.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._meters: dict[RevisionKey, ConcurrencyMeter] = {}
+        self._listeners: list[Callable[[RevisionKey], None]] = []
+
+    def meter(self, key: RevisionKey) -> ConcurrencyMeter:
+        return self._meters.setdefault(key, ConcurrencyMeter())
+
+    def on_arrival(self, listener: Callable[[RevisionKey], None]) -> None:
+        self._listeners.append(listener)
+
+    def lease(self, key: RevisionKey) -> Callable[[], None]:
+        """Count one request in; the returned function counts it out (calling it again does nothing)."""
+        meter = self.meter(key)
+        meter.begin(self.clock())
+        for listener in self._listeners:
+            listener(key)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                meter.end(self.clock())
+
+        return release
+
+    def report(self, key: RevisionKey) -> tuple[float, int]:
+        return self.meter(key).report(self.clock())
+
+    def forget(self, key: RevisionKey) -> None:
+        self._meters.pop(key, None)
+
+
+_LOADS: weakref.WeakKeyDictionary[object, RevisionLoad] = weakref.WeakKeyDictionary()
+
+
+def load_for(owner: object, clock: Callable[[], float] = time.monotonic) -> RevisionLoad:
+    """The one RevisionLoad of a cluster (keyed by its store), created on first use."""
+    load = _LOADS.get(owner)
+    if load is None:
+        load = _LOADS[owner] = RevisionLoad(clock)
+    return load
 
 
 # -- metric windows ---------------------------------------------------------------------------------
@@ -216,6 +275,12 @@ def metric_windows(annotations: Mapping[str, str] | None, config: AutoscalerConf
         percentage = config.panic_window_percentage
     panic = math.floor(stable * percentage / 100.0 + 0.5)  # time.Duration.Round: halves away from zero
     return stable, max(float(panic), _seconds(BUCKET_SIZE))
+
+
+def progress_deadline(annotations: Mapping[str, str] | None) -> float:
+    """The revision's progress deadline (serving.knative.dev/progress-deadline), else config-deployment's default."""
+    deadline = _annotation_duration(annotations, (keys.PROGRESS_DEADLINE_ANNOTATION,))
+    return deadline if deadline is not None else DEFAULT_PROGRESS_DEADLINE
 
 
 def stable_window(annotations: Mapping[str, str] | None, config: AutoscalerConfig) -> float:

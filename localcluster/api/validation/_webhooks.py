@@ -14,6 +14,7 @@ per field path, so a checker can point at the field.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -120,6 +121,12 @@ def _or_default(
         return fallback()
 
 
+def example_checksum(example: str) -> str:
+    """configmap.Checksum: crc32 of the trimmed text, each run of newlines written as a literal `\\n`."""
+    normalized = re.sub(r"(?:\r?\n)+", r"\\n", example.strip())
+    return f"{zlib.crc32(normalized.encode()):08x}"
+
+
 class ConfigMapWebhook:
     """config.webhook.serving.knative.dev: Knative's ConfigMaps must load, and `_example` stays untouched."""
 
@@ -140,7 +147,7 @@ class ConfigMapWebhook:
         data = obj.get("data") or {}
         example = data.get(knative_config.EXAMPLE_KEY)
         checksum = (metadata.get("annotations") or {}).get(_EXAMPLE_CHECKSUM_ANNOTATION)
-        if isinstance(example, str) and checksum and checksum != f"{zlib.crc32(example.encode()):08x}":
+        if isinstance(example, str) and checksum and checksum != example_checksum(example):
             self._deny(
                 f'the update modifies a key in "{knative_config.EXAMPLE_KEY}" which is probably not what you want. '
                 'Instead, copy the respective setting to the top-level of the ConfigMap, directly below "data"'
