@@ -28,6 +28,7 @@ from localcluster.api.cluster import SYSTEM_NAMESPACES, Cluster, now
 from localcluster.api.openapi import openapi_routes
 from localcluster.api.resources import ResourceRegistry, crd_status
 from localcluster.api.schemas import SchemaIndex
+from localcluster.api.validation import KnativeAdmission
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
 from localcluster.controllers.knative import install_reference_config
@@ -133,6 +134,7 @@ def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet 
     store = Store(settings.database_path, history=settings.watch_history)
     cluster = Cluster(store, registry, schemas)
     cluster.mutating_admission.append(SidecarInjector(store))
+    KnativeAdmission(store).register(cluster)
     bootstrap(cluster)
     install_reference_config(cluster, settings.shared_dir / "reference")
     config = ApiConfig(
