@@ -127,7 +127,7 @@ class KnativeResolver:
         if identity is not None:
             namespace, name = identity
             placeholder = self._store.get(_SERVICES, namespace, name)
-            route_name = ((placeholder.obj["metadata"].get("labels") or {}).get(ROUTE_LABEL) if placeholder else None)
+            route_name = (placeholder.obj["metadata"].get("labels") or {}).get(ROUTE_LABEL) if placeholder else None
             if route_name:
                 route = self._store.get(_ROUTES, namespace, route_name)
                 tag = _tag_of(route.obj, name) if route is not None else None
@@ -149,7 +149,9 @@ class KnativeResolver:
     def _state(self, key: kpa.RevisionKey) -> _RevisionState:
         return self._revisions.setdefault(key, _RevisionState())
 
-    async def choose(self, key: kpa.RevisionKey, spec: dict[str, Any], *, via: str, labels: dict[str, str]) -> Destination:
+    async def choose(
+        self, key: kpa.RevisionKey, spec: dict[str, Any], *, via: str, labels: dict[str, str]
+    ) -> Destination:
         """One attempt's pod of the revision: at once if one is ready with capacity, else once there is."""
         release = self._load.lease(key)
         state = self._state(key)
@@ -159,7 +161,9 @@ class KnativeResolver:
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             if state.waiting >= QUEUE_DEPTH:
-                raise ProxyError("QueueFull", "pending request queue full", status=503, text="pending request queue full")
+                raise ProxyError(
+                    "QueueFull", "pending request queue full", status=503, text="pending request queue full"
+                )
             state.waiting += 1
             try:
                 ip = await self._wait_for_pod(key, state, capacity, port, spec, deadline)
@@ -178,7 +182,13 @@ class KnativeResolver:
         return Destination(ip, port, via=via, labels={**labels, "pod_ip": ip}, done=done)
 
     async def _wait_for_pod(
-        self, key: kpa.RevisionKey, state: _RevisionState, capacity: int, port: int, spec: dict[str, Any], deadline: float
+        self,
+        key: kpa.RevisionKey,
+        state: _RevisionState,
+        capacity: int,
+        port: int,
+        spec: dict[str, Any],
+        deadline: float,
     ) -> str:
         loop = asyncio.get_running_loop()
         while True:
@@ -221,7 +231,9 @@ class KnativeResolver:
         state.probed_ready &= running
         for ip in running - listed - state.probed_ready:
             if ip not in state.probing:
-                state.probing[ip] = asyncio.create_task(self._probe(state, ip, port, spec), name=f"activator-probe-{ip}")
+                state.probing[ip] = asyncio.create_task(
+                    self._probe(state, ip, port, spec), name=f"activator-probe-{ip}"
+                )
         return sorted((listed & running) | state.probed_ready)
 
     def _running_pods(self, namespace: str, revision: str) -> set[str]:
@@ -256,8 +268,10 @@ async def _probe_once(ip: str, port: int, path: str | None) -> bool:
     try:
         if path is None:
             return True
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: Knative-Activator-Probe\r\n"
-                     "K-Network-Probe: queue\r\nConnection: close\r\n\r\n".encode())
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: Knative-Activator-Probe\r\n"
+            "K-Network-Probe: queue\r\nConnection: close\r\n\r\n".encode()
+        )
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), _PROBE_TIMEOUT)
         parts = line.split()

@@ -186,8 +186,28 @@ class KnativeReconciler:
                 reconcile_kind(obj, status, manager)
             except ApiError as exc:
                 log.info("%s: %s/%s: %s", self.agent, resource_type.kind, obj["metadata"]["name"], exc.message)
+            except Exception:
+                # One object's failure must not hold up the others; its status is still written.
+                log.exception("%s: reconciling %s/%s failed", self.agent, resource_type.kind, obj["metadata"]["name"])
             status["observedGeneration"] = generation(obj)
+            _keep_transition_times(obj.get("status") or {}, status)
             self.write_status(resource_type, obj, status)
+
+
+def _keep_transition_times(before: Obj, after: Obj) -> None:
+    """A condition that ends a pass as it began keeps its lastTransitionTime.
+
+    Within one pass a condition may move and move back (True, then Unknown again); upstream's
+    VolatileTime does not count in the status comparison, so such a pass writes nothing. Here the
+    stored time is put back, with the same effect.
+    """
+    previous = {c.get("type"): c for c in before.get("conditions") or []}
+    for condition_now in after.get("conditions") or []:
+        old = previous.get(condition_now.get("type"))
+        if old is not None and {k: v for k, v in old.items() if k != "lastTransitionTime"} == {
+            k: v for k, v in condition_now.items() if k != "lastTransitionTime"
+        }:
+            condition_now["lastTransitionTime"] = old.get("lastTransitionTime", condition_now.get("lastTransitionTime"))
 
 
 def _load(config_type: Any, data: Mapping[str, str] | None) -> Any:
