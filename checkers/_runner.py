@@ -16,11 +16,13 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from checkers._context import Context
+from checkers._evidence import record
 from checkers._registry import DEFAULT_TIMEOUT, Check
 from checkers._result import CheckResult
 from labkit._waiting import Observation, poll
 
 T = TypeVar("T")
+C = TypeVar("C", bound=Context)
 
 #: How long `lab check` waits for the API to answer at all before saying it is down.
 PREFLIGHT_TIMEOUT = 5.0
@@ -78,9 +80,9 @@ def observe(probe: Callable[[], T], until: Callable[[T], object], *, timeout: fl
     return poll(probe, until, timeout=timeout)
 
 
-def _verdict(check: Check, ctx: Context) -> CheckResult:
+def _verdict(check: Check, ctx: Context, timeout: float) -> CheckResult:
     """Run the check function, turning anything it raises into an ERROR that says why."""
-    _deadline.set(time.monotonic() + check.timeout)
+    _deadline.set(time.monotonic() + timeout)
     try:
         result = check.function(ctx)
     except Exception as exc:  # a check must never crash the run: its exception becomes an ERROR verdict
@@ -105,30 +107,37 @@ def _verdict(check: Check, ctx: Context) -> CheckResult:
     return result
 
 
-def run_check(check: Check, ctx: Context, *, grace: float = GRACE) -> CheckResult:
-    """Run one check within its timeout; a check still stuck after its budget and `grace` is an ERROR."""
+def run_check(check: Check, ctx: Context, *, grace: float = GRACE, budget: float | None = None) -> CheckResult:
+    """Run one check within its timeout; a check still stuck after its budget and `grace` is an ERROR.
+
+    `budget` shortens how long the check may wait for eventual state (a look rather than a wait,
+    as class progress needs); it never lengthens the check's own timeout.
+    """
     started = time.monotonic()
+    timeout = check.timeout if budget is None else min(budget, check.timeout)
     outcome: list[CheckResult] = []
     # Each check gets its own context so its deadline does not leak; a daemon thread so a check stuck
     # in a network call cannot keep `lab check` from exiting.
     worker = threading.Thread(
-        target=lambda: outcome.append(contextvars.Context().run(_verdict, check, ctx)),
+        target=lambda: outcome.append(contextvars.Context().run(_verdict, check, ctx, timeout)),
         name=f"check-{check.check_id}",
         daemon=True,
     )
     worker.start()
-    worker.join(check.timeout + grace)
+    worker.join(timeout + grace)
     if outcome:
         result = outcome[0]
     else:
         result = CheckResult.error(
-            f"The check did not finish within {check.timeout + grace:g}s: the cluster answers too slowly.",
+            f"The check did not finish within {timeout + grace:g}s: the cluster answers too slowly.",
             "This is not about your work: check that the cluster is healthy and try again.",
         )
-    return result.named(check.check_id, check.title, time.monotonic() - started)
+    named = result.named(check.check_id, check.title, time.monotonic() - started)
+    record(named)
+    return named
 
 
-def open_context(connect: Callable[[], Context]) -> Context:
+def open_context(connect: Callable[[], C]) -> C:
     """Connect and make sure the API answers, so a down cluster is one clear line, not N errors."""
     try:
         ctx = connect()

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from labkit._kubectl import KubectlError, KubectlRun, kubectl
     from labkit._panel import CheckPanel, check
     from labkit._waiting import WaitTimeout, wait_for
-    from labkit.charts import LiveChart
     from labkit.admin import admin_headers, ensure_admin_secret
+    from labkit.charts import LiveChart
     from labkit.connection import connect
     from labkit.settings import PROJECT_IMAGE, Settings
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from labkit import course_cli
+
 if TYPE_CHECKING:
     from checkers import Check, CheckResult, Context
 
@@ -140,9 +142,16 @@ def reset_command(selector: str) -> None:
 @click.option("--check", "only_check", is_flag=True, help="Only report whether labs/ is up to date.")
 @click.option("--solutions", type=click.Path(path_type=Path, file_okay=False), default=None)
 @click.option("--labs", type=click.Path(path_type=Path, file_okay=False), default=None)
-def release_command(only_check: bool, solutions: Path | None, labs: Path | None) -> None:
+@click.option(
+    "--course",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Also release every lab into this nbgrader course directory, for `lab collect` and `lab grade`.",
+)
+def release_command(only_check: bool, solutions: Path | None, labs: Path | None, course: Path | None) -> None:
     """Generate labs/ from solutions/ with nbgrader (solutions and hidden checks removed)."""
     from labkit import release
+    from labkit.grading import Course, GradingError
 
     solutions = solutions or release.SOLUTIONS
     labs = labs or release.LABS
@@ -155,12 +164,15 @@ def release_command(only_check: bool, solutions: Path | None, labs: Path | None)
             return
         for written in release.release(solutions, labs):
             click.echo(f"wrote {written}")
-    except release.ReleaseError as exc:
+        if course is not None:
+            released = Course(course).release(solutions)
+            click.echo(f"released {', '.join(released)} to the course in {course}")
+    except (release.ReleaseError, GradingError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 #: What the main `lab` group attaches (`for command in COMMANDS: main.add_command(command)`).
-COMMANDS = (check_command, solve_command, reset_command, release_command)
+COMMANDS = (check_command, solve_command, reset_command, release_command, *course_cli.COMMANDS)
 
 
 @click.group()

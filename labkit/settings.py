@@ -17,6 +17,9 @@ PROJECT_IMAGE = "ghcr.io/cloud-native-bookstore/workshop:latest"
 #: The namespace the labs work in, unless LAB_NAMESPACE says otherwise.
 DEFAULT_NAMESPACE = "bookstore"
 
+#: Names a file each check run appends its verdict to, as a JSON line (`lab grade` sets it).
+EVIDENCE_FILE_VARIABLE = "LAB_EVIDENCE_FILE"
+
 #: The repository root, where solutions/ and labs/ live.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,14 +35,17 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     kubeconfig: Path | None = None
     context: str | None = None
+    #: Where check verdicts are recorded as evidence (while grading), or None.
+    evidence_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read LAB_NAMESPACE, KUBECONFIG and LAB_CONTEXT, as a terminal beside the notebook would."""
+        """Read LAB_NAMESPACE, KUBECONFIG, LAB_CONTEXT and LAB_EVIDENCE_FILE, as a terminal beside a notebook would."""
         env = os.environ if environ is None else environ
         kubeconfig = env.get("KUBECONFIG")
         return cls(
             namespace=env.get("LAB_NAMESPACE") or DEFAULT_NAMESPACE,
             kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
             context=env.get("LAB_CONTEXT") or None,
+            evidence_file=Path(env[EVIDENCE_FILE_VARIABLE]) if env.get(EVIDENCE_FILE_VARIABLE) else None,
         )

@@ -19,6 +19,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from labkit.cli import check_command, release_command, solve_command
 from labkit.cli import reset_command as reset_lab_command
+from labkit.course_cli import COMMANDS as COURSE_COMMANDS
 from localcluster import processes, state
 from localcluster.settings import CONTEXT_NAME, DEFAULT_NAMESPACE, Settings
 
@@ -46,6 +47,12 @@ def main(ctx: click.Context, home: Path | None) -> None:
     lab solve 00    do what a lab's solution does; lab reset 00 undoes it
     lab down        stop localcluster and everything it started
     lab reset       stop and forget all state
+
+    \b
+    For instructors:
+    lab release --course DIR   release every lab into an nbgrader course
+    lab collect HOMES          collect submissions; lab grade grades them
+    lab progress               which checks pass now, per attendee
     """
     settings = Settings.from_env()
     if home is not None:
@@ -266,7 +273,7 @@ def reset(ctx: click.Context, lab: str | None, yes: bool) -> None:
     click.echo(f"State cleared in {settings.home}.")
 
 
-for _command in (check_command, solve_command, release_command):
+for _command in (check_command, solve_command, release_command, *COURSE_COMMANDS):
     main.add_command(_command)
 
 if __name__ == "__main__":
