@@ -117,4 +117,12 @@ def test_solve_with_the_cluster_down_exits_2(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_the_commands_to_attach_are_exported() -> None:
-    assert [command.name for command in cli.COMMANDS] == ["check", "solve", "reset", "release"]
+    assert [command.name for command in cli.COMMANDS] == [
+        "check",
+        "solve",
+        "reset",
+        "release",
+        "collect",
+        "grade",
+        "progress",
+    ]
