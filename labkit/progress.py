@@ -134,6 +134,7 @@ def table_html(progress: Sequence[AttendeeProgress], checks: Sequence[Check]) ->
             f"<td style='text-align:right'>{row.passed}/{len(checks)}</td></tr>"
         )
     return (
+        "<style>table.lab-progress td, table.lab-progress th {padding: 2px 8px}</style>"
         '<table class="lab-progress"><thead><tr><th>attendee</th>'
         f"{head}<th>passed</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
@@ -155,7 +156,7 @@ class Dashboard:
         self.progress: list[AttendeeProgress] = []
         self.refreshes = 0
         self.view = ipywidgets.HTML()
-        self.chart = ipywidgets.Image(format="png")
+        self.chart = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width="min(100%, 640px)"))
         self.widget = ipywidgets.VBox([self.view, self.chart])
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -192,12 +193,14 @@ class Dashboard:
         import io
 
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         passing = [sum(1 for row in self.progress if row.status_of(c.check_id) is Status.PASSED) for c in self.checks]
         figure = Figure(figsize=(max(4.0, 0.45 * len(self.checks)), 2.6), dpi=100, layout="constrained")
         axes = figure.add_subplot()
         axes.bar([c.check_id for c in self.checks], passing, color=COLOURS[Status.PASSED])
         axes.set_ylim(0, max(1, len(self.people)))
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel("attendees passing")
         axes.tick_params(axis="x", labelrotation=60, labelsize=8)
         buffer = io.BytesIO()
