@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import io
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from logging.handlers import RotatingFileHandler
 from typing import Any
 
 import uvicorn
@@ -32,7 +34,7 @@ from localcluster.api.validation import KnativeAdmission
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
 from localcluster.controllers.knative import install_reference_config
-from localcluster.kubelet import Kubelet
+from localcluster.kubelet import Kubelet, LogLimits
 from localcluster.network import ProxyLimits, ServiceProxy
 from localcluster.network.mesh.injection import SidecarInjector
 from localcluster.settings import Settings
@@ -154,7 +156,8 @@ async def serve(settings: Settings) -> None:
     token = state.token(settings)
     sock = bind_preferred(settings)
     host, port = sock.getsockname()[:2]
-    kubelet = Kubelet(settings.home, api_host=host, api_port=port)
+    log_limits = LogLimits(settings.log_max_bytes, settings.log_max_files)
+    kubelet = Kubelet(settings.home, api_host=host, api_port=port, log_limits=log_limits)
     cluster, app = build(settings, token, f"{host}:{port}", kubelet)
     url = f"https://{host}:{port}"
     tls = ensure_certificate(settings.home / "pki")
@@ -198,9 +201,37 @@ async def serve(settings: Settings) -> None:
         state.clear_state(settings, os.getpid())
 
 
+class ServerLogHandler(RotatingFileHandler):
+    """The server's log file, rotated by size; the process's stdout and stderr follow it to each new file.
+
+    `lab up` points them at the log, and whatever is written there directly (a traceback from a crash)
+    keeps landing in the current file after a rotation.
+    """
+
+    def _open(self) -> io.TextIOWrapper:
+        stream = super()._open()
+        for descriptor in (1, 2):
+            os.dup2(stream.fileno(), descriptor)
+        return stream
+
+
+def configure_logging(settings: Settings) -> None:
+    """State changes at INFO into the rotated server log; the HTTP clients' line per request stays out.
+
+    httpx logs every request at INFO, which for the kubelet's probes is a line per probe per pod.
+    """
+    handler = ServerLogHandler(
+        settings.server_log_path, maxBytes=settings.log_max_bytes, backupCount=settings.log_max_files - 1
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
 def main() -> None:
     settings = Settings.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     try:
         asyncio.run(serve(settings))
     except state.StateError as exc:

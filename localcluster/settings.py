@@ -51,6 +51,10 @@ class Settings:
     proxy_idle_timeout: float = 120.0
     #: Connections one client address may hold open to the service proxy.
     proxy_max_connections_per_client: int = 256
+    #: A log file (the server's, or a container's) is rotated past this size, as the kubelet's containerLogMaxSize.
+    log_max_bytes: int = 10 * 1024 * 1024
+    #: Files kept per log, the current one included, as the kubelet's containerLogMaxFiles.
+    log_max_files: int = 5
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -67,6 +71,8 @@ class Settings:
             proxy_max_connections_per_client=int(
                 env.get("LOCALCLUSTER_PROXY_MAX_CONNECTIONS", defaults.proxy_max_connections_per_client)
             ),
+            log_max_bytes=int(env.get("LOCALCLUSTER_LOG_MAX_BYTES", defaults.log_max_bytes)),
+            log_max_files=max(2, int(env.get("LOCALCLUSTER_LOG_MAX_FILES", defaults.log_max_files))),
         )
 
     @property

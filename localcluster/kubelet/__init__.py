@@ -8,6 +8,7 @@ whole of it; the server wires `read_logs` and `routes` into the API app and star
 
 from localcluster.kubelet._images import PROJECT_REPOSITORY, pull_error, runs_locally
 from localcluster.kubelet._kubelet import NODE_NAME, SHUTDOWN_GRACE_SECONDS, Kubelet
+from localcluster.kubelet._logs import LogLimits
 from localcluster.kubelet._podnet import HOST_IP, POD_NETWORK, SHIM_DIR
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "SHIM_DIR",
     "SHUTDOWN_GRACE_SECONDS",
     "Kubelet",
+    "LogLimits",
     "pull_error",
     "runs_locally",
 ]

@@ -19,7 +19,7 @@ from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.controllers.base import reconcile_on_changes
 from localcluster.kubelet._env import HostEndpoints
-from localcluster.kubelet._logs import LogService
+from localcluster.kubelet._logs import LogLimits, LogService
 from localcluster.kubelet._podnet import allocate_ip, claim_pod_network, is_pod_ip
 from localcluster.kubelet._status import TERMINAL_PHASES, merge_conditions
 from localcluster.kubelet._streaming import StreamingServer
@@ -44,8 +44,9 @@ class Kubelet:
     proxy_url=...)` on the server's event loop and `await stop()` before the store closes.
     """
 
-    def __init__(self, home: Path, *, api_host: str, api_port: int) -> None:
+    def __init__(self, home: Path, *, api_host: str, api_port: int, log_limits: LogLimits | None = None) -> None:
         self.home = home
+        self.log_limits = log_limits or LogLimits()
         self.pod_network = claim_pod_network(home)
         self.pods_dir = home / "pods"
         self.host = HostEndpoints(api_host, api_port)
@@ -151,8 +152,9 @@ class Kubelet:
     def forget_old_logs(self, pod_dir: Path, container: str, keep: set[str]) -> None:
         """Keep the logs of the current and the previous instance only, as the kubelet does."""
         names = {container_id.rsplit("/", 1)[-1] + ".log" for container_id in keep}
-        for path in (pod_dir / "logs" / container).glob("*.log"):
-            if path.name not in names:
+        for path in (pod_dir / "logs" / container).glob("*.log*"):
+            current = path.name if path.suffix == ".log" else path.name.rsplit(".", 1)[0]  # 123.log.2: of 123.log
+            if current not in names:
                 path.unlink(missing_ok=True)
                 self.logs.live.pop(path, None)
 

@@ -4,6 +4,13 @@ Each container instance logs to `$LAB_HOME/pods/<uid>/logs/<container>/<pid>.log
 output line: `<RFC 3339 nano timestamp> <stdout|stderr> <F|P> <text>` (P: a partial line, as CRI
 marks long or unterminated lines). Keeping the time of every line is what makes `timestamps`,
 `sinceSeconds` and `sinceTime` work; `follow` waits on the writer, not on a timer.
+
+A log is rotated by size, as the kubelet's container log manager does (`containerLogMaxSize`,
+`containerLogMaxFiles`; here `LOCALCLUSTER_LOG_MAX_BYTES` and `LOCALCLUSTER_LOG_MAX_FILES`): past
+the size, `<pid>.log` becomes `<pid>.log.<n>` (n counts the rotations) and a new `<pid>.log` starts;
+the oldest files go beyond the count. Reading covers the files still kept, so `--tail` gives its
+lines right after a rotation (the kubelet reads the current file only), and a follower moves on to
+the next file when the one it reads is rotated, losing nothing that is still kept.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from starlette.responses import Response, StreamingResponse
 
@@ -34,11 +41,38 @@ def log_path(pod_dir: Path, container: str, container_id: str) -> Path:
     return pod_dir / "logs" / container / f"{container_id.rsplit('/', 1)[-1]}.log"
 
 
+@dataclass(frozen=True)
+class LogLimits:
+    """When a log file is rotated, and how many files of it are kept (the current one included)."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_files: int = 5
+
+
+def rotated_path(path: Path, rotation: int) -> Path:
+    """Where the file that was current until rotation `rotation` (1, 2, ...) of `path` lives on."""
+    return path.with_name(f"{path.name}.{rotation}")
+
+
+def rotated_paths(path: Path) -> list[tuple[int, Path]]:
+    """The rotated files of `path` still kept, oldest first, with their rotation numbers."""
+    found = []
+    for candidate in path.parent.glob(f"{path.name}.*"):
+        suffix = candidate.name[len(path.name) + 1 :]
+        if suffix.isdigit():
+            found.append((int(suffix), candidate))
+    return sorted(found)
+
+
 @dataclass
 class LiveLog:
-    """A log still being written: followers wait for its next change, and end when it closes."""
+    """A log still being written: followers wait for its next change, and end when it closes.
+
+    `rotations` counts the rotations so far: a follower whose file was rotated away reads on in the next.
+    """
 
     closed: bool = False
+    rotations: int = 0
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def next_change(self) -> asyncio.Future[None]:
@@ -66,14 +100,16 @@ OutputQueue = asyncio.Queue[tuple[str, bytes] | None]
 
 
 class LogWriter:
-    """Appends one container instance's stdout and stderr to its log file, line by line, and hands
-    the raw output to attached clients (`kubectl attach`) as it comes."""
+    """Appends one container instance's stdout and stderr to its log file, line by line, rotating it by
+    size, and hands the raw output to attached clients (`kubectl attach`) as it comes."""
 
-    def __init__(self, path: Path, live: LiveLog) -> None:
+    def __init__(self, path: Path, live: LiveLog, limits: LogLimits | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.live = live
+        self.limits = limits or LogLimits()
         self._file = path.open("ab", buffering=0)
+        self._size = self._file.tell()
         self._listeners: set[OutputQueue] = set()
 
     def subscribe(self) -> OutputQueue:
@@ -90,8 +126,23 @@ class LogWriter:
 
     def write_line(self, stream: str, text: bytes, *, partial: bool) -> None:
         stamp = rfc3339_nano(time.time_ns()).encode()
-        self._file.write(b"%s %s %s %s\n" % (stamp, stream.encode(), b"P" if partial else b"F", text))
+        line = b"%s %s %s %s\n" % (stamp, stream.encode(), b"P" if partial else b"F", text)
+        self._file.write(line)
+        self._size += len(line)
+        if self._size >= self.limits.max_bytes:
+            self._rotate()
         self.live.changed()
+
+    def _rotate(self) -> None:
+        """The current file moves aside whole (no reader ever sees half of it renamed) and a new one starts."""
+        self._file.close()
+        self.path.rename(rotated_path(self.path, self.live.rotations + 1))
+        self._file = self.path.open("ab", buffering=0)
+        self._size = 0
+        self.live.rotations += 1
+        kept = rotated_paths(self.path)
+        for _rotation, old in kept[: max(len(kept) - (self.limits.max_files - 1), 0)]:
+            old.unlink(missing_ok=True)
 
     async def pump(self, stream: str, reader: asyncio.StreamReader) -> None:
         """Copy a pipe to the log until EOF, splitting it into (possibly partial) lines."""
@@ -230,43 +281,83 @@ class LogService:
         path = _instance_log(self.pods_dir / pod["metadata"]["uid"], pod, container, options.previous)
         live = self.live.get(path)
         if not (options.follow and live is not None and not live.closed):
-            body = b"".join(render(tail(_read_lines(path), options.tail_lines), options))
+            body = b"".join(render(tail(_read_lines(path, options.tail_lines), options.tail_lines), options))
             return Response(_limited(body, options.limit_bytes), media_type="text/plain")
         return StreamingResponse(self._follow(path, live, options), media_type="text/plain")
 
     async def _follow(self, path: Path, live: LiveLog, options: LogOptions) -> AsyncIterator[bytes]:
+        """The kept lines (or the tail of them), then each new line as it is written, across rotations.
+
+        Rotation happens on this event loop between awaits, so nothing here can see half of one.
+        """
         budget = options.limit_bytes
-        with path.open("rb") as handle:
-            first = True
+        reading = live.rotations  # which file the handle holds: the one current after that many rotations
+        handle: BinaryIO = path.open("rb")
+        earlier = [line for rotation, kept in rotated_paths(path) if rotation <= reading for line in _lines_of(kept)]
+        first = True
+        try:
             while True:
                 change = live.next_change()
                 lines = handle.readlines()
                 if lines and not lines[-1].endswith(b"\n"):
                     handle.seek(-len(lines.pop()), 1)  # a line still being written: read it whole next time
-                chunk = b"".join(render(tail(lines, options.tail_lines) if first else lines, options))
-                first = False
+                if first:
+                    lines, first = tail(earlier + lines, options.tail_lines), False
+                chunk = b"".join(render(lines, options))
                 if chunk:
                     if budget is not None:
                         chunk, budget = chunk[:budget], budget - len(chunk[:budget])
                     yield chunk
                     if budget == 0:
                         return
+                elif reading < live.rotations:  # read to the end of a file that was rotated: on to the next
+                    handle.close()
+                    reading, handle = _next_file(path, reading, live.rotations)
                 elif live.closed:
                     return
                 else:
                     await change
+        finally:
+            handle.close()
 
 
 def _limited(body: bytes, limit: int | None) -> bytes:
     return body if limit is None else body[:limit]
 
 
-def _read_lines(path: Path) -> list[bytes]:
+def _lines_of(path: Path) -> list[bytes]:
     try:
         with path.open("rb") as handle:
             return handle.readlines()
-    except FileNotFoundError:
+    except FileNotFoundError:  # rotated away (too old to keep) or never written
         return []
+
+
+def _read_lines(path: Path, tail_lines: int | None = None) -> list[bytes]:
+    """The stored lines of a log, its kept rotated files first; with `tail_lines`, only the newest files needed."""
+    lines = _lines_of(path)
+    for _rotation, kept in reversed(rotated_paths(path)):
+        if tail_lines is not None and _complete_lines(lines) > tail_lines:
+            break
+        lines = _lines_of(kept) + lines
+    return lines
+
+
+def _complete_lines(lines: list[bytes]) -> int:
+    return sum(1 for raw in lines if (parsed := _parse_line(raw)) is not None and not parsed[2])
+
+
+def _next_file(path: Path, reading: int, rotations: int) -> tuple[int, BinaryIO]:
+    """The file after the one current after `reading` rotations: a rotated one if it was rotated too, else `path`.
+
+    A file rotated away meanwhile (the follower fell more than the kept count behind) is skipped.
+    """
+    for after in range(reading + 1, rotations):
+        try:
+            return after, rotated_path(path, after + 1).open("rb")
+        except FileNotFoundError:
+            continue
+    return rotations, path.open("rb")
 
 
 def choose_container(pod: dict[str, Any], requested: str | None) -> tuple[str, dict[str, Any]]:

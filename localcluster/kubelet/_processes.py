@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localcluster import processes
-from localcluster.kubelet._logs import LiveLog, LogWriter, log_path
+from localcluster.kubelet._logs import LiveLog, LogLimits, LogWriter, log_path
 
 
 class StartError(Exception):
@@ -74,9 +74,10 @@ async def start(
     container: str,
     home: Path,
     label: str,
+    log_limits: LogLimits,
     stdin: bool = False,
 ) -> Instance:
-    """Start a container instance with its output going to its log file (see `_logs`).
+    """Start a container instance with its output going to its log file (see `_logs`), rotated at `log_limits`.
 
     `stdin`: the container's `stdin: true`, a pipe that `kubectl attach -i` writes to; else /dev/null.
     """
@@ -97,7 +98,7 @@ async def start(
     except PermissionError:
         raise StartError(f'exec: "{argv[0]}": permission denied') from None
     processes.record(home, process.pid, label)
-    writer = LogWriter(log_path(pod_dir, container, f"localcluster://{process.pid}"), LiveLog())
+    writer = LogWriter(log_path(pod_dir, container, f"localcluster://{process.pid}"), LiveLog(), log_limits)
     instance = Instance(process, writer, home)
     assert process.stdout is not None and process.stderr is not None
     instance.pumps = [

@@ -313,6 +313,7 @@ class ContainerRunner:
                 container=self.name,
                 home=kubelet.home,
                 label=f"pod {worker.namespace}/{worker.name} container {self.name}",
+                log_limits=kubelet.log_limits,
                 stdin=bool(self.container.get("stdin")),
             )
         except StartError as exc:
@@ -402,6 +403,7 @@ class ContainerRunner:
         state = ProbeState(probe)
         period = float(probe.get("periodSeconds") or 10)
         next_at = started_at + float(probe.get("initialDelaySeconds") or 0)
+        logged: bool | None = None  # the log says when a probe's verdict changes, not every probe
         while True:
             if await worker.pause(next_at - time.monotonic()):
                 return False
@@ -410,6 +412,10 @@ class ContainerRunner:
             if not result.success:
                 worker.event("Unhealthy", f"{kind} probe failed: {result.output}", warning=True)
             verdict = state.observe(result)
+            if verdict is not None and verdict != logged:
+                logged = verdict
+                outcome = "succeeds" if verdict else f"fails: {result.output}"
+                log.info("pod %s/%s container %s: %s probe %s", worker.namespace, worker.name, self.name, kind, outcome)
             if verdict is not None and not handle(verdict):
                 return verdict
 
