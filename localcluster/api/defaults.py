@@ -311,6 +311,9 @@ def _default_job(job: JsonObject) -> None:
             labels.setdefault(JOB_NAME_LABEL, name)
             labels["controller-uid"] = labels[JOB_UID_LABEL] = uid
             spec["selector"] = {"matchLabels": {JOB_UID_LABEL: uid}}
+    template_labels = _object(_object(_object(spec, "template"), "metadata"), "labels")
+    if metadata is not None and template_labels and not metadata.get("labels"):
+        metadata["labels"] = dict(template_labels)  # a Job without labels takes its pods' (SetDefaults_Job)
     _default_template(spec)
 
 

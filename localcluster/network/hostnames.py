@@ -26,15 +26,16 @@ _ENDPOINTS = "core/endpoints"
 def pod_hostname_of_host(host: str, caller_namespace: str) -> tuple[str, str, str] | None:
     """(namespace, service, hostname) a host may name, or None if it has no pod hostname's shape."""
     labels = host.lower().rstrip(".").split(".")
+    qualified = False
     if labels[-2:] == CLUSTER_DOMAIN.split("."):
-        labels = labels[:-2]
-        if labels[-1:] != ["svc"]:
-            return None
-    if len(labels) == 4 and labels[3] == "svc":
-        labels = labels[:3]
+        labels, qualified = labels[:-2], True
+    if labels[-1:] == ["svc"]:
+        labels, qualified = labels[:-1], True
+    elif qualified:
+        return None  # under cluster.local but not under svc
     if not all(DNS_LABEL.match(label) for label in labels):
         return None
-    if len(labels) == 2:
+    if len(labels) == 2 and not qualified:
         return caller_namespace, labels[1], labels[0]
     if len(labels) == 3:
         return labels[2], labels[1], labels[0]

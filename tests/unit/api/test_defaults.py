@@ -225,7 +225,11 @@ def test_persistent_volume_claim_volume_mode_and_pending_phase(registry: Resourc
 
 @pytest.mark.parametrize(
     ("kind", "api_version", "status"),
-    [("Deployment", "apps/v1", {}), ("ReplicaSet", "apps/v1", {"replicas": 0}), ("Service", "v1", {"loadBalancer": {}})],
+    [
+        ("Deployment", "apps/v1", {}),
+        ("ReplicaSet", "apps/v1", {"replicas": 0}),
+        ("Service", "v1", {"loadBalancer": {}}),
+    ],
 )
 def test_new_objects_show_the_status_their_go_struct_always_marshals(
     registry: ResourceRegistry, kind: str, api_version: str, status: dict
@@ -264,3 +268,80 @@ def test_crd_structural_defaults_apply_where_the_parent_exists(registry: Resourc
     # No env was given, so the env defaults (configMapKeyRef.name "") have no parent to land in.
     assert "env" not in container
     assert "traffic" not in knative_service["spec"]
+
+
+def test_a_job_gets_upstreams_defaults_selector_and_labels(registry: ResourceRegistry) -> None:
+    job = defaulted(
+        registry,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "pi", "uid": "1234"},
+            "spec": {"template": {"spec": pod_spec(restartPolicy="Never")}},
+        },
+    )
+    spec = job["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (1, 1, 6)
+    assert (spec["completionMode"], spec["suspend"], spec["podReplacementPolicy"]) == (
+        "NonIndexed",
+        False,
+        "TerminatingOrFailed",
+    )
+    assert spec["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": "1234"}}
+    labels = {
+        "batch.kubernetes.io/controller-uid": "1234",
+        "batch.kubernetes.io/job-name": "pi",
+        "controller-uid": "1234",
+        "job-name": "pi",
+    }
+    assert spec["template"]["metadata"]["labels"] == labels
+    assert job["metadata"]["labels"] == labels
+
+
+def test_a_job_with_a_manual_selector_keeps_it(registry: ResourceRegistry) -> None:
+    selector = {"matchLabels": {"app": "batch"}}
+    job = defaulted(
+        registry,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "pi", "uid": "1234"},
+            "spec": {
+                "manualSelector": True,
+                "selector": selector,
+                "parallelism": 3,
+                "template": {"metadata": {"labels": {"app": "batch"}}, "spec": pod_spec(restartPolicy="Never")},
+            },
+        },
+    )
+    assert job["spec"]["selector"] == selector
+    assert "completions" not in job["spec"]  # a work queue: parallelism without completions
+    assert job["spec"]["template"]["metadata"]["labels"] == {"app": "batch"}
+
+
+def test_a_stateful_set_gets_upstreams_defaults(registry: ResourceRegistry) -> None:
+    stateful_set = defaulted(
+        registry,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "db"},
+            "spec": {
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, "spec": pod_spec()},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
+            },
+        },
+    )
+    spec = stateful_set["spec"]
+    assert (spec["replicas"], spec["podManagementPolicy"], spec["revisionHistoryLimit"]) == (1, "OrderedReady", 10)
+    assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    claim = spec["volumeClaimTemplates"][0]
+    assert (claim["apiVersion"], claim["kind"], claim["spec"]["volumeMode"]) == (
+        "v1",
+        "PersistentVolumeClaim",
+        "Filesystem",
+    )
+    assert claim["status"] == {"phase": "Pending"}
