@@ -3,14 +3,15 @@
 Pods have stable names `<set>-<ordinal>` and identities: `hostname` is the pod's name and
 `subdomain` the set's `serviceName`, so a headless Service of that name publishes
 `<pod>.<service>` (see `network.hostnames`). Each `volumeClaimTemplates` entry gives every ordinal
-its own claim `<template>-<set>-<ordinal>`, created before the pod and kept when the pod goes (and,
-with the default `Retain` policy, when the set is scaled down or deleted), so a recreated pod finds
-its data again. `OrderedReady` (the default) creates pods one at a time in ordinal order, each
-once the previous one is Running and Ready, and removes them from the highest ordinal down;
-`Parallel` does both at once. `RollingUpdate` replaces pods whose `controller-revision-hash` is
-not the template's, from the highest ordinal down to `partition`, one at a time; `OnDelete` waits
-for the pods to be deleted. Revisions are named `<set>-<hash>` in the status as upstream, though
-no ControllerRevision objects are kept (so `kubectl rollout undo` has no history to go back to).
+its own claim `<template>-<set>-<ordinal>`, created before the pod and kept when the pod goes, so a
+recreated pod finds its data again; the retention policy decides whether claims go when the set is
+deleted (`whenDeleted`, through owner references) or scaled down (`whenScaled`). `OrderedReady`
+(the default) creates pods one at a time in ordinal order, each once the previous one is Running
+and Ready, and removes them from the highest ordinal down; `Parallel` does both at once.
+`RollingUpdate` replaces pods whose `controller-revision-hash` is not the template's, from the
+highest ordinal down to `partition`, one at a time; `OnDelete` waits for the pods to be deleted.
+Revisions are named `<set>-<hash>` in the status as upstream, though no ControllerRevision objects
+are kept (so `kubectl rollout undo` has no history to go back to).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from localcluster.controllers.workloads import (
     WorkloadController,
     controller_uid,
     is_pod_available,
+    log,
     owner_reference,
     template_hash,
 )
@@ -95,6 +97,8 @@ class StatefulSetController(WorkloadController):
                 self.delete_pod(stateful_set, by_ordinal[ordinal])
         if not blocked and not condemned and not terminating:
             self._roll(stateful_set, by_ordinal, wanted, revision)
+        if (spec.get("persistentVolumeClaimRetentionPolicy") or {}).get("whenScaled") == "Delete":
+            self._delete_scaled_down_claims(stateful_set, set(by_ordinal) | set(wanted))
         self._update_status(stateful_set, owned, revision)
 
     def _create(self, stateful_set: Obj, ordinal: int, revision: str) -> None:
@@ -163,6 +167,19 @@ class StatefulSetController(WorkloadController):
             component=self.agent,
         )
         return True
+
+    def _delete_scaled_down_claims(self, stateful_set: Obj, kept: set[int]) -> None:
+        """whenScaled: Delete: the claims of ordinals scaled away go once their pods have."""
+        name, namespace = stateful_set["metadata"]["name"], stateful_set["metadata"]["namespace"]
+        prefixes = [f"{t['metadata']['name']}-{name}-" for t in stateful_set["spec"].get("volumeClaimTemplates") or []]
+        for entry in self.cluster.store.list(self.claims.key, namespace)[0]:
+            claim = entry.obj["metadata"]["name"]
+            ordinal = next((claim[len(p) :] for p in prefixes if claim.startswith(p)), "")
+            if ordinal.isdigit() and int(ordinal) not in kept and not entry.obj["metadata"].get("deletionTimestamp"):
+                try:
+                    self.cluster.delete(self.claims, namespace, claim)
+                except ApiError as exc:
+                    log.info("statefulset-controller: claim %s not deleted: %s", claim, exc.message)
 
     def _roll(self, stateful_set: Obj, by_ordinal: dict[int, Obj], wanted: range, revision: str) -> None:
         """RollingUpdate: replace the highest outdated pod at or above the partition (one at a time)."""
