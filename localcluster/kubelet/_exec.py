@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import re
 import shlex
 import signal
-import struct
-import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +33,7 @@ from localcluster import processes
 from localcluster.api.errors import BadRequest
 from localcluster.kubelet._channels import CLOSE_CHANNEL, ChannelSocket, ProtocolError
 from localcluster.kubelet._processes import signal_group
+from localcluster.kubelet._terminal import Terminal, controlling_terminal
 
 if TYPE_CHECKING:
     from starlette.datastructures import QueryParams
@@ -164,48 +161,11 @@ def _volume_path(mounts: MountTable, path: str) -> str:
     return rewritten
 
 
-class _Terminal:
-    """The pseudo-terminal of a tty session: the client's side is the master."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-
-    def resize(self, data: bytes) -> None:
-        try:
-            size = json.loads(data)
-            rows, cols = int(size.get("Height", 0)), int(size.get("Width", 0))
-        except (ValueError, TypeError, AttributeError):
-            return
-        if 0 < rows < 65536 and 0 < cols < 65536:
-            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    async def streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: _TerminalOutput(reader), os.fdopen(self.master, "rb", 0))
-        transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(self.master), "wb", 0)
-        )
-        return reader, asyncio.StreamWriter(transport, protocol, None, loop)
-
-
-class _TerminalOutput(asyncio.StreamReaderProtocol):
-    def connection_lost(self, exc: Exception | None) -> None:
-        # A pty's master reads EIO once the last process holding the terminal has exited: its EOF
-        # (an error would make the reader drop the output it still holds).
-        super().connection_lost(None if isinstance(exc, OSError) and exc.errno == errno.EIO else exc)
-
-
-def _controlling_terminal() -> None:
-    """In the child, after setsid: make stdin (the pty) its controlling terminal, as a shell wants."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 async def run_command(
     channels: ChannelSocket, worker: PodWorker, launch: Launch, argv: list[str], options: StreamOptions
 ) -> None:
     """Run `argv` in the container's world, relay its streams, and report how it ended."""
-    terminal = _Terminal() if options.tty else None
+    terminal = Terminal() if options.tty else None
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     env = {**launch.env, "TAR_OPTIONS": tar_options(launch.mounts)}
     try:
@@ -218,7 +178,7 @@ async def run_command(
                 stdout=terminal.slave,
                 stderr=terminal.slave,
                 start_new_session=True,
-                preexec_fn=_controlling_terminal,
+                preexec_fn=controlling_terminal,
             )
             os.close(terminal.slave)
         else:
@@ -274,7 +234,7 @@ async def _relay(
     process: asyncio.subprocess.Process,
     outputs: list[tuple[asyncio.StreamReader | None, int]],
     stdin: asyncio.StreamWriter | None,
-    terminal: _Terminal | None,
+    terminal: Terminal | None,
 ) -> int | None:
     """Copy the client's input in and the output out until the process exits (its exit code, 128+signal
     for a signal) or the client leaves (None)."""
@@ -348,16 +308,21 @@ async def attach(channels: ChannelSocket, runner: ContainerRunner, options: Stre
     """Relay the running instance's output (and input to its stdin) until it exits or the client leaves."""
     instance = runner.instance
     assert instance is not None
-    container_stdin = instance.process.stdin if options.stdin else None
+    container_stdin = instance.stdin if options.stdin else None
     once = bool(runner.container.get("stdinOnce"))
     output = instance.writer.subscribe()
 
     def close_stdin() -> None:
-        if container_stdin is not None and once and not container_stdin.is_closing():
+        if container_stdin is None or not once or container_stdin.is_closing():
+            return
+        if instance.terminal is not None:
+            container_stdin.write(b"\x04")  # EOF, as a terminal's ^D
+        else:
             container_stdin.close()
 
-    async def no_resize(_data: bytes) -> None:
-        return None
+    async def resize(data: bytes) -> None:
+        if instance.terminal is not None and options.tty:
+            instance.terminal.resize(data)
 
     async def relay_output() -> None:
         while (item := await output.get()) is not None:
@@ -367,7 +332,7 @@ async def attach(channels: ChannelSocket, runner: ContainerRunner, options: Stre
                 await channels.send(channel, chunk)
 
     await announce(channels, options)
-    feeder = asyncio.create_task(_feed(channels, container_stdin, close_stdin, no_resize))
+    feeder = asyncio.create_task(_feed(channels, container_stdin, close_stdin, resize))
     relay = asyncio.create_task(relay_output())
     try:
         await asyncio.wait({feeder, relay}, return_when=asyncio.FIRST_COMPLETED)

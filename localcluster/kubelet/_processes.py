@@ -13,9 +13,11 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from localcluster import processes
 from localcluster.kubelet._logs import LiveLog, LogLimits, LogWriter, log_path
+from localcluster.kubelet._terminal import Terminal, controlling_terminal
 
 
 class StartError(Exception):
@@ -30,6 +32,10 @@ class Instance:
     writer: LogWriter
     home: Path
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Where `kubectl attach -i` writes: the stdin pipe, or the terminal (None without `stdin: true`).
+    stdin: asyncio.StreamWriter | None = None
+    #: The container's terminal when it has `tty: true` (attach -t resizes it).
+    terminal: Terminal | None = None
 
     @property
     def pid(self) -> int:
@@ -76,30 +82,41 @@ async def start(
     label: str,
     log_limits: LogLimits,
     stdin: bool = False,
+    tty: bool = False,
 ) -> Instance:
     """Start a container instance with its output going to its log file (see `_logs`), rotated at `log_limits`.
 
-    `stdin`: the container's `stdin: true`, a pipe that `kubectl attach -i` writes to; else /dev/null.
+    `stdin`: the container's `stdin: true`, a pipe (or with `tty`, the terminal) that `kubectl attach -i`
+    writes to; else /dev/null. `tty`: the container's `tty: true`, a terminal for its stdin and output.
     """
+    terminal = Terminal() if tty else None
+    streams: dict[str, Any] = {
+        "stdin": asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.PIPE,
+    }
+    if terminal is not None:
+        streams = {"stdin": terminal.slave, "stdout": terminal.slave, "stderr": terminal.slave}
+        streams["preexec_fn"] = controlling_terminal
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        process = await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=env, start_new_session=True, **streams)
     except FileNotFoundError as exc:
         if exc.filename and Path(str(exc.filename)) == cwd:
             raise StartError(f"chdir to cwd ({cwd}) set in config.json failed: no such file or directory") from None
         raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from None
     except PermissionError:
         raise StartError(f'exec: "{argv[0]}": permission denied') from None
+    finally:
+        if terminal is not None:
+            os.close(terminal.slave)
     processes.record(home, process.pid, label)
     writer = LogWriter(log_path(pod_dir, container, f"localcluster://{process.pid}"), LiveLog(), log_limits)
-    instance = Instance(process, writer, home)
+    instance = Instance(process, writer, home, stdin=process.stdin, terminal=terminal)
+    if terminal is not None:
+        output, terminal_input = await terminal.streams()
+        instance.stdin = terminal_input if stdin else None
+        instance.pumps = [asyncio.create_task(writer.pump("stdout", output))]
+        return instance
     assert process.stdout is not None and process.stderr is not None
     instance.pumps = [
         asyncio.create_task(writer.pump("stdout", process.stdout)),

@@ -315,6 +315,7 @@ class ContainerRunner:
                 label=f"pod {worker.namespace}/{worker.name} container {self.name}",
                 log_limits=kubelet.log_limits,
                 stdin=bool(self.container.get("stdin")),
+                tty=bool(self.container.get("tty")),
             )
         except StartError as exc:
             record.container_id = None

@@ -283,3 +283,45 @@ def test_kubectl_run_interactive_and_removed(shell: LocalCluster) -> None:
     assert 'pod "reader-once" deleted' in result.stdout
     gone = shell.kubectl("get", "pod", "reader-once", check=False)
     assert "NotFound" in gone.stderr or "not found" in gone.stderr
+
+
+def test_attach_to_a_container_with_a_terminal(shell: LocalCluster, core: CoreV1Api) -> None:
+    program = (
+        "import os, sys; line = sys.stdin.readline().strip(); cols, rows = os.get_terminal_size(0); "
+        "print(f'tty={os.isatty(1)} size={cols}x{rows} line={line}')"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "terminal"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": PROJECT_IMAGE,
+                    "command": ["python", "-c", program],
+                    "stdin": True,
+                    "tty": True,
+                }
+            ],
+        },
+    }
+    shell.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    shell.kubectl("wait", "--for=condition=Ready", "pod/terminal", "--timeout=60s")
+    session = stream(
+        core.connect_get_namespaced_pod_attach,
+        "terminal",
+        NAMESPACE,
+        stdin=True,
+        stdout=True,
+        stderr=False,
+        tty=True,
+        _preload_content=False,
+    )
+    session.write_channel(4, json.dumps({"Width": 77, "Height": 22}))
+    session.write_stdin("ahoy\n")
+    session.run_forever(timeout=30)
+    output = session.read_stdout()
+    release(session.sock)
+    assert "tty=True size=77x22 line=ahoy" in output.replace("\r", "")
