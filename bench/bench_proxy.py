@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -89,10 +89,10 @@ def serve_proxy(backend_port: int, state_dir: Path) -> None:
 
 
 @contextmanager
-def child(*args: str) -> Iterator[int]:
-    """Run this script in `--serve-*` mode; yields the port it printed, and stops it afterwards."""
+def child(*args: str, command: Sequence[str] = (__file__,)) -> Iterator[int]:
+    """Run `command` (this script by default) in `--serve-*` mode; yields the port it printed, then stops it."""
     process = subprocess.Popen(
-        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        [sys.executable, *command, *args], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
     )
     try:
         line = process.stdout.readline() if process.stdout else ""
@@ -116,8 +116,9 @@ def percentile(samples: list[float], fraction: float) -> float:
 class KeepAliveCaller:
     """A bare HTTP/1.1 keep-alive client on one socket: so the numbers measure servers, not a client library."""
 
-    def __init__(self, address: tuple[str, int], target: str, host: str) -> None:
-        self._socket = socket.create_connection(address)
+    def __init__(self, address: tuple[str, int], target: str, host: str, *, source: str | None = None) -> None:
+        # `source`: call from that address, as a pod calls from its own (the proxy knows callers by it).
+        self._socket = socket.create_connection(address, source_address=(source, 0) if source else None)
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
         self._buffer = b""

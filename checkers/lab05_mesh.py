@@ -20,9 +20,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
+from kubernetes.client import V1ConfigMap, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
 from checkers._context import Context
@@ -73,12 +75,12 @@ def read_istio(ctx: Context, kind: str, name: str) -> dict[str, Any] | None:
     group, version = SECURITY if kind == "AuthorizationPolicy" else NETWORKING
     plural = "authorizationpolicies" if kind == "AuthorizationPolicy" else f"{kind.lower()}s"
     try:
-        found: dict[str, Any] = ctx.custom.get_namespaced_custom_object(group, version, ctx.namespace, plural, name)
+        found = ctx.custom.get_namespaced_custom_object(group, version, ctx.namespace, plural, name)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
-    return found
+    return dict(found)  # type: ignore[call-overload]
 
 
 def delete_istio(ctx: Context, kind: str, name: str) -> None:
@@ -206,7 +208,7 @@ def _gateway_problem(ctx: Context) -> CheckResult | None:
             "There is no VirtualService storefront: the gateway has no route to the storefront.",
             _hint_apply("virtual-service-storefront-100-0.yaml"),
         )
-    if "bookstore-gateway" not in (service.get("spec") or {}).get("gateways") or []:
+    if "bookstore-gateway" not in ((service.get("spec") or {}).get("gateways") or []):
         return CheckResult.failed(
             "The VirtualService storefront is not bound to the Gateway bookstore-gateway: visitors coming in "
             "through the gateway do not get its routes.",
@@ -276,38 +278,47 @@ class MeshMember:
         }
 
 
+def _plain(ctx: Context, obj: Any) -> Any:
+    """A client model as the plain JSON the API sent (dicts with camelCase keys)."""
+    return ctx.core.api_client.sanitize_for_serialization(obj)
+
+
 def look_at_member(ctx: Context, name: str) -> MeshMember:
     """A Deployment and the live pods of its template (by its `app` and `version` labels)."""
     try:
-        deployment = ctx.apps.read_namespaced_deployment(name, ctx.namespace)
+        deployment = _plain(ctx, ctx.apps.read_namespaced_deployment(name, ctx.namespace))
     except ApiException as exc:
         if exc.status == 404:
             return MeshMember(name, exists=False)
         raise
-    template_labels = deployment.spec.template.metadata.labels or {}
-    selector = ",".join(f"{key}={template_labels[key]}" for key in ("app", "version") if key in template_labels)
-    pods = [
+    template = deployment["spec"]["template"]
+    labels = template["metadata"].get("labels") or {}
+    selector = ",".join(f"{key}={labels[key]}" for key in ("app", "version") if key in labels)
+    listed = _plain(ctx, ctx.core.list_namespaced_pod(ctx.namespace, label_selector=selector))
+    pods = [pod for pod in listed["items"] if not pod["metadata"].get("deletionTimestamp")]
+    ready = [
         pod
-        for pod in ctx.core.list_namespaced_pod(ctx.namespace, label_selector=selector).items
-        if pod.metadata.deletion_timestamp is None
+        for pod in pods
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions") or [])
     ]
-    ready = [p for p in pods if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
-    status = deployment.status
-    replicas = deployment.spec.replicas if deployment.spec.replicas is not None else 1
-    rolling = (status.updated_replicas or 0) < replicas or len(pods) != replicas or len(ready) < replicas
+    status = deployment.get("status") or {}
+    replicas = deployment["spec"].get("replicas", 1)
+    rolling = status.get("updatedReplicas", 0) < replicas or len(pods) != replicas or len(ready) < replicas
     return MeshMember(
         name=name,
         exists=True,
-        service_account=deployment.spec.template.spec.service_account_name or "default",
-        ready=tuple(p.metadata.name for p in ready),
-        with_sidecar=tuple(p.metadata.name for p in ready if SIDECAR_STATUS in (p.metadata.annotations or {})),
+        service_account=template["spec"].get("serviceAccountName") or "default",
+        ready=tuple(pod["metadata"]["name"] for pod in ready),
+        with_sidecar=tuple(
+            pod["metadata"]["name"] for pod in ready if SIDECAR_STATUS in (pod["metadata"].get("annotations") or {})
+        ),
         rolling=rolling,
     )
 
 
 def namespace_in_mesh(ctx: Context) -> bool:
-    labels = ctx.core.read_namespace(ctx.namespace).metadata.labels or {}
-    return labels.get(INJECTION_LABEL) == "enabled"
+    labels = _plain(ctx, ctx.core.read_namespace(ctx.namespace))["metadata"].get("labels") or {}
+    return bool(labels.get(INJECTION_LABEL) == "enabled")
 
 
 def members_in_mesh(ctx: Context, names: Sequence[str]) -> CheckResult:
@@ -319,7 +330,7 @@ def members_in_mesh(ctx: Context, names: Sequence[str]) -> CheckResult:
         )
     seen: dict[str, MeshMember] = {}
     for name in names:
-        member = observe(lambda name=name: look_at_member(ctx, name), lambda m: not m.exists or not m.rolling).value
+        member = observe(partial(look_at_member, ctx, name), lambda m: not m.exists or not m.rolling).value
         seen[name] = member
         if not member.exists:
             return CheckResult.failed(
@@ -363,11 +374,12 @@ def wait_in_mesh(ctx: Context, names: Sequence[str], timeout: float = 180) -> No
     from labkit._waiting import wait_for
 
     for name in names:
-        wait_for(
-            lambda name=name: (m := look_at_member(ctx, name)).exists and not m.rolling and len(m.with_sidecar) >= 1,
-            what=f"{name} to run with a sidecar",
-            timeout=timeout,
-        )
+        wait_for(partial(_running_in_mesh, ctx, name), what=f"{name} to run with a sidecar", timeout=timeout)
+
+
+def _running_in_mesh(ctx: Context, name: str) -> bool:
+    member = look_at_member(ctx, name)
+    return member.exists and not member.rolling and len(member.with_sidecar) >= 1
 
 
 def _objects(kinds: set[str], names: set[str] | None = None) -> list[dict[str, Any]]:
@@ -714,13 +726,11 @@ def finish_release(ctx: Context) -> None:
 def start_challenge(ctx: Context) -> None:
     """A colleague's change goes live (the notebook's challenge cell runs this)."""
     try:
-        ctx.core.create_namespaced_config_map(
-            ctx.namespace,
-            {
-                "metadata": {"name": CHALLENGE, "labels": {"bookstore.workshop/lab": LAB_ID}},
-                "data": {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-            },
+        marker = V1ConfigMap(
+            metadata=V1ObjectMeta(name=CHALLENGE, labels={"bookstore.workshop/lab": LAB_ID}),
+            data={"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         )
+        ctx.core.create_namespaced_config_map(ctx.namespace, marker)
     except ApiException as exc:
         if exc.status != 409:
             raise

@@ -81,10 +81,11 @@ class Sample:
 def scrape(*, label_selector: str = "", connection: Context | None = None) -> list[Sample]:
     """The Istio samples of every injected pod of your namespace (that matches `label_selector`)."""
     ctx = resolve(connection)
+    listed = ctx.core.list_namespaced_pod(ctx.namespace, label_selector=label_selector)
     samples: list[Sample] = []
-    for pod in ctx.core.list_namespaced_pod(ctx.namespace, label_selector=label_selector).items:
-        annotations = pod.metadata.annotations or {}
-        address = pod.status.pod_ip if pod.status else None
+    for pod in ctx.core.api_client.sanitize_for_serialization(listed)["items"]:
+        annotations = pod["metadata"].get("annotations") or {}
+        address = (pod.get("status") or {}).get("podIP")
         if SIDECAR_STATUS not in annotations or annotations.get("prometheus.io/scrape") != "true" or not address:
             continue
         port = annotations.get("prometheus.io/port", "15020")
@@ -97,7 +98,7 @@ def scrape(*, label_selector: str = "", connection: Context | None = None) -> li
             continue
         for family in text_string_to_metric_families(answer.text):
             samples.extend(
-                Sample(pod.metadata.name, sample.name, dict(sample.labels), sample.value)
+                Sample(pod["metadata"]["name"], sample.name, dict(sample.labels), sample.value)
                 for sample in family.samples
                 if sample.name.startswith("istio_")
             )
@@ -111,7 +112,7 @@ def requests_by(samples: Iterable[Sample], label: str, *, reporter: str = "desti
         if sample.name != REQUESTS_TOTAL or sample.labels.get("reporter") != reporter:
             continue
         if all(sample.labels.get(key) == value for key, value in labels.items()):
-            found[sample.labels.get(label, "unknown")] += sample.value
+            found[sample.labels.get(label, "unknown")] += int(sample.value)
     return found
 
 

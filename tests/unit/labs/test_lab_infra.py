@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 
-from labkit import PROJECT_IMAGE, ManifestError
+from labkit import PROJECT_IMAGE, ManifestError, load_manifests
 from labkit.kustomize import OVERLAYS, overlay
+from localcluster.api.resources import ResourceRegistry
+from localcluster.settings import Settings
 
 LAB_OVERLAYS = sorted(path.name for path in OVERLAYS.iterdir() if path.is_dir())
 KUBERNETES_VERSION = "1.37.0"
@@ -22,10 +26,47 @@ def test_the_labs_have_overlays() -> None:
     assert {"01-monolith", "02-microservices"} <= set(LAB_OVERLAYS)
 
 
+@cache
+def crd_schemas() -> dict[str, dict[str, Any]]:
+    """The official Knative and Istio CRDs' openAPIV3Schema by apiVersion and kind."""
+    return {
+        f"{crd.group}/{version}/{crd.kind}": schema
+        for crd in ResourceRegistry.load(Settings().schemas_dir)
+        for version, schema in (crd.crd_schemas or {}).items()
+    }
+
+
+def validate(obj: dict[str, Any]) -> None:
+    """Against Kubernetes 1.37 for built-in kinds, against the official CRD schema for Knative and Istio."""
+    schema = crd_schemas().get(f"{obj['apiVersion']}/{obj['kind']}")
+    if schema is None:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    else:
+        jsonschema.Draft4Validator(schema).validate(obj)
+
+
 @pytest.mark.parametrize("lab_id", LAB_OVERLAYS)
 def test_every_object_is_valid_kubernetes(lab_id: str) -> None:
     for obj in overlay(lab_id):
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        validate(obj)
+
+
+@pytest.mark.parametrize("lab_id", LAB_OVERLAYS)
+def test_every_lesson_file_is_valid_and_carries_its_lab_label(lab_id: str) -> None:
+    """The manifests a lab applies step by step, beside its kustomization (bookinfo style)."""
+    for path in sorted((OVERLAYS / lab_id).glob("*.yaml")):
+        if path.name == "kustomization.yaml" or path.name in _kustomized(lab_id):
+            continue
+        for obj in load_manifests(path):
+            validate(obj)
+            assert obj["metadata"]["labels"]["bookstore.workshop/lab"] == lab_id, path.name
+
+
+def _kustomized(lab_id: str) -> set[str]:
+    import yaml
+
+    kustomization = yaml.safe_load((OVERLAYS / lab_id / "kustomization.yaml").read_text())
+    return set(kustomization.get("resources") or [])
 
 
 @pytest.mark.parametrize("lab_id", LAB_OVERLAYS)
@@ -34,7 +75,8 @@ def test_every_deployment_follows_the_workshop_rules(lab_id: str) -> None:
         name = deployment["metadata"]["name"]
         template = deployment["spec"]["template"]
         labels = template["metadata"]["labels"]
-        assert labels["app"] == name and labels["version"] == deployment["metadata"]["labels"]["version"]
+        assert name in (labels["app"], f"{labels['app']}-{labels['version']}")
+        assert labels["version"] == deployment["metadata"]["labels"]["version"]
         spec = template["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True
         (container,) = spec["containers"]
