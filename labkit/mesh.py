@@ -5,7 +5,8 @@ sidecar), so calling `http://storefront` gets plain Service routing: Istio appli
 the caller's side. Visitors come in through the ingress gateway instead, and so does
 `through_gateway`: `http://istio-ingressgateway.istio-system` with the Host of the service asked for.
 
-Metrics are read where Prometheus reads them: each injected pod announces its sidecar's endpoint in
+`watch_traffic` sends visitors for a while and charts live (labkit.charts.LiveChart) what each
+version serves. Metrics are read where Prometheus reads them: each injected pod announces its sidecar's endpoint in
 its `prometheus.io/port` and `prometheus.io/path` annotations (15020, /stats/prometheus), and
 `scrape` reads those of the namespace's pods, with Istio's metric and label names, on localcluster and
 on a cluster with Istio alike.
@@ -13,11 +14,10 @@ on a cluster with Istio alike.
 
 from __future__ import annotations
 
-import html
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,22 +25,12 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from labkit._default import resolve
+from labkit.charts import LiveChart
 
 if TYPE_CHECKING:
-    import ipywidgets
-
     from checkers import Context
 
-__all__ = [
-    "INGRESS",
-    "Sample",
-    "TrafficChart",
-    "requests_by",
-    "scrape",
-    "service_host",
-    "through_gateway",
-    "traffic_chart",
-]
+__all__ = ["INGRESS", "Sample", "requests_by", "scrape", "service_host", "through_gateway", "watch_traffic"]
 
 #: Istio's ingress gateway Service (the default profile installs it in istio-system).
 INGRESS = "http://istio-ingressgateway.istio-system"
@@ -116,83 +106,50 @@ def requests_by(samples: Iterable[Sample], label: str, *, reporter: str = "desti
     return found
 
 
-class TrafficChart:
-    """Requests per second to each version of a service, from its sidecars' metrics, refreshed live."""
+def watch_traffic(
+    seconds: float = 10.0,
+    *,
+    service: str = "storefront",
+    versions: Sequence[str] = ("v1", "v2"),
+    visitors_per_second: float = 20.0,
+    path: str = "/api/books",
+    every: float = 1.0,
+    connection: Context | None = None,
+) -> Counter[str]:
+    """Send visitors through the gateway for `seconds` with a live chart of the requests per second each
+    version of `service` serves, as its sidecars' metrics count them; returns who answered the visitors."""
+    ctx = resolve(connection)
+    chart = LiveChart(f"{service}: requests served per version", list(versions), ylabel="requests per second")
+    answered: Counter[str] = Counter()
+    stop = threading.Event()
 
-    def __init__(self, ctx: Context, service: str, interval: float, window: int) -> None:
-        self._ctx = ctx
-        self._service = service
-        self._interval = interval
-        self._history: deque[tuple[float, Counter[str]]] = deque(maxlen=window + 1)
-        self._stopped = threading.Event()
-        self._widget: ipywidgets.HTML | None = None
-        self._thread: threading.Thread | None = None
-
-    def measure(self) -> dict[str, float]:
-        """Read the metrics once more; requests per second per version over the chart's window."""
-        samples = scrape(label_selector=f"app={self._service}", connection=self._ctx)
-        counts = requests_by(samples, "destination_version", destination_service_name=self._service)
-        self._history.append((time.monotonic(), counts))
-        (start, first), (end, last) = self._history[0], self._history[-1]
-        elapsed = end - start
-        if elapsed <= 0:
-            return {version: 0.0 for version in last}
-        return {version: max(0.0, last[version] - first[version]) / elapsed for version in sorted(last)}
-
-    def _render(self, rates: dict[str, float]) -> str:
-        total = sum(rates.values())
-        rows = []
-        for version, rate in rates.items():
-            share = rate / total if total else 0.0
-            bar = f"<div style='background:#4a90d9;height:14px;width:{share * 300:.0f}px'></div>"
-            rows.append(
-                f"<tr><td>{html.escape(version)}</td><td>{bar}</td><td>{rate:.1f}/s</td><td>{share:.0%}</td></tr>"
-            )
-        body = "".join(rows) or "<tr><td colspan=4><i>no requests yet</i></td></tr>"
-        return f"<div><b>{html.escape(self._service)}: requests per version</b><table>{body}</table></div>"
-
-    def __str__(self) -> str:
-        rates = self.measure()
-        total = sum(rates.values())
-        lines = [f"{self._service}: requests per version"]
-        lines += [f"  {v}: {r:.1f}/s ({r / total if total else 0:.0%})" for v, r in rates.items()]
-        return "\n".join(lines)
-
-    def _refresh_until_stopped(self) -> None:
-        assert self._widget is not None
-        while not self._stopped.wait(self._interval):
+    def visit() -> None:
+        pause = 1 / visitors_per_second
+        while not stop.wait(pause):
             try:
-                self._widget.value = self._render(self.measure())
-            except Exception as exc:  # the chart must keep showing something while the cluster is away
-                self._widget.value = f"<i>cannot read the metrics: {html.escape(str(exc))}</i>"
+                answer = through_gateway("GET", path, service=service, connection=ctx)
+            except httpx.TransportError:
+                answered["no answer"] += 1
+                continue
+            answered[answer.headers.get("x-bookstore-version") or str(answer.status_code)] += 1
 
-    def widget(self) -> ipywidgets.HTML:
-        """The widget; the first call starts the refreshing thread."""
-        import ipywidgets
+    def served() -> Counter[str]:
+        samples = scrape(label_selector=f"app={service}", connection=ctx)
+        return requests_by(samples, "destination_version", destination_service_name=service)
 
-        if self._widget is None:
-            self._widget = ipywidgets.HTML(self._render(self.measure()))
-            self._thread = threading.Thread(target=self._refresh_until_stopped, name="traffic-chart", daemon=True)
-            self._thread.start()
-        return self._widget
-
-    def stop(self) -> None:
-        """Stop refreshing (the widget keeps its last picture)."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from labkit._panel import WIDGET_MIMETYPE, _in_kernel
-
-        bundle: dict[str, Any] = {"text/plain": str(self)}
-        if _in_kernel():
-            bundle[WIDGET_MIMETYPE] = self.widget()._repr_mimebundle_()[WIDGET_MIMETYPE]
-        return bundle
-
-
-def traffic_chart(
-    service: str = "storefront", *, interval: float = 1.0, window: int = 10, connection: Context | None = None
-) -> TrafficChart:
-    """A live chart of the requests each version of `service` serves (display it in a cell; `.stop()` it)."""
-    return TrafficChart(resolve(connection), service, interval, window)
+    visitor = threading.Thread(target=visit, name="mesh-visitors", daemon=True)
+    started = last_at = time.monotonic()
+    last = served()
+    visitor.start()
+    try:
+        while (now := time.monotonic()) - started < seconds:
+            stop.wait(every)
+            now, seen = time.monotonic(), served()
+            span = max(now - last_at, 1e-6)
+            chart.add(now - started, **{v: max(0, seen[v] - last[v]) / span for v in versions})
+            last_at, last = now, seen
+    finally:
+        stop.set()
+        visitor.join()
+        chart.close()
+    return answered
