@@ -63,10 +63,12 @@ def test_every_lesson_file_is_valid_and_carries_its_lab_label(lab_id: str) -> No
 
 
 def _kustomized(lab_id: str) -> set[str]:
+    """The files the kustomization itself uses (resources and patches): not lesson files."""
     import yaml
 
     kustomization = yaml.safe_load((OVERLAYS / lab_id / "kustomization.yaml").read_text())
-    return set(kustomization.get("resources") or [])
+    patches = {patch["path"] for patch in kustomization.get("patches") or [] if "path" in patch}
+    return set(kustomization.get("resources") or []) | patches
 
 
 @pytest.mark.parametrize("lab_id", LAB_OVERLAYS)
