@@ -23,7 +23,7 @@ from typing import Any
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.controllers.endpoints import is_pod_ready
-from localcluster.controllers.workloads import WorkloadController, controller_uid, is_active, log, seconds_since
+from localcluster.controllers.workloads import WorkloadController, is_active, log, seconds_since
 from localcluster.store import WatchEvent
 
 Obj = dict[str, Any]
@@ -78,14 +78,7 @@ class JobController(WorkloadController):
         self.jobs = cluster.registry.get("batch", "jobs")
 
     def reconcile(self, _events: list[WatchEvent]) -> None:
-        pods_by_owner: dict[str, list[Obj]] = {}
-        for pod in self._objects(self.pods.key):
-            uid = controller_uid(pod)
-            if uid:
-                pods_by_owner.setdefault(uid, []).append(pod)
-        for job in self._objects(self.jobs.key):
-            if not job["metadata"].get("deletionTimestamp"):
-                self._sync(job, pods_by_owner.get(job["metadata"]["uid"], []))
+        self.sync_owners(self.jobs, self.pods, self._sync)
 
     def _sync(self, job: Obj, pods: list[Obj]) -> None:
         spec, status = job["spec"], json.loads(json.dumps(job.get("status") or {}))

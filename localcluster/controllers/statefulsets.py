@@ -24,7 +24,6 @@ from localcluster.api.errors import ApiError
 from localcluster.controllers.endpoints import is_pod_ready
 from localcluster.controllers.workloads import (
     WorkloadController,
-    controller_uid,
     is_pod_available,
     log,
     owner_reference,
@@ -61,14 +60,7 @@ class StatefulSetController(WorkloadController):
         self.claims = cluster.registry.get("", "persistentvolumeclaims")
 
     def reconcile(self, _events: list[WatchEvent]) -> None:
-        pods_by_owner: dict[str, list[Obj]] = {}
-        for pod in self._objects(self.pods.key):
-            uid = controller_uid(pod)
-            if uid:
-                pods_by_owner.setdefault(uid, []).append(pod)
-        for stateful_set in self._objects(self.stateful_sets.key):
-            if not stateful_set["metadata"].get("deletionTimestamp"):
-                self._sync(stateful_set, pods_by_owner.get(stateful_set["metadata"]["uid"], []))
+        self.sync_owners(self.stateful_sets, self.pods, self._sync)
 
     def _sync(self, stateful_set: Obj, owned: list[Obj]) -> None:
         name, spec = stateful_set["metadata"]["name"], stateful_set["spec"]

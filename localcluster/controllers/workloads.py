@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
+from localcluster.api.resources import ResourceType
 from localcluster.api.selectors import selector_from_label_selector_object
 from localcluster.controllers.endpoints import is_pod_ready
 from localcluster.store import WatchEvent
@@ -118,6 +120,17 @@ class WorkloadController:
         self.replica_sets = cluster.registry.get("apps", "replicasets")
         self.pods = cluster.registry.get("", "pods")
 
+    def sync_owners(self, owners: ResourceType, children: ResourceType, sync: Callable[[Obj, list[Obj]], None]) -> None:
+        """`sync(owner, the children it controls)` for every owner that is not being deleted."""
+        children_by_owner: dict[str, list[Obj]] = {}
+        for child in self._objects(children.key):
+            uid = controller_uid(child)
+            if uid:
+                children_by_owner.setdefault(uid, []).append(child)
+        for owner in self._objects(owners.key):
+            if not owner["metadata"].get("deletionTimestamp"):
+                sync(owner, children_by_owner.get(owner["metadata"]["uid"], []))
+
     def _objects(self, key: str) -> list[Obj]:
         entries, _version = self.cluster.store.list(key)
         return [entry.obj for entry in entries]
@@ -196,14 +209,7 @@ class ReplicaSetController(WorkloadController):
         super().__init__(cluster, "replicaset-controller")
 
     def reconcile(self, _events: list[WatchEvent]) -> None:
-        pods_by_owner: dict[str, list[Obj]] = {}
-        for pod in self._objects(self.pods.key):
-            uid = controller_uid(pod)
-            if uid:
-                pods_by_owner.setdefault(uid, []).append(pod)
-        for replica_set in self._objects(self.replica_sets.key):
-            if not replica_set["metadata"].get("deletionTimestamp"):
-                self._sync(replica_set, pods_by_owner.get(replica_set["metadata"]["uid"], []))
+        self.sync_owners(self.replica_sets, self.pods, self._sync)
 
     def _sync(self, replica_set: Obj, owned: list[Obj]) -> None:
         metadata, spec = replica_set["metadata"], replica_set["spec"]
@@ -254,14 +260,7 @@ class DeploymentController(WorkloadController):
         super().__init__(cluster, "deployment-controller")
 
     def reconcile(self, _events: list[WatchEvent]) -> None:
-        replica_sets_by_owner: dict[str, list[Obj]] = {}
-        for replica_set in self._objects(self.replica_sets.key):
-            uid = controller_uid(replica_set)
-            if uid:
-                replica_sets_by_owner.setdefault(uid, []).append(replica_set)
-        for deployment in self._objects(self.deployments.key):
-            if not deployment["metadata"].get("deletionTimestamp"):
-                self._sync(deployment, replica_sets_by_owner.get(deployment["metadata"]["uid"], []))
+        self.sync_owners(self.deployments, self.replica_sets, self._sync)
 
     def _sync(self, deployment: Obj, owned: list[Obj]) -> None:
         spec = deployment["spec"]

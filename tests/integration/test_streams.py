@@ -11,6 +11,7 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -101,18 +102,18 @@ def test_exec_of_a_missing_program_says_so(shell: LocalCluster) -> None:
     assert 'exec: "no-such-program": executable file not found in $PATH' in result.stderr
 
 
-def test_exec_with_a_tty_through_the_python_client(shell: LocalCluster, core: CoreV1Api) -> None:
-    session = stream(
-        core.connect_get_namespaced_pod_exec,
-        POD,
-        NAMESPACE,
-        command=["sh", "-c", "read go; test -t 0 && echo terminal; stty size"],
-        stdin=True,
-        stdout=True,
-        stderr=False,
-        tty=True,
-        _preload_content=False,
+TTY_CHECK = ["sh", "-c", "read go; test -t 0 && echo terminal; stty size"]
+
+
+def interactive(connect: Any, pod: str, *, tty: bool, **command: Any) -> Any:
+    """An exec or attach session of the official client with stdin (and stderr unless on a terminal)."""
+    return stream(
+        connect, pod, NAMESPACE, stdin=True, stdout=True, stderr=not tty, tty=tty, _preload_content=False, **command
     )
+
+
+def test_exec_with_a_tty_through_the_python_client(shell: LocalCluster, core: CoreV1Api) -> None:
+    session = interactive(core.connect_get_namespaced_pod_exec, POD, tty=True, command=TTY_CHECK)
     session.write_channel(4, json.dumps({"Width": 101, "Height": 33}))
     session.write_stdin("go\n")  # after the resize, so the command sees the new size
     session.run_forever(timeout=30)
@@ -124,17 +125,7 @@ def test_exec_with_a_tty_through_the_python_client(shell: LocalCluster, core: Co
 
 
 def test_exec_through_the_python_client_with_stdin_closed(shell: LocalCluster, core: CoreV1Api) -> None:
-    session = stream(
-        core.connect_get_namespaced_pod_exec,
-        POD,
-        NAMESPACE,
-        command=["sh", "-c", "wc -c; exit 4"],
-        stdin=True,
-        stdout=True,
-        stderr=True,
-        tty=False,
-        _preload_content=False,
-    )
+    session = interactive(core.connect_get_namespaced_pod_exec, POD, tty=False, command=["sh", "-c", "wc -c; exit 4"])
     session.write_stdin("twelve bytes")
     session.close_channel(0)  # v5: stdin's end
     session.run_forever(timeout=30)
@@ -309,16 +300,7 @@ def test_attach_to_a_container_with_a_terminal(shell: LocalCluster, core: CoreV1
     }
     shell.kubectl("apply", "-f", "-", input=json.dumps(pod))
     shell.kubectl("wait", "--for=condition=Ready", "pod/terminal", "--timeout=60s")
-    session = stream(
-        core.connect_get_namespaced_pod_attach,
-        "terminal",
-        NAMESPACE,
-        stdin=True,
-        stdout=True,
-        stderr=False,
-        tty=True,
-        _preload_content=False,
-    )
+    session = interactive(core.connect_get_namespaced_pod_attach, "terminal", tty=True)
     session.write_channel(4, json.dumps({"Width": 77, "Height": 22}))
     session.write_stdin("ahoy\n")
     session.run_forever(timeout=30)
