@@ -67,6 +67,7 @@ TC = "tc"
 STOREFRONT = service_url("storefront")
 TC_URL = service_url(TC)
 TC_VARIABLE = "BOOKSTORE_TC_URL"
+TIMEOUT_VARIABLE = "BOOKSTORE_TXN_TIMEOUT"
 LAB_MODE_VARIABLE = "BOOKSTORE_LAB_MODE"
 #: The global timeout purchases use (the storefront's default): nothing may stay held longer.
 GLOBAL_TIMEOUT = 60.0
@@ -287,6 +288,8 @@ class PurchaseLoad:
     faults: Sequence[str | None] = (None,)
     idempotency_keys: bool = True
     statuses: dict[str, int] = field(default_factory=dict)
+    #: The orders the shop acknowledged (201): (user, order), what the clients believe they bought.
+    acknowledged: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _runner: threading.Thread = field(default_factory=threading.Thread)
 
@@ -322,20 +325,22 @@ class PurchaseLoad:
         fault = self.faults[index % len(self.faults)]
         book = CATALOG[index % len(CATALOG)].id
         headers = {"Idempotency-Key": f"load-{time.time_ns()}-{index}"} if self.idempotency_keys else {}
-        outcome = self._ask(user, book, {**headers, FAULT_HEADER: fault} if fault else headers)
+        outcome, order = self._ask(user, book, {**headers, FAULT_HEADER: fault} if fault else headers)
         if headers and (outcome.startswith("5") or outcome == "lost"):
-            outcome = self._ask(user, book, headers)
+            outcome, order = self._ask(user, book, headers)
         with self._lock:
             self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
+            if order is not None:
+                self.acknowledged.append((user, order))
 
-    def _ask(self, user: str, book: str, headers: dict[str, str]) -> str:
+    def _ask(self, user: str, book: str, headers: dict[str, str]) -> tuple[str, dict[str, Any] | None]:
         try:
             answer = self.http.post(
                 f"{STOREFRONT}/api/purchase", json={"user": user, "book": book, "count": 1}, headers=headers
             )
         except httpx.HTTPError:
-            return "lost"
-        return str(answer.status_code)
+            return "lost", None
+        return str(answer.status_code), answer.json() if answer.status_code == 201 else None
 
 
 # --- 03.1: the services, in lab mode, with their data on volumes -------------------------------------
@@ -463,12 +468,11 @@ def purchases_are_global_transactions(ctx: Context) -> CheckResult:
             "Deployment's env and apply it), then wait for the new pod.",
         )
     try:
-        seen = look_at_coordinator(ctx.http)
-        audit = audit_shop(ctx.http, BUYERS)
+        seen, audit = _settled(ctx)
     except ShopUnreachable as unreachable:
         return unreachable.result()
     committed = {t["outcome"]["order"]["id"]: t for t in seen.committed() if (t["outcome"] or {}).get("order")}
-    ordered = [order for ledger in audit.users.values() for order in ledger.orders]
+    ordered = [order for name, ledger in audit.users.items() if name in BUYERS for order in ledger.orders]
     if not committed:
         return CheckResult.failed(
             f"tc has committed no purchase yet (the storefront names {coordinator}).",
@@ -510,16 +514,17 @@ def switch_to_global_transactions(ctx: Context) -> None:
     ctx.http.post(f"{STOREFRONT}/api/purchase", json={**PURCHASE, "user": BUYERS[0]}).raise_for_status()
 
 
-def set_storefront_coordinator(ctx: Context, url: str | None) -> None:
+def set_storefront_coordinator(ctx: Context, url: str | None, *, txn_timeout: float | None = None) -> None:
     """Set (or, with None, remove) BOOKSTORE_TC_URL in the storefront's pod template, and wait for its new pod.
 
     Read, change, replace: whoever set the variable before (kubectl set env, an apply), it is gone after.
+    ``txn_timeout`` sets BOOKSTORE_TXN_TIMEOUT too (the chaos test's shorter global timeout).
     """
     deployment: Any = ctx.apps.read_namespaced_deployment("storefront", ctx.namespace)
     container = deployment.spec.template.spec.containers[0]
-    container.env = [variable for variable in container.env or [] if variable.name != TC_VARIABLE]
-    if url is not None:
-        container.env.append(V1EnvVar(name=TC_VARIABLE, value=url))
+    changed = {TC_VARIABLE: url, TIMEOUT_VARIABLE: None if txn_timeout is None else f"{txn_timeout:g}"}
+    container.env = [variable for variable in container.env or [] if variable.name not in changed]
+    container.env += [V1EnvVar(name=name, value=value) for name, value in changed.items() if value is not None]
     ctx.apps.replace_namespaced_deployment("storefront", ctx.namespace, deployment)
     wait_for(lambda: _rolled_out(ctx, "storefront"), what="the storefront's new pod to be Ready", timeout=120)
     wait_until_reachable(ctx, ["storefront"])

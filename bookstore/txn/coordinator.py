@@ -21,7 +21,7 @@ from anyio import to_thread
 from bookstore.errors import BranchConflict
 from bookstore.tracing import outgoing_headers
 from bookstore.txn.faults import FAULT_HEADER
-from bookstore.txn.log import PendingBranch, PhaseTwo, TransactionLog
+from bookstore.txn.log import Delivery, DeliveryOutcome, PendingBranch, PhaseTwo, TransactionLog
 
 __all__ = ["Coordinator"]
 
@@ -90,14 +90,14 @@ class Coordinator:
         delay = self.first_delay
         while (phase := await to_thread.run_sync(self.log.phase_two, xid)) is not None:
             if phase.branches:
-                await asyncio.gather(*(self._tell(phase, branch) for branch in phase.branches))
-                if await to_thread.run_sync(self.log.phase_two, xid) is None:
+                answers = await asyncio.gather(*(self._tell(phase, branch) for branch in phase.branches))
+                if await to_thread.run_sync(self.log.record_deliveries, phase, answers):
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_delay)
 
-    async def _tell(self, phase: PhaseTwo, branch: PendingBranch) -> None:
-        """Deliver confirm or cancel to one branch once, and log what came of it."""
+    async def _tell(self, phase: PhaseTwo, branch: PendingBranch) -> Delivery:
+        """Deliver confirm or cancel to one branch once: what came of it, for the log."""
         verb = "confirm" if phase.commits else "cancel"
         headers = {name: value for name, value in outgoing_headers().items() if name != FAULT_HEADER}
         if phase.faults and branch.attempts == 0:
@@ -107,18 +107,14 @@ class Coordinator:
         try:
             answer = await self.http.post(url, json={"xid": branch.xid, "branch_id": branch.branch_id}, headers=headers)
         except httpx.HTTPError as exc:
-            await to_thread.run_sync(self.log.branch_retry, branch, f"{verb} at {url}: {type(exc).__name__} {exc}")
-            return
+            return Delivery(branch, DeliveryOutcome.RETRY, f"{verb} at {url}: {type(exc).__name__} {exc}")
         body = _json(answer)
         if answer.status_code == 200:
-            detail = f"{verb}: {body.get('fence')} ({body.get('outcome')})"
-            await to_thread.run_sync(lambda: self.log.branch_answered(branch, commit=phase.commits, detail=detail))
-            return
+            return Delivery(branch, DeliveryOutcome.ANSWERED, f"{verb}: {body.get('fence')} ({body.get('outcome')})")
         error = f"{verb} at {url}: {answer.status_code} {body.get('error', '')} {body.get('message', '')}".strip()
         if body.get("error") == BranchConflict.code:
-            await to_thread.run_sync(lambda: self.log.branch_failed(branch, commit=phase.commits, error=error))
-        else:
-            await to_thread.run_sync(self.log.branch_retry, branch, error)
+            return Delivery(branch, DeliveryOutcome.REFUSED, error)
+        return Delivery(branch, DeliveryOutcome.RETRY, error)
 
 
 def _json(answer: httpx.Response) -> dict[str, Any]:

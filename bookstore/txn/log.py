@@ -8,6 +8,7 @@ transaction begun before it died at the same moment the old one would have.
 
 from __future__ import annotations
 
+import enum
 import json
 import sqlite3
 import time
@@ -29,7 +30,15 @@ from bookstore.txn.protocol import (
     GlobalTransactionView,
 )
 
-__all__ = ["NewTransaction", "TransactionLog", "create_schema"]
+__all__ = [
+    "Delivery",
+    "DeliveryOutcome",
+    "NewTransaction",
+    "PendingBranch",
+    "PhaseTwo",
+    "TransactionLog",
+    "create_schema",
+]
 
 _DECIDED_BY = {
     True: GlobalStatus.COMMITTING,
@@ -129,6 +138,21 @@ class PhaseTwo:
     @property
     def commits(self) -> bool:
         return self.status.commits
+
+
+class DeliveryOutcome(enum.Enum):
+    """What one confirm or cancel delivery came to."""
+
+    ANSWERED = "answered"
+    RETRY = "retry"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    branch: PendingBranch
+    outcome: DeliveryOutcome
+    detail: str
 
 
 class TransactionLog:
@@ -253,39 +277,39 @@ class TransactionLog:
             ).fetchall()
         return [row["xid"] for row in rows]
 
-    def branch_answered(self, branch: PendingBranch, *, commit: bool, detail: str) -> None:
-        """A participant confirmed or cancelled the branch: it is done, and so perhaps is its transaction."""
-        status = BranchStatus.COMMITTED if commit else BranchStatus.ROLLBACKED
+    def record_deliveries(self, phase: PhaseTwo, deliveries: Iterable[Delivery]) -> bool:
+        """Log a round of phase two in one SQLite transaction; True once the transaction is finished."""
+        commit = phase.commits
         with self.database.transaction() as connection:
-            connection.execute(
-                "UPDATE branches SET status = ?, attempts = attempts + 1, finished_at = ? WHERE branch_id = ?",
-                (status, timestamp(), branch.branch_id),
-            )
-            _event(connection, branch.xid, branch.branch_id, status.value, detail)
-            self._finish_if_done(connection, branch.xid)
-
-    def branch_retry(self, branch: PendingBranch, error: str) -> None:
-        """A participant could not be told (unreachable, an error): phase two will try again."""
-        with self.database.transaction() as connection:
-            connection.execute(
-                "UPDATE branches SET attempts = attempts + 1, last_error = ? WHERE branch_id = ?",
-                (error, branch.branch_id),
-            )
-            _event(connection, branch.xid, branch.branch_id, "retry", error)
-
-    def branch_failed(self, branch: PendingBranch, *, commit: bool, error: str) -> None:
-        """A participant refused for good (its fence says the opposite was done): the transaction failed."""
-        with self.database.transaction() as connection:
-            connection.execute(
-                "UPDATE branches SET status = ?, attempts = attempts + 1, last_error = ?, finished_at = ? "
-                "WHERE branch_id = ?",
-                (BranchStatus.FAILED, error, timestamp(), branch.branch_id),
-            )
-            connection.execute(
-                "UPDATE global_transactions SET status = ?, finished_at = ? WHERE xid = ?",
-                (_FAILED[commit], timestamp(), branch.xid),
-            )
-            _event(connection, branch.xid, branch.branch_id, _FAILED[commit].value, error)
+            for delivery in deliveries:
+                branch = delivery.branch
+                if delivery.outcome is DeliveryOutcome.ANSWERED:
+                    status = BranchStatus.COMMITTED if commit else BranchStatus.ROLLBACKED
+                    connection.execute(
+                        "UPDATE branches SET status = ?, attempts = attempts + 1, finished_at = ? WHERE branch_id = ?",
+                        (status, timestamp(), branch.branch_id),
+                    )
+                    _event(connection, branch.xid, branch.branch_id, status.value, delivery.detail)
+                elif delivery.outcome is DeliveryOutcome.RETRY:
+                    connection.execute(
+                        "UPDATE branches SET attempts = attempts + 1, last_error = ? WHERE branch_id = ?",
+                        (delivery.detail, branch.branch_id),
+                    )
+                    _event(connection, branch.xid, branch.branch_id, "retry", delivery.detail)
+                else:
+                    # The participant's fence says the opposite was done: never in a correct run, so stop and say so.
+                    connection.execute(
+                        "UPDATE branches SET status = ?, attempts = attempts + 1, last_error = ?, finished_at = ? "
+                        "WHERE branch_id = ?",
+                        (BranchStatus.FAILED, delivery.detail, timestamp(), branch.branch_id),
+                    )
+                    connection.execute(
+                        "UPDATE global_transactions SET status = ?, finished_at = ? WHERE xid = ?",
+                        (_FAILED[commit], timestamp(), branch.xid),
+                    )
+                    _event(connection, branch.xid, branch.branch_id, _FAILED[commit].value, delivery.detail)
+            self._finish_if_done(connection, phase.xid)
+            return self._status(connection, phase.xid)[0].finished
 
     def _finish_if_done(self, connection: sqlite3.Connection, xid: str) -> None:
         status, _ = self._status(connection, xid)
@@ -301,9 +325,9 @@ class TransactionLog:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def get(self, xid: str) -> GlobalTransactionView:
+    def get(self, xid: str, *, events: bool = True) -> GlobalTransactionView:
         with self.database.snapshot() as connection:
-            return self._view(connection, xid, events=True)
+            return self._view(connection, xid, events=events)
 
     def newest(
         self, *, status: GlobalStatus | None, name: str | None, limit: int

@@ -138,6 +138,7 @@ async def test_the_same_idempotency_key_answers_the_first_order_and_charges_once
     first, again = await shop.buy(headers=key), await shop.buy(headers=key)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
+    await shop.settled()
     user = (await shop.storefront.get("/api/users/alice")).json()
     assert user["balance"] == INITIAL_BALANCE - 2 * PRICE and user["books"][0]["count"] == 2
     other = await shop.buy(headers=key, count=3)
@@ -159,6 +160,7 @@ async def test_a_failed_answer_is_retried_with_its_key_without_a_second_charge(s
     assert lost.status_code == 500 and lost.json()["error"] == "injected_fault"
     retried = await shop.buy(headers=key)
     assert retried.status_code == 201
+    await shop.settled()
     user = (await shop.storefront.get("/api/users/alice")).json()
     assert user["balance"] == INITIAL_BALANCE - 2 * PRICE
     await shop.assert_consistent()
@@ -240,7 +242,11 @@ async def test_a_restarted_tc_finishes_what_its_predecessor_decided(tmp_path: Pa
                 await stock_client.post("/txn/reserve-stock/try", json={**branch, **reservation})
             ).status_code == 200
             decided = (await first_tc.post(f"/api/transactions/{began['xid']}/commit", json={})).json()
-            assert decided["status"] == "committing" and decided["branches"][0]["attempts"] >= 1
+            assert decided["status"] == "committing"
+            deadline = time.monotonic() + 10
+            while (await first_tc.get(f"/api/transactions/{began['xid']}")).json()["branches"][0]["attempts"] < 1:
+                assert time.monotonic() < deadline, "the first tc never tried to confirm"
+                await asyncio.sleep(0.05)
         # A new tc on the same log, with the participant reachable: its first watch recovers the transaction.
         reachable = httpx.AsyncClient(mounts={"http://stock": httpx.ASGITransport(app=stock_app)})
         second_tc = await serve(stack, tc.create_app(lab("tc", tmp_path), http=reachable))

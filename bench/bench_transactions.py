@@ -1,0 +1,133 @@
+"""Purchases with and without the coordinator, against the monolith, and how fast tc recovers.
+
+One run starts a localcluster in a temporary LAB_HOME, deploys lab 01 (the monolith) and lab 03 (the
+services in lab mode, and tc) with their own solution steps, then measures through the service
+proxy, as a notebook calls them:
+
+* purchase latency p50/p99, one at a time, the storefront alternating with the monolith so both see
+  the same machine load: first without tc (lab 02's purchase), then with tc (a global transaction);
+* purchases per second with ``--clients`` concurrent clients, for each of the three;
+* the ratios of each to the monolith (the targets: at most 2x without tc, 3x with);
+* recovery: stock is scaled to 0 while purchases run (tc cannot tell it the outcome), then back to 1;
+  the time from its pod being Ready again to every transaction resolved.
+
+    python -m bench.bench_transactions [--purchases 200] [--clients 8]
+
+prints plain `name: value unit` lines. Request counts are bounded; everything stays on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from bench._stats import percentile, report, report_latencies
+
+if TYPE_CHECKING:
+    from checkers import Context
+
+MONOLITH = "http://monolith"
+STOREFRONT = "http://storefront"
+BUYER = "bench"
+PURCHASE = {"user": BUYER, "book": "00002", "count": 1}
+
+
+def timed_purchase(http: httpx.Client, url: str) -> float:
+    started = time.perf_counter()
+    answer = http.post(f"{url}/api/purchase", json=PURCHASE)
+    elapsed = time.perf_counter() - started
+    if answer.status_code != 201:
+        raise RuntimeError(f"POST {url}/api/purchase answered {answer.status_code}: {answer.text}")
+    return elapsed
+
+
+def alternating(http: httpx.Client, purchases: int) -> dict[str, list[float]]:
+    """Latencies of the monolith and the storefront, one purchase each in turn."""
+    for url in (MONOLITH, STOREFRONT):
+        http.post(f"{url}/api/users", json={"name": BUYER})
+        timed_purchase(http, url)  # warm connections and caches
+    samples: dict[str, list[float]] = {MONOLITH: [], STOREFRONT: []}
+    for _ in range(purchases):
+        for url, seconds in samples.items():
+            seconds.append(timed_purchase(http, url))
+    return samples
+
+
+def throughput(http: httpx.Client, url: str, purchases: int, clients: int) -> float:
+    """Purchases per second with ``clients`` concurrent clients."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(lambda _: timed_purchase(http, url), range(purchases)))
+    return purchases / (time.perf_counter() - started)
+
+
+def recovery_seconds(ctx: Context, http: httpx.Client, purchases: int) -> tuple[float, int]:
+    """Scale stock to 0 under purchases, back to 1: seconds from its Ready pod to every transaction resolved."""
+    from checkers.lab01_monolith import look_at_deployment, wait_until_ready
+    from checkers.lab03_transactions import PurchaseLoad, look_at_coordinator
+    from labkit import wait_for
+
+    ctx.apps.patch_namespaced_deployment_scale("stock", ctx.namespace, {"spec": {"replicas": 0}})
+    wait_for(lambda: not look_at_deployment(ctx, "stock").pods, what="stock to have no pod", timeout=60)
+    PurchaseLoad(http, [BUYER], purchases=purchases, concurrency=4).run()
+    waiting = look_at_coordinator(http).unfinished
+    ctx.apps.patch_namespaced_deployment_scale("stock", ctx.namespace, {"spec": {"replicas": 1}})
+    wait_until_ready(ctx, ["stock"])
+    back = time.perf_counter()
+    wait_for(lambda: look_at_coordinator(http).unfinished == 0, what="tc to resolve every transaction", timeout=120)
+    return time.perf_counter() - back, waiting
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--purchases", type=int, default=200, help="purchases per side (bounded)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients for throughput")
+    args = parser.parse_args(argv)
+    if not 10 <= args.purchases <= 2000 or not 1 <= args.clients <= 32:
+        parser.error("--purchases must be 10..2000 and --clients 1..32")
+
+    from checkers import solve
+    from checkers.lab03_transactions import TC_URL, set_storefront_coordinator
+    from labkit.connection import connect
+    from localcluster.testing import LocalClusterRunner
+
+    with tempfile.TemporaryDirectory(prefix="bench-txn-") as home, LocalClusterRunner(Path(home)) as cluster:
+        os.environ.update(KUBECONFIG=str(cluster.kubeconfig), LAB_HOME=home)
+        cluster.kubectl("create", "namespace", "bookstore", check=False)
+        with connect() as ctx:
+            solve(ctx, "01.2")
+            solve(ctx, "03.1")
+            solve(ctx, "03.3")
+            http = ctx.http
+            ratios: dict[str, float] = {}
+            rates: dict[str, float] = {}
+
+            def measure(label: str) -> None:
+                samples = alternating(http, args.purchases)
+                report_latencies(f"purchase monolith (beside {label})", samples[MONOLITH])
+                report_latencies(f"purchase {label}", samples[STOREFRONT])
+                ratios[label] = percentile(samples[STOREFRONT], 0.5) / percentile(samples[MONOLITH], 0.5)
+                rates[label] = throughput(http, STOREFRONT, args.purchases, args.clients)
+
+            measure("services without tc")
+            set_storefront_coordinator(ctx, TC_URL)
+            measure("services with tc")
+            rates["monolith"] = throughput(http, MONOLITH, args.purchases, args.clients)
+            for label, rate in rates.items():
+                report(f"purchases/s with {args.clients} clients, {label}", rate, "purchases/s")
+            for label, ratio in ratios.items():
+                report(f"p50 ratio to the monolith, {label}", ratio, "x")
+            seconds, waiting = recovery_seconds(ctx, http, 20)
+            report("transactions waiting on stock while it was gone", waiting, "transactions")
+            report("stock Ready again to every transaction resolved", seconds, "s")
+
+
+if __name__ == "__main__":
+    main()
