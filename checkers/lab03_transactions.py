@@ -277,8 +277,9 @@ class PurchaseLoad:
 
     ``faults`` are x-bookstore-fault values used in turn (None: no fault). Answers are counted by
     status; a purchase whose answer got lost (a 5xx, a broken connection) is asked again with the
-    same key, as a careful client does. Without ``idempotency_keys`` (a storefront with no coordinator
-    refuses them) nothing is asked twice: a retry could buy twice.
+    same key, as a careful client does, and again with back-off for ``retry_for`` seconds while the
+    shop does not answer. Without ``idempotency_keys`` (a storefront with no coordinator refuses them)
+    nothing is asked twice: a retry could buy twice.
     """
 
     http: httpx.Client
@@ -287,6 +288,7 @@ class PurchaseLoad:
     concurrency: int = 4
     faults: Sequence[str | None] = (None,)
     idempotency_keys: bool = True
+    retry_for: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
     #: The orders the shop acknowledged (201): (user, order), what the clients believe they bought.
     acknowledged: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -326,8 +328,13 @@ class PurchaseLoad:
         book = CATALOG[index % len(CATALOG)].id
         headers = {"Idempotency-Key": f"load-{time.time_ns()}-{index}"} if self.idempotency_keys else {}
         outcome, order = self._ask(user, book, {**headers, FAULT_HEADER: fault} if fault else headers)
-        if headers and (outcome.startswith("5") or outcome == "lost"):
+        give_up, pause = time.monotonic() + self.retry_for, 0.1
+        while headers and (outcome.startswith("5") or outcome == "lost"):
             outcome, order = self._ask(user, book, headers)
+            if time.monotonic() + pause > give_up:
+                break
+            time.sleep(pause)  # the shop is not answering: give it a moment, as a polite client does
+            pause = min(pause * 2, 1.0)
         with self._lock:
             self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
             if order is not None:
