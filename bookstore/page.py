@@ -64,11 +64,19 @@ async function call(path, options) {
   document.getElementById("service").textContent = response.headers.get("x-bookstore-service") || "?";
   document.getElementById("version").textContent = response.headers.get("x-bookstore-version") || "?";
   if (!response.ok) {
-    const error = new Error(body.message || ("HTTP " + response.status));
+    const error = new Error(refusal(body) || body.message || ("HTTP " + response.status));
     error.code = body.error;
     throw error;
   }
   return body;
+}
+
+// The API counts money in fen; a person reads yuan.
+function refusal(body) {
+  if (body.error === "insufficient_balance" && Number.isInteger(body.balance) && Number.isInteger(body.amount)) {
+    return body.user + " has " + yuan(body.balance) + ", but this costs " + yuan(body.amount) + ".";
+  }
+  return null;
 }
 
 function cell(row, text, className) {

@@ -106,8 +106,12 @@ def outgoing_headers() -> dict[str, str]:
     return {**(_propagated.get() or {}), "traceparent": context.traceparent}
 
 
+#: The response header that carries a refusal's code (``insufficient_balance`` ...): spans record it.
+ERROR_HEADER = "x-bookstore-error"
+
+
 class Span(BaseModel):
-    """One request served by one service."""
+    """One request served by one service; ``error_type`` is the refusal's code when it refused."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -121,6 +125,7 @@ class Span(BaseModel):
     duration_ms: float
     status: int
     error: bool
+    error_type: str | None = None
 
 
 class SpanRecorder:
@@ -161,12 +166,15 @@ class TracingMiddleware:
         started_at = time.time()
         started = time.perf_counter()
         status = 500
+        error_type: str | None = None
 
         async def send_with_traceresponse(message: Message) -> None:
-            nonlocal status
+            nonlocal status, error_type
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["traceresponse"] = context.traceparent
+                headers = MutableHeaders(scope=message)
+                headers["traceresponse"] = context.traceparent
+                error_type = headers.get(ERROR_HEADER)
             await send(message)
 
         try:
@@ -186,6 +194,7 @@ class TracingMiddleware:
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                     status=status,
                     error=status >= 500,
+                    error_type=error_type,
                 )
             )
 

@@ -3,7 +3,10 @@
 :func:`create_service_app` builds the FastAPI app the monolith and each microservice add their
 routes to. Every response, errors included, carries ``x-bookstore-service`` and
 ``x-bookstore-version`` so a checker can count which version served it; every refusal is a JSON
-body ``{"error": code, "message": ...}`` with a 4xx or 5xx status, never a traceback.
+body ``{"error": code, "message": ...}`` with a 4xx or 5xx status, never a traceback, and carries
+its code in ``x-bookstore-error`` too (so spans record it). A business refusal (4xx) also says
+which service decided it, ``"refused_by"``: a storefront passing on stock's or balance's refusal
+keeps their name.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookstore.errors import BookstoreError, PayloadTooLarge
 from bookstore.settings import Settings
-from bookstore.tracing import TRACE_ID_PATTERN, Span, SpanRecorder, TracingMiddleware
+from bookstore.tracing import ERROR_HEADER, TRACE_ID_PATTERN, Span, SpanRecorder, TracingMiddleware
 from bookstore.txn.faults import FaultInjectionMiddleware
 
 __all__ = ["MAX_BODY_BYTES", "SERVICE_HEADER", "VERSION_HEADER", "create_service_app"]
@@ -88,7 +91,7 @@ class BodySizeLimitMiddleware:
         too_large = PayloadTooLarge(f"request bodies are limited to {self.limit} bytes", limit=self.limit)
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            await JSONResponse(too_large.to_payload(), status_code=too_large.status_code)(scope, receive, send)
+            await _error(too_large.to_payload(), too_large.status_code)(scope, receive, send)
             return
         received = 0
 
@@ -118,7 +121,7 @@ def create_service_app(settings: Settings, *, title: str, lifespan: Lifespan | N
     # Added last = outermost: the identity headers also land on responses tracing saw fail.
     app.add_middleware(TracingMiddleware, service=settings.service, version=settings.version, recorder=recorder)
     app.add_middleware(IdentityHeadersMiddleware, service=settings.service, version=settings.version)
-    _add_error_handlers(app)
+    _add_error_handlers(app, settings.service)
 
     @app.get("/health", tags=["operations"])
     async def health() -> Health:
@@ -135,34 +138,36 @@ def create_service_app(settings: Settings, *, title: str, lifespan: Lifespan | N
     return app
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _error(payload: dict[str, Any], status_code: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON error whose code also travels in ERROR_HEADER."""
+    return JSONResponse(payload, status_code=status_code, headers={**(headers or {}), ERROR_HEADER: payload["error"]})
+
+
+def _add_error_handlers(app: FastAPI, service: str) -> None:
     async def bookstore_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, BookstoreError)
-        return JSONResponse(exc.to_payload(), status_code=exc.status_code, headers=exc.headers or None)
+        payload = exc.to_payload()
+        if exc.status_code < 500:
+            payload.setdefault("refused_by", service)
+        return _error(payload, exc.status_code, exc.headers or None)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         fields = [_describe_field_error(error) for error in exc.errors()]
         summary = "; ".join(f"{field['location']}: {field['message']}" for field in fields[:3])
-        return JSONResponse(
-            {"error": "invalid_request", "message": f"invalid request: {summary}", "fields": fields},
-            status_code=422,
-        )
+        return _error({"error": "invalid_request", "message": f"invalid request: {summary}", "fields": fields}, 422)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
-        return JSONResponse(
-            {"error": code, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+        return _error({"error": code, "message": str(exc.detail)}, exc.status_code, exc.headers)
 
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         _log.exception("unexpected error serving %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"error": "internal_error", "message": "the bookstore failed unexpectedly; see the service's log"},
-            status_code=500,
+        return _error(
+            {"error": "internal_error", "message": "the bookstore failed unexpectedly; see the service's log"}, 500
         )
 
     app.add_exception_handler(BookstoreError, bookstore_error)

@@ -28,11 +28,16 @@ class CheckEnvironmentError(RuntimeError):
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One check's verdict: a message for the attendee, a hint toward the fix, and what it saw."""
+    """One check's verdict: a message for the attendee, hints toward the fix, and what it saw.
+
+    `hints` is a ladder: the first is shown with the verdict and says where to look; each next one
+    says more, and the last, followed literally, fixes the problem. An attendee climbs it on request
+    (`labkit.hint("02.6")`, the panel's button, `lab hint 02.6`), so the answer never comes first.
+    """
 
     status: Status
     message: str
-    hint: str = ""
+    hints: tuple[str, ...] = ()
     evidence: Mapping[str, Any] = field(default_factory=dict)
     check_id: str = ""
     title: str = ""
@@ -41,22 +46,29 @@ class CheckResult:
     def __post_init__(self) -> None:
         # Frozen all the way down: evidence is shown, serialised and compared, never edited.
         object.__setattr__(self, "evidence", MappingProxyType(dict(self.evidence)))
+        object.__setattr__(self, "hints", tuple(hint for hint in self.hints if hint))
 
     @classmethod
     def passed(cls, message: str, **evidence: Any) -> CheckResult:
         return cls(Status.PASSED, message, evidence=evidence)
 
     @classmethod
-    def failed(cls, message: str, hint: str, **evidence: Any) -> CheckResult:
-        return cls(Status.FAILED, message, hint=hint, evidence=evidence)
+    def failed(cls, message: str, hint: str, *more_hints: str, **evidence: Any) -> CheckResult:
+        """FAILED with a ladder of hints: where to look first, the literal fix last."""
+        return cls(Status.FAILED, message, hints=(hint, *more_hints), evidence=evidence)
 
     @classmethod
     def error(cls, message: str, hint: str = "", **evidence: Any) -> CheckResult:
-        return cls(Status.ERROR, message, hint=hint, evidence=evidence)
+        return cls(Status.ERROR, message, hints=(hint,), evidence=evidence)
 
     @property
     def ok(self) -> bool:
         return self.status is Status.PASSED
+
+    @property
+    def hint(self) -> str:
+        """The first hint, shown with the verdict ("" when there is none)."""
+        return self.hints[0] if self.hints else ""
 
     def named(self, check_id: str, title: str, duration: float) -> CheckResult:
         """The same verdict, labelled with the check that produced it."""
@@ -96,6 +108,7 @@ class CheckResult:
             "status": str(self.status),
             "message": self.message,
             "hint": self.hint,
+            "hints": list(self.hints),
             "evidence": json.loads(json.dumps(dict(self.evidence), default=str)),
             "duration": round(self.duration, 3),
         }

@@ -19,7 +19,7 @@ from checkers._context import Context
 from checkers._evidence import record
 from checkers._registry import DEFAULT_TIMEOUT, Check
 from checkers._result import CheckResult
-from labkit._waiting import Observation, poll
+from labkit._waiting import Observation, ProgressReporter, poll, reporting_progress
 
 T = TypeVar("T")
 C = TypeVar("C", bound=Context)
@@ -28,6 +28,8 @@ C = TypeVar("C", bound=Context)
 PREFLIGHT_TIMEOUT = 5.0
 #: Extra time a check gets beyond its polling budget for its last API calls, before it is abandoned.
 GRACE = 10.0
+#: How often the caller of a running check is given the hand back (`on_wait`), e.g. to redraw progress.
+WAIT_SLICE = 0.25
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("check_deadline", default=None)
 
@@ -69,22 +71,33 @@ def _has_request(exc: httpx.TransportError) -> bool:
     return True
 
 
-def observe(probe: Callable[[], T], until: Callable[[T], object], *, timeout: float | None = None) -> Observation[T]:
+def observe(
+    probe: Callable[[], T],
+    until: Callable[[T], object],
+    *,
+    timeout: float | None = None,
+    what: str = "",
+    describe: Callable[[T], str] | None = None,
+) -> Observation[T]:
     """Poll `probe` until `until(value)` holds or the running check's time budget is spent.
 
-    Returns the last value seen either way, so the check can report what it saw.
+    `until` must hold as soon as waiting cannot help any more (a missing object, a crash loop), not
+    only on success: a check waits only while progress is possible. `what` names what is awaited
+    and `describe(value)` what was seen, for the attendee's live progress line. Returns the last
+    value seen either way, so the check can report what it saw.
     """
     if timeout is None:
         deadline = _deadline.get()
         timeout = DEFAULT_TIMEOUT if deadline is None else max(0.0, deadline - time.monotonic())
-    return poll(probe, until, timeout=timeout)
+    return poll(probe, until, timeout=timeout, what=what, describe=describe)
 
 
-def _verdict(check: Check, ctx: Context, timeout: float) -> CheckResult:
+def _verdict(check: Check, ctx: Context, timeout: float, progress: ProgressReporter | None) -> CheckResult:
     """Run the check function, turning anything it raises into an ERROR that says why."""
     _deadline.set(time.monotonic() + timeout)
     try:
-        result = check.function(ctx)
+        with reporting_progress(progress):
+            result = check.function(ctx)
     except Exception as exc:  # a check must never crash the run: its exception becomes an ERROR verdict
         problem = environment_problem(exc)
         evidence = {"exception": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
@@ -107,11 +120,21 @@ def _verdict(check: Check, ctx: Context, timeout: float) -> CheckResult:
     return result
 
 
-def run_check(check: Check, ctx: Context, *, grace: float = GRACE, budget: float | None = None) -> CheckResult:
+def run_check(
+    check: Check,
+    ctx: Context,
+    *,
+    grace: float = GRACE,
+    budget: float | None = None,
+    progress: ProgressReporter | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> CheckResult:
     """Run one check within its timeout; a check still stuck after its budget and `grace` is an ERROR.
 
     `budget` shortens how long the check may wait for eventual state (a look rather than a wait,
-    as class progress needs); it never lengthens the check's own timeout.
+    as class progress needs); it never lengthens the check's own timeout. `progress` receives each
+    look the check takes while it waits (from the check's thread); `on_wait` is called from the
+    caller's thread every WAIT_SLICE seconds until the verdict.
     """
     started = time.monotonic()
     timeout = check.timeout if budget is None else min(budget, check.timeout)
@@ -119,12 +142,16 @@ def run_check(check: Check, ctx: Context, *, grace: float = GRACE, budget: float
     # Each check gets its own context so its deadline does not leak; a daemon thread so a check stuck
     # in a network call cannot keep `lab check` from exiting.
     worker = threading.Thread(
-        target=lambda: outcome.append(contextvars.Context().run(_verdict, check, ctx, timeout)),
+        target=lambda: outcome.append(contextvars.Context().run(_verdict, check, ctx, timeout, progress)),
         name=f"check-{check.check_id}",
         daemon=True,
     )
     worker.start()
-    worker.join(timeout + grace)
+    give_up = started + timeout + grace
+    while worker.is_alive() and time.monotonic() < give_up:
+        worker.join(min(WAIT_SLICE, max(0.0, give_up - time.monotonic())))
+        if on_wait is not None and worker.is_alive():
+            on_wait()
     if outcome:
         result = outcome[0]
     else:

@@ -7,6 +7,7 @@ kustomize overlay (infra/overlays/01-monolith) and makes the same calls as `solv
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,10 @@ from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
+from checkers.diagnosis import answer_of, await_service, await_workload, diagnose_service, diagnose_workload
 from labkit._apply import apply
-from labkit._waiting import wait_for
 from labkit.admin import ensure_admin_secret
-from labkit.kustomize import overlay
+from labkit.kustomize import base_manifest, overlay
 from labkit.settings import PROJECT_IMAGE
 
 LAB_ID = "01-monolith"
@@ -154,65 +155,71 @@ def _pod_state(pod: V1Pod) -> PodState:
     )
 
 
-def _workload_problem(seen: WorkloadState, lab_id: str, *, persistent: bool) -> CheckResult | None:
-    """Why a Deployment is not what the lab asks for, or None when it is."""
+def _template_problem(seen: WorkloadState, *, persistent: bool) -> CheckResult | None:
+    """How a Deployment's pod template differs from what the lab asks for, or None when it does not."""
     name = seen.name
-    if not seen.exists:
-        return CheckResult.failed(
-            f"There is no Deployment {name!r} in your namespace.",
-            f"Apply the lab's manifests (infra/overlays/{lab_id}), as the notebook cell does.",
-            **seen.evidence(),
-        )
+    look = f"`kubectl get deployment {name} -o yaml` (spec.template)"
+    fix = _reapply(name)
     missing_labels = [key for key in ("app", "version") if key not in seen.labels]
     if missing_labels:
         return CheckResult.failed(
-            f"The pods of {name!r} carry no {' and no '.join(missing_labels)} label.",
-            "Label the pod template with `app` and `version`: Services select by `app`, version counts traffic.",
+            f"The pods of {name!r} carry no {' and no '.join(missing_labels)} label: Services select by `app`, "
+            "and `version` tells versions apart when traffic is split.",
+            look,
+            fix,
             **seen.evidence(),
         )
     if len(seen.probes) < 2:
         return CheckResult.failed(
-            f"{name!r} does not probe {HEALTH_PATH} for both readiness and liveness (it has: {list(seen.probes)}).",
-            f"Add a readinessProbe and a livenessProbe with httpGet on {HEALTH_PATH}: without them Kubernetes "
-            "sends traffic to a pod before it can serve, and never restarts one that hangs.",
+            f"{name!r} does not probe {HEALTH_PATH} for both readiness and liveness (it has: {list(seen.probes)}): "
+            "without them Kubernetes sends traffic to a pod before it can serve, and never restarts one that hangs.",
+            look,
+            fix,
             **seen.evidence(),
         )
     if seen.data_volume is None:
         return CheckResult.failed(
             f"{name!r} keeps its database where {DATA_DIR_VARIABLE} points, but no volume is mounted there.",
-            f"Mount a volume at the path {DATA_DIR_VARIABLE} names (the manifest uses /data).",
+            look,
+            fix,
             **seen.evidence(),
         )
     if persistent and not seen.persistent:
         return CheckResult.failed(
             f"{name!r} mounts volume {seen.data_volume!r}, but it is not a PersistentVolumeClaim: the books "
             "sold would vanish with the pod.",
-            f"Use the persistentVolumeClaim `{name}-data` for the data volume.",
-            **seen.evidence(),
-        )
-    if not seen.ready_pods:
-        waiting = next((pod.waiting for pod in seen.pods if pod.waiting), None)
-        why = f" (waiting: {waiting})" if waiting else ""
-        return CheckResult.failed(
-            f"Deployment {name!r} has no Ready pod yet{why}.",
-            f"See what Kubernetes says: `kubectl describe deployment {name}` and `kubectl logs deployment/{name}`.",
+            look,
+            fix,
             **seen.evidence(),
         )
     return None
 
 
-def deployments_ready(ctx: Context, names: Sequence[str], lab_id: str, *, persistent: bool = False) -> CheckResult:
-    """PASSED when every named Deployment is as the lab asks and has a Ready pod (waits for readiness)."""
+def _reapply(name: str) -> str:
+    """The literal fix for a Deployment that differs from the lab's: apply the lab's manifest again."""
+    found = base_manifest("Deployment", name)
+    path = found[0] if found else f"infra/base/{name}/deployment.yaml"
+    return f"Put back the lab's Deployment: `kubectl apply --server-side --force-conflicts -f {path}`."
+
+
+def deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = False) -> CheckResult:
+    """PASSED when every named Deployment is as the lab asks and has a Ready pod.
+
+    Waits only while a pod is on its way; anything that waiting cannot mend is FAILED at once, with the
+    cause `kubectl describe` shows.
+    """
     seen: list[WorkloadState] = []
     for name in names:
-        state = observe(
-            lambda name=name: look_at_deployment(ctx, name),
-            lambda state: not state.exists or bool(state.ready_pods),
-        ).value
-        problem = _workload_problem(state, lab_id, persistent=persistent)
+        state = look_at_deployment(ctx, name)
+        if not state.exists:
+            return diagnose_workload(ctx, name).failed()
+        problem = _template_problem(state, persistent=persistent)
         if problem:
             return problem
-        seen.append(state)
+        workload = await_workload(ctx, name)
+        if not workload.ready:
+            return workload.failed()
+        seen.append(look_at_deployment(ctx, name))
     listed = ", ".join(f"{state.name} ({len(state.ready_pods)} Ready)" for state in seen)
     return CheckResult.passed(
         f"Deployed with probes, labels and a data volume, and Ready: {listed}.",
@@ -223,88 +230,42 @@ def deployments_ready(ctx: Context, names: Sequence[str], lab_id: str, *, persis
 # --- Services --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServiceState:
-    """A Service, the ready addresses behind it, and what `GET /health` through it answered."""
+def services_reachable(ctx: Context, names: Sequence[str]) -> CheckResult:
+    """PASSED when each named Service reaches Ready pods and its own app answers /health through it."""
+    answered: list[str] = []
+    for name in names:
+        found = await_service(ctx, name, path=HEALTH_PATH)
+        if not found.ready:
+            return found.failed()
+        answer = found.answer
+        health = answer.document if answer is not None and answer.ok and isinstance(answer.document, dict) else {}
+        if health.get("service") != name:
+            who = f"the {health['service']} service" if health.get("service") else f"{answer.status if answer else '?'}"
+            return CheckResult.failed(
+                f"{service_url(name)}{HEALTH_PATH} answered as {who}, not as the {name} service: the Service "
+                f"sends its traffic to other pods than {name}'s.",
+                f"`kubectl describe service {name}` (Selector, Endpoints) against `kubectl get pods --show-labels`",
+                f"Select the {name} pods: `kubectl set selector service {name} app={name}`.",
+                **found.evidence,
+            )
+        answered.append(f"{service_url(name)} → {', '.join(found.evidence.get('endpoints', []))}")
+    return CheckResult.passed("Reachable through their Services: " + "; ".join(answered))
 
-    name: str
-    exists: bool
-    addresses: tuple[str, ...] = ()
-    health: dict[str, Any] | None = None
-    answer: str = ""
 
-    def evidence(self) -> dict[str, object]:
-        return {"service": self.name, "exists": self.exists, "endpoints": list(self.addresses), "health": self.answer}
-
-
-def look_at_service(ctx: Context, name: str) -> ServiceState:
-    try:
-        ctx.core.read_namespaced_service(name, ctx.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return ServiceState(name, exists=False)
-        raise
+def ready_endpoints(ctx: Context, name: str) -> list[str]:
+    """`ip:port` of the Ready addresses behind Service `name` (none when it or its Endpoints are missing)."""
     try:
         endpoints = ctx.core.read_namespaced_endpoints(name, ctx.namespace)
     except ApiException as exc:
-        if exc.status != 404:
-            raise
-        endpoints = None
-    addresses = tuple(
+        if exc.status == 404:
+            return []
+        raise
+    return [
         f"{address.ip}:{port.port}"
-        for subset in (endpoints.subsets or [] if endpoints else [])
+        for subset in endpoints.subsets or []
         for address in subset.addresses or []
         for port in subset.ports or []
-    )
-    if not addresses:
-        return ServiceState(name, exists=True)
-    response = ctx.http.get(f"{service_url(name)}{HEALTH_PATH}")
-    return ServiceState(name, True, addresses, _health(response), f"{response.status_code} {response.text[:200]}")
-
-
-def _health(response: httpx.Response) -> dict[str, Any] | None:
-    """The /health document, or None for any other answer (an error, or something that is not the bookstore)."""
-    if response.status_code != 200:
-        return None
-    try:
-        document = response.json()
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def services_reachable(ctx: Context, names: Sequence[str], lab_id: str) -> CheckResult:
-    """PASSED when each named Service has Ready endpoints and its own app answers /health through it."""
-    seen: list[ServiceState] = []
-    for name in names:
-        state = observe(
-            lambda name=name: look_at_service(ctx, name),
-            lambda state: not state.exists or state.health is not None,
-        ).value
-        if not state.exists:
-            return CheckResult.failed(
-                f"There is no Service {name!r}: nothing gives the pods of {name!r} a stable name.",
-                f"Apply the Service of infra/overlays/{lab_id}, as the notebook cell does.",
-                **state.evidence(),
-            )
-        if not state.addresses:
-            return CheckResult.failed(
-                f"Service {name!r} has no Ready endpoints: its selector matches no Ready pod.",
-                f"Compare `kubectl get service {name} -o yaml` (spec.selector) with the pods' labels "
-                f"(`kubectl get pods --show-labels`), and check that the Deployment is Ready.",
-                **state.evidence(),
-            )
-        if state.health is None or state.health.get("service") != name:
-            return CheckResult.failed(
-                f"{service_url(name)}{HEALTH_PATH} did not answer as the {name} service ({state.answer!r}).",
-                f"The Service must send traffic to the {name!r} pods' `http` port (targetPort: http).",
-                **state.evidence(),
-            )
-        seen.append(state)
-    return CheckResult.passed(
-        "Reachable through their Services: " + ", ".join(f"{service_url(s.name)} → {list(s.addresses)}" for s in seen),
-        **{state.name: state.evidence() for state in seen},
-    )
+    ]
 
 
 # --- The shop: books, accounts and the invariants --------------------------------------------------
@@ -344,7 +305,8 @@ class ShopState:
 class ShopUnreachable(Exception):
     """The shop did not answer through its Service: an earlier step is not done (or was undone).
 
-    That is the attendee's to fix, so it becomes FAILED with a pointer back, not an ERROR.
+    That is the attendee's to fix, so it becomes FAILED with the cause (the Service's diagnosis, or that
+    of the service the shop could not reach), not an ERROR.
     """
 
     def __init__(self, url: str, response: httpx.Response) -> None:
@@ -352,17 +314,23 @@ class ShopUnreachable(Exception):
         self.url = url
         self.response = response
 
-    def result(self) -> CheckResult:
+    def result(self, ctx: Context) -> CheckResult:
+        answer = answer_of(self.response.status_code, self.response.text)
+        document = answer.document if isinstance(answer.document, dict) else {}
+        # A bookstore service that could not reach another says which (`dependency`); else its own Service.
+        name = str(document.get("dependency") or httpx.URL(self.url).host)
+        found = diagnose_service(ctx, name, path=HEALTH_PATH)
+        if not found.ready:
+            return found.failed()
         return CheckResult.failed(
-            f"{self.url} does not answer ({self.response.status_code}: {self.response.text[:200]}).",
-            "Do the earlier steps of this lab first: the Deployment must be Ready and its Service must reach "
-            "its pods (the earlier checks say which step is missing).",
-            status=self.response.status_code,
+            f"{self.url} does not answer ({answer.status}: {answer.text}).",
+            "Run this lab's earlier checks again: the first one that fails says which step to do again.",
+            status=answer.status,
         )
 
 
 def shop_get(ctx: Context, url: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    """GET a shop path; a 502/503/504 from the service network means the shop is not reachable."""
+    """GET a shop path; a 502/503/504 (from the service network or the shop) means the shop is not reachable."""
     response = ctx.http.get(f"{url}{path}", headers=headers)
     if response.status_code in (502, 503, 504):
         raise ShopUnreachable(url, response)
@@ -372,7 +340,7 @@ def shop_get(ctx: Context, url: str, path: str, headers: dict[str, str] | None =
 def look_at_shop(ctx: Context, url: str) -> ShopState:
     books = shop_get(ctx, url, "/api/books")
     books.raise_for_status()
-    account = ctx.http.get(f"{url}/api/users/{BUYER}")
+    account = shop_get(ctx, url, f"/api/users/{BUYER}")
     if account.status_code != 404:
         account.raise_for_status()
     return ShopState(
@@ -386,17 +354,21 @@ def purchase_kept_invariants(ctx: Context, url: str) -> CheckResult:
     try:
         shop = look_at_shop(ctx, url)
     except ShopUnreachable as unreachable:
-        return unreachable.result()
+        return unreachable.result(ctx)
+    open_account = f'`ctx.http.post("{url}/api/users", json={{"name": "{BUYER}"}})`'
+    buy_books = f'`ctx.http.post("{url}/api/purchase", json={json.dumps(PURCHASE)})`'
     if shop.buyer is None:
         return CheckResult.failed(
-            f"There is no user {BUYER!r} at {url} yet.",
-            f'Create the account: POST {url}/api/users with {{"name": "{BUYER}"}}.',
+            f"There is no user {BUYER!r} at {url} yet: the checks look at {BUYER}'s account.",
+            f"Open the account with POST {url}/api/users, then buy with POST {url}/api/purchase.",
+            f"In the notebook: {open_account}, then {buy_books}.",
             **shop.evidence(),
         )
     if not shop.bought:
         return CheckResult.failed(
-            f"{BUYER!r} has not bought any book yet.",
-            f"Buy one: POST {url}/api/purchase with the user, a book id (00001 … 00005) and a count.",
+            f"{BUYER!r} has an account but has not bought any book yet.",
+            f"Buy with POST {url}/api/purchase: the user, a book id (00001 … 00005) and a count.",
+            f"In the notebook: {buy_books}.",
             **shop.evidence(),
         )
     broken = shop.invariant_breaks()
@@ -404,7 +376,8 @@ def purchase_kept_invariants(ctx: Context, url: str) -> CheckResult:
         return CheckResult.failed(
             "Stock or money moved differently from what was bought: " + "; ".join(broken) + ".",
             "Every copy sold must leave the shelf and every fen paid must buy a book. Look at the purchases "
-            "that failed half-way (the service's logs) — this should not happen without a fault.",
+            "that failed half-way in the service's logs (`kubectl logs deployment/NAME`): this should not happen "
+            "without a fault.",
             **shop.evidence(),
         )
     return CheckResult.passed(
@@ -414,39 +387,62 @@ def purchase_kept_invariants(ctx: Context, url: str) -> CheckResult:
     )
 
 
-def refused_purchase_statuses(ctx: Context, url: str) -> list[int]:
-    """The status of each purchase the service refused (4xx), from the spans it still remembers."""
+#: The refusals step "bad purchases" asks for, by the code the shop refuses them with, in words.
+REQUIRED_REFUSALS = {
+    "unknown_book": "a book that does not exist",
+    "insufficient_balance": f"more than {BUYER} can pay for",
+}
+
+
+def refused_purchases(ctx: Context, url: str) -> list[str]:
+    """The code of each purchase the shop refused (4xx), from the spans it still remembers."""
     answer = shop_get(ctx, url, "/debug/spans")
     answer.raise_for_status()
     return [
-        span["status"]
+        span.get("error_type") or str(span["status"])
         for span in answer.json()["spans"]
         if span["operation"] == PURCHASE_OPERATION and 400 <= span["status"] < 500
     ]
 
 
 def bad_purchases_changed_nothing(ctx: Context, url: str) -> CheckResult:
-    """PASSED when the service refused at least one purchase and the invariants still hold."""
+    """PASSED when the shop refused both kinds of bad purchase and the invariants still hold."""
     try:
-        refused = refused_purchase_statuses(ctx, url)
+        refused = refused_purchases(ctx, url)
+        shop = look_at_shop(ctx, url)
     except ShopUnreachable as unreachable:
-        return unreachable.result()
-    if not refused:
-        return CheckResult.failed(
-            f"{url} has not refused any purchase yet.",
-            "Try to buy what cannot be sold: a book id that does not exist, or more than the buyer can pay for.",
+        return unreachable.result(ctx)
+    missing = [words for code, words in REQUIRED_REFUSALS.items() if code not in refused]
+    if missing:
+        seen = f"it refused: {', '.join(sorted(set(refused)))}" if refused else "it has refused no purchase"
+        tries = {
+            "unknown_book": {"user": BUYER, "book": "99999", "count": 1},
+            "insufficient_balance": {"user": BUYER, "book": "00003", "count": 9_000},
+        }
+        calls = ", then ".join(
+            f'`ctx.http.post("{url}/api/purchase", json={json.dumps(tries[code])})`'
+            for code in REQUIRED_REFUSALS
+            if code not in refused
         )
-    shop = look_at_shop(ctx, url)
+        return CheckResult.failed(
+            f"{url} has not yet refused a purchase of {' nor of '.join(missing)} ({seen}).",
+            "Try what the shop must refuse: a book id that is not on the shelf (00001 … 00005 are), and more "
+            f"copies than {BUYER}'s ¥1 000 000 pay for while the shelf has enough of them.",
+            f"In the notebook: {calls}.",
+            refused=refused,
+            **shop.evidence(),
+        )
     broken = shop.invariant_breaks()
     if broken:
         return CheckResult.failed(
             "A refused purchase left traces: " + "; ".join(broken) + ".",
-            "A refusal must happen before any stock or money moves, or undo what moved.",
+            "A refusal must happen before any stock or money moves, or undo what moved: look at the service's "
+            "logs (`kubectl logs deployment/NAME`).",
             refused=refused,
             **shop.evidence(),
         )
     return CheckResult.passed(
-        f"{len(refused)} purchase(s) refused (statuses {sorted(set(refused))}), and no copy or fen moved for them.",
+        f"{len(refused)} purchase(s) refused ({', '.join(sorted(set(refused)))}), and no copy or fen moved for them.",
         refused=refused,
         **shop.evidence(),
     )
@@ -471,20 +467,24 @@ def apply_kinds(ctx: Context, lab_id: str, kinds: Iterable[str]) -> None:
     apply(overlay(lab_id, kinds=kinds), connection=ctx)
 
 
+class NotReady(RuntimeError):
+    """A solution step's workload or Service did not become ready: the diagnosis says why."""
+
+
 def wait_until_ready(ctx: Context, names: Iterable[str], timeout: float = 120) -> None:
-    """Wait until each Deployment has a Ready pod: the steps after this one call its pods."""
+    """Wait until each Deployment has a Ready pod (the steps after this one call its pods); fail fast if stuck."""
     for name in names:
-        wait_for(
-            lambda name=name: look_at_deployment(ctx, name).ready_pods,
-            what=f"{name} to be Ready",
-            timeout=timeout,
-        )
+        found = await_workload(ctx, name, timeout=timeout)
+        if not found.ready:
+            raise NotReady(found.summary)
 
 
 def wait_until_reachable(ctx: Context, names: Iterable[str], timeout: float = 60) -> None:
     """Wait until each Service answers /health: Endpoints follow readiness a moment later."""
     for name in names:
-        wait_for(lambda name=name: look_at_service(ctx, name).health, what=f"http://{name} to answer", timeout=timeout)
+        found = await_service(ctx, name, path=HEALTH_PATH, timeout=timeout)
+        if not found.ready:
+            raise NotReady(found.summary)
 
 
 # --- Lab 01's checks -----------------------------------------------------------------------------
@@ -494,7 +494,7 @@ MONOLITH = service_url(APP)
 
 @check("01.1", title="The monolith is deployed with a volume, and Ready", timeout=90)
 def monolith_ready(ctx: Context) -> CheckResult:
-    return deployments_ready(ctx, [APP], LAB_ID, persistent=True)
+    return deployments_ready(ctx, [APP], persistent=True)
 
 
 @monolith_ready.solution
@@ -506,7 +506,7 @@ def deploy_monolith(ctx: Context) -> None:
 
 @check("01.2", title="The monolith answers through its Service", timeout=60)
 def monolith_reachable(ctx: Context) -> CheckResult:
-    return services_reachable(ctx, [APP], LAB_ID)
+    return services_reachable(ctx, [APP])
 
 
 @monolith_reachable.solution

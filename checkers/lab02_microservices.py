@@ -54,7 +54,7 @@ NEW_RANKING = {"name": "by-price", "version": "1.0.0", "bundled": "by-price", "a
 
 @check("02.1", title="storefront, stock and balance each run in their own Deployment", timeout=120)
 def services_deployed(ctx: Context) -> CheckResult:
-    return deployments_ready(ctx, SERVICES, LAB_ID)
+    return deployments_ready(ctx, SERVICES)
 
 
 @services_deployed.solution
@@ -66,7 +66,7 @@ def deploy_services(ctx: Context) -> None:
 
 @check("02.2", title="Each service has a Service with Endpoints and answers through it", timeout=60)
 def services_exposed(ctx: Context) -> CheckResult:
-    return services_reachable(ctx, SERVICES, LAB_ID)
+    return services_reachable(ctx, SERVICES)
 
 
 @services_exposed.solution
@@ -138,7 +138,7 @@ def purchase_traced(ctx: Context) -> CheckResult:
     try:
         seen = newest_traced_purchase(ctx)
     except ShopUnreachable as unreachable:
-        return unreachable.result()
+        return unreachable.result(ctx)
     if seen is None:
         return CheckResult.failed(
             "The storefront has served no purchase that carried a trace of yours.",
@@ -233,7 +233,7 @@ def ranking_switched(ctx: Context) -> CheckResult:
     try:
         seen = look_at_ranking(ctx)
     except ShopUnreachable as unreachable:
-        return unreachable.result()
+        return unreachable.result(ctx)
     evidence = seen.evidence()
     if len(seen.pods) != 1:
         return CheckResult.failed(

@@ -355,10 +355,10 @@ class PurchaseLoad:
 
 @check("03.1", title="storefront, stock and balance run in lab mode, stock and balance on volumes", timeout=120)
 def services_in_lab_mode(ctx: Context) -> CheckResult:
-    participants = deployments_ready(ctx, PARTICIPANTS, LAB_ID, persistent=True)
+    participants = deployments_ready(ctx, PARTICIPANTS, persistent=True)
     if not participants.ok:
         return participants
-    storefront = deployments_ready(ctx, ["storefront"], LAB_ID)
+    storefront = deployments_ready(ctx, ["storefront"])
     if not storefront.ok:
         return storefront
     for name in SERVICES:
@@ -370,7 +370,7 @@ def services_in_lab_mode(ctx: Context) -> CheckResult:
                 f"Apply the Deployments of infra/overlays/{LAB_ID}: they set {LAB_MODE_VARIABLE}=true.",
                 **seen.evidence(),
             )
-    reachable = services_reachable(ctx, SERVICES, LAB_ID)
+    reachable = services_reachable(ctx, SERVICES)
     if not reachable.ok:
         return reachable
     return CheckResult.passed(
@@ -405,7 +405,7 @@ def purchase_went_wrong(ctx: Context) -> CheckResult:
     try:
         audit = audit_shop(ctx.http, [VICTIM])
     except ShopUnreachable as unreachable:
-        return unreachable.result()
+        return unreachable.result(ctx)
     victim = audit.users.get(VICTIM)
     if victim is None:
         return CheckResult.failed(
@@ -449,10 +449,10 @@ def break_a_purchase(ctx: Context) -> None:
 
 @check("03.3", title="tc runs with its transaction log on a PersistentVolumeClaim, behind a Service", timeout=120)
 def coordinator_deployed(ctx: Context) -> CheckResult:
-    deployed = deployments_ready(ctx, [TC], LAB_ID, persistent=True)
+    deployed = deployments_ready(ctx, [TC], persistent=True)
     if not deployed.ok:
         return deployed
-    return services_reachable(ctx, [TC], LAB_ID)
+    return services_reachable(ctx, [TC])
 
 
 @coordinator_deployed.solution
@@ -477,7 +477,7 @@ def purchases_are_global_transactions(ctx: Context) -> CheckResult:
     try:
         seen, audit = _settled(ctx)
     except ShopUnreachable as unreachable:
-        return unreachable.result()
+        return unreachable.result(ctx)
     committed = {t["outcome"]["order"]["id"]: t for t in seen.committed() if (t["outcome"] or {}).get("order")}
     ordered = [order for name, ledger in audit.users.items() if name in BUYERS for order in ledger.orders]
     if not committed:
@@ -588,7 +588,7 @@ def faults_leave_no_trace(ctx: Context) -> CheckResult:
     try:
         seen, audit = _settled(ctx)
     except ShopUnreachable as unreachable:
-        return unreachable.result()
+        return unreachable.result(ctx)
     missing = sorted(DRILLED_POINTS - seen.struck_points())
     if missing:
         return CheckResult.failed(
@@ -675,7 +675,7 @@ def recovered_from_a_deleted_pod(ctx: Context) -> CheckResult:
     try:
         seen, audit = _settled(ctx)
     except ShopUnreachable as unreachable:
-        return unreachable.result()
+        return unreachable.result(ctx)
     replacement = find_replacement(ctx, seen)
     if replacement is None:
         return CheckResult.failed(
@@ -745,7 +745,7 @@ def challenge_solved(ctx: Context) -> CheckResult:
     try:
         audit = audit_shop(ctx.http, EVERYONE)
     except ShopUnreachable as unreachable:
-        return unreachable.result()
+        return unreachable.result(ctx)
     if storefront_coordinator(ctx) is None:
         return CheckResult.failed(
             "New purchases can still take money without giving the book.",

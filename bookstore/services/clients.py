@@ -73,6 +73,7 @@ class ServiceClient:
                 raise BadGateway(self.name, f"{self.name} gave an unexpected answer to {what}") from exc
         refusal = error_from_payload(payload) if response.is_client_error else None
         if refusal is not None:
+            refusal.detail.setdefault("refused_by", self.name)  # the caller learns who decided
             raise refusal
         status = response.status_code
         message = f"{self.name} answered {status} to {what}"

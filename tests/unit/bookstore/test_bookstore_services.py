@@ -145,6 +145,23 @@ async def test_a_refused_purchase_leaves_no_order_and_no_payment(services: Servi
     assert (await services.balance.get("/api/users/alice")).json()["balance"] == INITIAL_BALANCE
 
 
+async def test_a_refusal_says_which_service_decided_it_and_its_span_records_why(services: Services) -> None:
+    await services.storefront.post("/api/users", json={"name": "carl"})
+
+    unknown = await services.storefront.post("/api/purchase", json={"user": "carl", "book": "99999", "count": 1})
+    poor = await services.storefront.post("/api/purchase", json={"user": "carl", "book": "00003", "count": 9_000})
+    nobody = await services.storefront.post("/api/purchase", json={"user": "carl", "book": "00003", "count": 0})
+
+    assert (unknown.json()["error"], unknown.json()["refused_by"]) == ("unknown_book", "stock")
+    assert (poor.json()["error"], poor.json()["refused_by"]) == ("insufficient_balance", "balance")
+    # The storefront answered all three (its header says so); the body says who decided.
+    assert {r.headers["x-bookstore-service"] for r in (unknown, poor)} == {"storefront"}
+    assert nobody.status_code == 422 and "refused_by" not in nobody.json()
+    spans = (await services.storefront.get("/debug/spans")).json()["spans"]
+    purchases = [span["error_type"] for span in spans if span["operation"] == "POST /api/purchase"]
+    assert purchases == ["unknown_book", "insufficient_balance", "invalid_request"]
+
+
 async def test_losing_the_race_for_the_last_copies_refunds_the_payment(services: Services) -> None:
     # Both buyers see 1 copy left when they check, both pay, only one order can take it: the other
     # storefront call must give the money back.
@@ -193,7 +210,8 @@ async def test_a_refusal_by_stock_after_payment_gives_the_money_back(
     response = await client.post("/api/purchase", json={"user": "ben", "book": "00002", "count": 1})
 
     assert response.status_code == 409
-    assert response.json() == refusal
+    assert response.json() == {**refusal, "refused_by": "stock"}
+    assert response.headers["x-bookstore-error"] == "insufficient_stock"
     assert (await balance_service.get("/api/users/ben")).json()["balance"] == INITIAL_BALANCE
     (refund_span,) = [
         span for span in (await balance_service.get("/debug/spans")).json()["spans"] if "refund" in span["operation"]

@@ -10,8 +10,8 @@ from .fake_cluster import FakeConnection
 
 
 def panel(status: Status, **evidence: object) -> CheckPanel:
-    hint = "" if status is Status.PASSED else "Apply <hello-pod.yaml>"
-    return CheckPanel(CheckResult(status, "The pod <hello> is missing.", hint, evidence).named("00.3", "Pod", 0.1))
+    hints = () if status is Status.PASSED else ("Apply <hello-pod.yaml>",)
+    return CheckPanel(CheckResult(status, "The pod <hello> is missing.", hints, evidence).named("00.3", "Pod", 0.1))
 
 
 def test_plain_text_reads_well_in_a_terminal_and_in_papermill_output() -> None:

@@ -54,6 +54,7 @@ def test_to_dict_is_json_even_for_evidence_json_cannot_hold() -> None:
         "status": "PASSED",
         "message": "ok",
         "hint": "",
+        "hints": [],
         "evidence": {"seen": "opaque thing", "count": 3},
         "duration": 0.123,
     }
@@ -62,3 +63,11 @@ def test_to_dict_is_json_even_for_evidence_json_cannot_hold() -> None:
 def test_evidence_text_indents_long_text_under_its_key() -> None:
     result = CheckResult.error("crashed", traceback="line one\nline two\n", exception="ValueError: x")
     assert result.evidence_text() == "traceback:\n    line one\n    line two\nexception: ValueError: x"
+
+
+def test_hints_climb_from_where_to_look_to_the_fix() -> None:
+    result = CheckResult.failed("no claim", "look at the pod's events", "apply the claim")
+    assert result.hint == "look at the pod's events"
+    assert result.hints == ("look at the pod's events", "apply the claim")
+    assert result.to_dict()["hints"] == ["look at the pod's events", "apply the claim"]
+    assert CheckResult.passed("fine").hints == ()

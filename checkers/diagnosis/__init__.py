@@ -1,0 +1,96 @@
+"""Why a workload or a Service is not ready, as `kubectl describe` shows it, and whether waiting can help.
+
+This is the rule every lab's checks follow (labs 00-02 do; labs 03-05 should):
+
+* A check **fails at once** when the state cannot become right by waiting: a missing object (the
+  Deployment, a claim, a ConfigMap or Secret, a key), an image that cannot be pulled, a container
+  that exits (crash loop, with its exit code and last log lines), a readiness probe that keeps
+  failing (with the probe's own answer), a Service without selector, a selector that matches no
+  pod, a port the Service does not expose, a target port nothing listens on.
+* It **waits only while progress is possible** (a pod being created, a probe not yet passed, the
+  endpoints catching up), within its time budget, and the attendee sees what it waits for, live.
+* Its FAILED message names the cause in `kubectl describe`'s words; its hints go from where to
+  look (a kubectl command) to the literal fix. Fixes are computed from the lab's own manifests
+  (infra/base/) where possible, so that following them repairs the state.
+
+In a check::
+
+    from checkers.diagnosis import await_service, await_workload
+
+    @check("03.1", title="The coordinator runs and answers through its Service", timeout=90)
+    def coordinator_ready(ctx: Context) -> CheckResult:
+        workload = await_workload(ctx, "tc")               # Deployment tc: Ready, or why not
+        if not workload.ready:
+            return workload.failed()                       # FAILED: cause, where to look, the fix
+        service = await_service(ctx, "tc", path="/health") # Service tc: selector, endpoints, port, answer
+        if not service.ready:
+            return service.failed()
+        ...                                                # service.answer: what /health said
+
+`diagnose_workload` and `diagnose_service` look once; `await_workload` and `await_service` look
+again (bounded polling with back-off inside the check's time budget) until READY or STUCK. A lab
+gives its own fix for a problem only it knows how to repair with `failed(fixes={Problem.CRASH_LOOP:
+"..."})`, and a fix-it challenge tells the symptom instead of the cause with `failed(symptom=...)`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from checkers._context import Context
+from checkers._runner import observe
+from checkers.diagnosis._model import Answer, Diagnosis, Outlook, Problem
+from checkers.diagnosis._pods import answer_of, diagnose_pod, diagnose_workload, missing_object, namespace_events
+from checkers.diagnosis._services import diagnose_service
+
+__all__ = [
+    "Answer",
+    "Diagnosis",
+    "Outlook",
+    "Problem",
+    "answer_of",
+    "await_service",
+    "await_workload",
+    "diagnose_pod",
+    "diagnose_service",
+    "diagnose_workload",
+    "missing_object",
+    "namespace_events",
+]
+
+
+def await_workload(ctx: Context, name: str, *, timeout: float | None = None) -> Diagnosis:
+    """Look at Deployment `name` until it has a Ready pod or cannot get one by waiting.
+
+    Waits at most `timeout` seconds (default: what is left of the running check's budget). When time
+    runs out while still progressing, the diagnosis says so (`failed()` says how long it waited).
+    """
+    return _await(lambda: diagnose_workload(ctx, name), f"Deployment {name} to have a Ready pod", timeout)
+
+
+def await_service(
+    ctx: Context, name: str, *, port: int = 80, path: str | None = None, timeout: float | None = None
+) -> Diagnosis:
+    """Look at Service `name` until `http://name:port` reaches a Ready pod (and, with `path`, the app answers)."""
+    target = f"http://{name}{path or ''}" if port == 80 else f"http://{name}:{port}{path or ''}"
+    return _await(lambda: diagnose_service(ctx, name, port=port, path=path), f"{target} to answer", timeout)
+
+
+def _await(look: Callable[[], Diagnosis], what: str, timeout: float | None) -> Diagnosis:
+    started = time.monotonic()
+    seen = observe(
+        look,
+        lambda found: not found.waiting_helps,
+        timeout=timeout,
+        what=what,
+        describe=lambda found: found.summary,
+    ).value
+    if seen.waiting_helps:
+        return _gave_up(seen, time.monotonic() - started)
+    return seen
+
+
+def _gave_up(seen: Diagnosis, waited: float) -> Diagnosis:
+    """A diagnosis still progressing when the time was up: told as such (the check fails, saying so)."""
+    return seen.about(seen.subject, f"still not ready after {waited:.0f} s: {seen.summary}")
