@@ -11,7 +11,9 @@ from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
-from labkit._apply import apply, manifest
+from checkers.diagnosis import Diagnosis, Outlook, diagnose_pod, namespace_events
+from checkers.diagnosis._fields import pod_spec
+from labkit._apply import MANIFESTS, apply, manifest
 from labkit.settings import Settings
 
 POD_NAME = "hello"
@@ -43,7 +45,8 @@ def namespace_ready(ctx: Context) -> CheckResult:
     if ctx.namespace != expected:
         return CheckResult.failed(
             f"Your connection works in namespace {ctx.namespace!r}, but the labs use {expected!r}.",
-            f"Connect again with `ctx = labkit.connect()` (it picks {expected!r}), or set LAB_NAMESPACE.",
+            "`ctx.namespace` is the namespace your connection works in; LAB_NAMESPACE chooses it.",
+            f"Connect again in the lab's namespace: `ctx = labkit.connect(namespace={expected!r})`.",
             selected=ctx.namespace,
             expected=expected,
         )
@@ -52,9 +55,11 @@ def namespace_ready(ctx: Context) -> CheckResult:
     except ApiException as exc:
         if exc.status != 404:
             raise
+        namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": expected}}
         return CheckResult.failed(
-            f"There is no namespace {expected!r} in the cluster yet.",
-            f"Create it: `kubectl create namespace {expected}` (or run the notebook cell that does).",
+            f"There is no namespace {expected!r} in the cluster: `lab up` makes it, and it has been deleted since.",
+            "See which namespaces there are: `kubectl get namespaces`.",
+            f"Create it again from the notebook: `labkit.apply({namespace_object!r})`.",
             selected=ctx.namespace,
         )
     phase = namespace.status.phase if namespace.status else None
@@ -75,7 +80,8 @@ class PodSighting:
     phase: str | None = None
     reader: str | None = None
     logs: str = ""
-    waiting_reason: str | None = None
+    #: Why the pod has not finished, when it has not (as `kubectl describe pod` tells it).
+    trouble: Diagnosis | None = None
 
     @property
     def finished(self) -> bool:
@@ -92,12 +98,11 @@ def look_at_hello_pod(ctx: Context) -> PodSighting:
         if exc.status == 404:
             return PodSighting(exists=False)
         raise
-    container = pod.spec.containers[0]
+    container = pod_spec(pod).containers[0]
     reader = next((env.value for env in container.env or [] if env.name == "READER"), None)
-    statuses = (pod.status.container_statuses or []) if pod.status else []
-    waiting = next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
     phase = pod.status.phase if pod.status else None
-    return PodSighting(True, phase, reader, _logs(ctx) if phase != "Pending" else "", waiting)
+    trouble = None if phase in FINISHED_PHASES else diagnose_pod(ctx, pod, namespace_events(ctx))
+    return PodSighting(True, phase, reader, _logs(ctx) if phase != "Pending" else "", trouble)
 
 
 def _logs(ctx: Context) -> str:
@@ -111,8 +116,24 @@ def _logs(ctx: Context) -> str:
 
 
 def settled(seen: PodSighting) -> bool:
-    """Waiting helps only while the pod runs: a missing pod will not appear by itself."""
-    return not seen.exists or seen.finished
+    """Waiting helps only while the pod is on its way: a missing pod will not appear by itself, a pod whose
+    image cannot be pulled will not start."""
+    return not seen.exists or seen.finished or (seen.trouble is not None and seen.trouble.outlook is Outlook.STUCK)
+
+
+def describe(seen: PodSighting) -> str:
+    """What a check saw of the pod, for the attendee's live progress line."""
+    if not seen.exists:
+        return f"no pod {POD_NAME!r}"
+    return seen.trouble.summary if seen.trouble else f"pod {POD_NAME!r} is {seen.phase}"
+
+
+def _replace_pod(manifest_name: str) -> str:
+    """The literal way to replace the hello pod by the one a lab manifest describes (pods are immutable)."""
+    return (
+        f"Pods cannot be changed in place: delete it, then apply the manifest again: `kubectl delete pod {POD_NAME}`, "
+        f"then `kubectl apply --server-side -f {MANIFESTS / manifest_name}`."
+    )
 
 
 def _unfinished(seen: PodSighting) -> CheckResult | None:
@@ -120,20 +141,25 @@ def _unfinished(seen: PodSighting) -> CheckResult | None:
     if not seen.exists:
         return CheckResult.failed(
             f"There is no pod named {POD_NAME!r} in your namespace.",
-            f"Run the cell that applies {HELLO_POD}, or `kubectl apply -f` it.",
+            f"Run the cell that applies {HELLO_POD} (`labkit.apply(hello_pod)`).",
+            f"Or apply the manifest from anywhere: `kubectl apply --server-side -f {MANIFESTS / HELLO_POD}`.",
             **seen.evidence(),
         )
     if not seen.finished:
-        why = f" ({seen.waiting_reason})" if seen.waiting_reason else ""
+        trouble = seen.trouble
+        summary = trouble.summary if trouble else f"pod {POD_NAME!r} is {seen.phase}"
+        still = "" if trouble is None or trouble.outlook is Outlook.STUCK else "still "
         return CheckResult.failed(
-            f"The pod {POD_NAME!r} has not finished: it is {seen.phase}{why}.",
-            f"See what Kubernetes says about it: `kubectl describe pod {POD_NAME}`.",
+            f"The pod {POD_NAME!r} has {still}not finished: {summary}",
+            trouble.look if trouble and trouble.look else f"`kubectl describe pod {POD_NAME}` (Events at the bottom)",
+            _replace_pod(HELLO_POD),
             **seen.evidence(),
         )
     if seen.phase == "Failed":
         return CheckResult.failed(
-            f"The pod {POD_NAME!r} ran but failed.",
-            f"Read its logs (`kubectl logs {POD_NAME}`) and compare the manifest with {HELLO_POD}.",
+            f"The pod {POD_NAME!r} ran but failed: {seen.logs.strip()[-300:] or 'it wrote no log'}",
+            f"Read its logs (`kubectl logs {POD_NAME}`) and compare its manifest with {HELLO_POD}.",
+            _replace_pod(HELLO_POD),
             **seen.evidence(),
         )
     return None
@@ -141,14 +167,15 @@ def _unfinished(seen: PodSighting) -> CheckResult | None:
 
 @check("00.3", title="Your first pod ran and greeted you", timeout=60)
 def hello_pod_greeted(ctx: Context) -> CheckResult:
-    seen = observe(lambda: look_at_hello_pod(ctx), settled).value
+    seen = observe(lambda: look_at_hello_pod(ctx), settled, what=f"pod {POD_NAME!r} to finish", describe=describe).value
     verdict = _unfinished(seen)
     if verdict:
         return verdict
     if GREETING not in seen.logs:
         return CheckResult.failed(
             f"The pod {POD_NAME!r} finished, but its logs do not say {GREETING!r}.",
-            f"Apply {HELLO_POD} as it is: its container prints the greeting.",
+            f"Its command prints the greeting: compare `kubectl get pod {POD_NAME} -o yaml` with {HELLO_POD}.",
+            _replace_pod(HELLO_POD),
             **seen.evidence(),
         )
     return CheckResult.passed(f"The pod {POD_NAME!r} ran and said: {seen.logs.strip()}", **seen.evidence())
@@ -164,7 +191,7 @@ def hello_pod_greets_reader(ctx: Context) -> CheckResult:
     def greets_by_name(seen: PodSighting) -> bool:
         return seen.finished and bool(seen.reader) and f"{GREETING}, {seen.reader}!" in seen.logs
 
-    seen = observe(lambda: look_at_hello_pod(ctx), settled).value
+    seen = observe(lambda: look_at_hello_pod(ctx), settled, what=f"pod {POD_NAME!r} to finish", describe=describe).value
     verdict = _unfinished(seen)
     if verdict:
         return verdict
@@ -172,13 +199,15 @@ def hello_pod_greets_reader(ctx: Context) -> CheckResult:
         return CheckResult.failed(
             f"The pod {POD_NAME!r} has no READER environment variable yet.",
             "Pods cannot be changed in place: delete the pod (`kubectl delete pod hello`), then apply "
-            f"{HELLO_READER_POD} with your name as READER.",
+            "`reader_pod`, which has your name as READER.",
+            _replace_pod(HELLO_READER_POD),
             **seen.evidence(),
         )
     if not greets_by_name(seen):
         return CheckResult.failed(
             f"The pod has READER={seen.reader!r} but its logs do not greet {seen.reader}.",
             "Keep the container's command as in the manifest; only add the READER variable.",
+            _replace_pod(HELLO_READER_POD),
             **seen.evidence(),
         )
     return CheckResult.passed(f"The pod greeted you by name: {seen.logs.strip()}", **seen.evidence())

@@ -208,7 +208,6 @@ def deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = 
     Waits only while a pod is on its way; anything that waiting cannot mend is FAILED at once, with the
     cause `kubectl describe` shows.
     """
-    seen: list[WorkloadState] = []
     for name in names:
         state = look_at_deployment(ctx, name)
         if not state.exists:
@@ -216,10 +215,10 @@ def deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = 
         problem = _template_problem(state, persistent=persistent)
         if problem:
             return problem
-        workload = await_workload(ctx, name)
-        if not workload.ready:
-            return workload.failed()
-        seen.append(look_at_deployment(ctx, name))
+    workloads = await_workload(ctx, *names)
+    if not workloads.ready:
+        return workloads.failed()
+    seen = [look_at_deployment(ctx, name) for name in names]
     listed = ", ".join(f"{state.name} ({len(state.ready_pods)} Ready)" for state in seen)
     return CheckResult.passed(
         f"Deployed with probes, labels and a data volume, and Ready: {listed}.",
@@ -232,10 +231,13 @@ def deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = 
 
 def services_reachable(ctx: Context, names: Sequence[str]) -> CheckResult:
     """PASSED when each named Service reaches Ready pods and its own app answers /health through it."""
+    reachable = await_service(ctx, *names, path=HEALTH_PATH)
+    if not reachable.ready:
+        return reachable.failed()
     answered: list[str] = []
     for name in names:
-        found = await_service(ctx, name, path=HEALTH_PATH)
-        if not found.ready:
+        found = diagnose_service(ctx, name, path=HEALTH_PATH)
+        if not found.ready:  # it was a moment ago: say what changed
             return found.failed()
         answer = found.answer
         health = answer.document if answer is not None and answer.ok and isinstance(answer.document, dict) else {}
@@ -473,18 +475,16 @@ class NotReady(RuntimeError):
 
 def wait_until_ready(ctx: Context, names: Iterable[str], timeout: float = 120) -> None:
     """Wait until each Deployment has a Ready pod (the steps after this one call its pods); fail fast if stuck."""
-    for name in names:
-        found = await_workload(ctx, name, timeout=timeout)
-        if not found.ready:
-            raise NotReady(found.summary)
+    found = await_workload(ctx, *names, timeout=timeout)
+    if not found.ready:
+        raise NotReady(found.summary)
 
 
 def wait_until_reachable(ctx: Context, names: Iterable[str], timeout: float = 60) -> None:
     """Wait until each Service answers /health: Endpoints follow readiness a moment later."""
-    for name in names:
-        found = await_service(ctx, name, path=HEALTH_PATH, timeout=timeout)
-        if not found.ready:
-            raise NotReady(found.summary)
+    found = await_service(ctx, *names, path=HEALTH_PATH, timeout=timeout)
+    if not found.ready:
+        raise NotReady(found.summary)
 
 
 # --- Lab 01's checks -----------------------------------------------------------------------------

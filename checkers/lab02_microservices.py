@@ -8,6 +8,7 @@ and shop checks are lab 01's, asked of three services instead of one.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from checkers.lab01_monolith import (
     PURCHASE_OPERATION,
     PodState,
     ShopUnreachable,
+    _reapply,
     apply_kinds,
     bad_purchases_changed_nothing,
     buy,
@@ -140,16 +142,21 @@ def purchase_traced(ctx: Context) -> CheckResult:
     except ShopUnreachable as unreachable:
         return unreachable.result(ctx)
     if seen is None:
+        traced = json.dumps({**PURCHASE, "book": "00004", "count": 1})
         return CheckResult.failed(
             "The storefront has served no purchase that carried a trace of yours.",
-            "Start a trace (`trace = labkit.traces.start_trace()`) and send `headers=trace.headers` with a purchase.",
+            "A purchase joins your trace when it carries your `traceparent` header: start a trace with "
+            "`trace = start_trace()` and send `headers=trace.headers` with the purchase.",
+            f'In the notebook: `ctx.http.post("{STOREFRONT}/api/purchase", json={traced}, '
+            "headers=labkit.traces.start_trace().headers)`.",
         )
     missing = [name for name in DEPENDENCIES if name not in seen.called]
     if missing:
         return CheckResult.failed(
             f"The traced purchase {seen.trace_id} shows no call to {' or '.join(missing)}.",
-            "The storefront finds stock and balance by their Service names (http://stock, http://balance): "
-            "check its BOOKSTORE_STOCK_URL and BOOKSTORE_BALANCE_URL.",
+            "The storefront finds stock and balance by their Service names (http://stock, http://balance): look "
+            "at its BOOKSTORE_STOCK_URL and BOOKSTORE_BALANCE_URL (`kubectl set env deployment/storefront --list`).",
+            _reapply("storefront"),
             trace_id=seen.trace_id,
             call_tree=seen.drawing,
         )
@@ -175,6 +182,8 @@ class RankingState:
     active: str | None
     error: str | None
     installed_at: float | None
+    #: Modules installed besides the active one (name@version).
+    inactive: tuple[str, ...]
     order: tuple[str, ...]
     startup_order: tuple[str, ...]
     startup_module: str
@@ -183,6 +192,7 @@ class RankingState:
     def evidence(self) -> dict[str, object]:
         return {
             "active module": self.active,
+            "installed, not active": list(self.inactive),
             "started with": self.startup_module,
             "order served": list(self.order),
             f"order by {self.startup_module}": list(self.startup_order),
@@ -205,11 +215,13 @@ def look_at_ranking(ctx: Context) -> RankingState:
     modules.raise_for_status()
     active = modules.json()["active"]
     installed_at = next((m["installed_at"] for m in modules.json()["modules"] if m["active"]), None)
+    inactive = tuple(m["reference"] for m in modules.json()["modules"] if not m["active"])
     served = [Book.model_validate(book) for book in shelf["books"]]
     return RankingState(
         active=active,
         error=(shelf.get("ranking") or {}).get("error"),
         installed_at=installed_at,
+        inactive=inactive,
         order=tuple(book.id for book in served),
         startup_order=tuple(book.id for book in _startup_ranking(startup_module).rank(served)),
         startup_module=f"{startup_module}@{STARTUP_VERSION}",
@@ -238,26 +250,44 @@ def ranking_switched(ctx: Context) -> CheckResult:
     if len(seen.pods) != 1:
         return CheckResult.failed(
             f"The storefront has {len(seen.pods)} Ready pods; this step needs exactly one.",
-            "A module is installed into one running process: keep the storefront at replicas: 1 for this step.",
+            "A module is installed into one running process: each pod has its own, so keep one pod for this step.",
+            "Scale the storefront to one pod: `kubectl scale deployment storefront --replicas=1`.",
             **evidence,
         )
     if seen.active in (None, seen.startup_module):
+        waiting = [reference for reference in seen.inactive if reference != seen.startup_module]
+        if waiting:
+            name, version = waiting[-1].split("@")
+            return CheckResult.failed(
+                f"{waiting[-1]} is installed but not active: the storefront still ranks with {seen.active}.",
+                "Installing and activating are two steps: POST /admin/modules installs a module (and activates it "
+                'only with "activate": true); installing it again answers 409 module_exists. '
+                "POST /admin/modules/{name}/{version}/activate activates one that is installed.",
+                f'Activate it: `ctx.http.post("{STOREFRONT}/admin/modules/{name}/{version}/activate", '
+                "headers=labkit.admin_headers())`.",
+                **evidence,
+            )
         return CheckResult.failed(
             f"The storefront still ranks with {seen.active}, the module it started with.",
-            'Install and activate another module: POST http://storefront/admin/modules with {"name": "by-price", '
-            '"version": "1.0.0", "bundled": "by-price", "activate": true} and headers=labkit.admin_headers().',
+            f"GET {STOREFRONT}/admin/modules lists the active module and the bundled ones you can install.",
+            f'Install by-price and activate it in one call: `ctx.http.post("{STOREFRONT}/admin/modules", '
+            f"json={NEW_RANKING!r}, headers=labkit.admin_headers())`.",
             **evidence,
         )
     if seen.error:
         return CheckResult.failed(
             f"The active module {seen.active} fails on the live shelf: {seen.error}",
             "Activate a module that returns every book once, or fix this one and install it as a new version.",
+            f'Activate the bundled by-price: `ctx.http.post("{STOREFRONT}/admin/modules", '
+            f"json={ {**NEW_RANKING, 'version': '1.0.1'}!r}, headers=labkit.admin_headers())`.",
             **evidence,
         )
     if seen.order == seen.startup_order:
         return CheckResult.failed(
             f"{seen.active} is active, but it ranks the books just as {seen.startup_module} does.",
             "Pick a module that orders differently (by-price puts the cheapest first), so the switch shows.",
+            f'Install by-price as a new version and activate it: `ctx.http.post("{STOREFRONT}/admin/modules", '
+            f"json={ {**NEW_RANKING, 'version': '1.0.1'}!r}, headers=labkit.admin_headers())`.",
             **evidence,
         )
     (pod,) = seen.pods

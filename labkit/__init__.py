@@ -76,7 +76,13 @@ __all__ = [
 ]
 
 
+#: Submodules a notebook may reach as attributes (`labkit.traces.start_trace()`) without importing them first.
+_SUBMODULES = ("jupyter_proxy", "kustomize", "traces")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"labkit.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'labkit' has no attribute {name!r}")
@@ -86,4 +92,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])

@@ -36,7 +36,7 @@ gives its own fix for a problem only it knows how to repair with `failed(fixes={
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from checkers._context import Context
 from checkers._runner import observe
@@ -60,35 +60,58 @@ __all__ = [
 ]
 
 
-def await_workload(ctx: Context, name: str, *, timeout: float | None = None) -> Diagnosis:
-    """Look at Deployment `name` until it has a Ready pod or cannot get one by waiting.
+def await_workload(ctx: Context, *names: str, timeout: float | None = None) -> Diagnosis:
+    """Look at the named Deployments until each has a Ready pod, or one cannot get one by waiting.
 
-    Waits at most `timeout` seconds (default: what is left of the running check's budget). When time
-    runs out while still progressing, the diagnosis says so (`failed()` says how long it waited).
+    All are looked at together, so a stuck one is told at once even while another is still starting.
+    Waits at most `timeout` seconds (default: what is left of the running check's budget). Returns the
+    first that is stuck, else the first still progressing when time ran out (saying so), else a READY one.
     """
-    return _await(lambda: diagnose_workload(ctx, name), f"Deployment {name} to have a Ready pod", timeout)
+    looks = [lambda name=name: diagnose_workload(ctx, name) for name in names]
+    return _await(looks, f"{_listed([f'Deployment {name}' for name in names])} to have a Ready pod", timeout)
 
 
 def await_service(
-    ctx: Context, name: str, *, port: int = 80, path: str | None = None, timeout: float | None = None
+    ctx: Context, *names: str, port: int = 80, path: str | None = None, timeout: float | None = None
 ) -> Diagnosis:
-    """Look at Service `name` until `http://name:port` reaches a Ready pod (and, with `path`, the app answers)."""
-    target = f"http://{name}{path or ''}" if port == 80 else f"http://{name}:{port}{path or ''}"
-    return _await(lambda: diagnose_service(ctx, name, port=port, path=path), f"{target} to answer", timeout)
+    """Look at the named Services until `http://name:port` reaches a Ready pod (and, with `path`, the app
+    answers) for each, or one cannot by waiting; returns as `await_workload` does."""
+    looks = [lambda name=name: diagnose_service(ctx, name, port=port, path=path) for name in names]
+    suffix = ("" if port == 80 else f":{port}") + (path or "")
+    return _await(looks, f"{_listed([f'http://{name}{suffix}' for name in names])} to answer", timeout)
 
 
-def _await(look: Callable[[], Diagnosis], what: str, timeout: float | None) -> Diagnosis:
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _await(looks: Sequence[Callable[[], Diagnosis]], what: str, timeout: float | None) -> Diagnosis:
+    if not looks:
+        raise ValueError("nothing to wait for: name at least one object")
     started = time.monotonic()
+
+    def look_at_all() -> list[Diagnosis]:
+        # Stop at the first stuck one: the rest need not be asked.
+        seen: list[Diagnosis] = []
+        for look in looks:
+            seen.append(look())
+            if seen[-1].outlook is Outlook.STUCK:
+                break
+        return seen
+
     seen = observe(
-        look,
-        lambda found: not found.waiting_helps,
+        look_at_all,
+        lambda found: any(d.outlook is Outlook.STUCK for d in found) or all(d.ready for d in found),
         timeout=timeout,
         what=what,
-        describe=lambda found: found.summary,
+        describe=lambda found: next((d.summary for d in found if not d.ready), ""),
     ).value
-    if seen.waiting_helps:
-        return _gave_up(seen, time.monotonic() - started)
-    return seen
+    worst = next((d for d in seen if d.outlook is Outlook.STUCK), None) or next((d for d in seen if not d.ready), None)
+    if worst is None:
+        return seen[-1]
+    if worst.waiting_helps:
+        return _gave_up(worst, time.monotonic() - started)
+    return worst
 
 
 def _gave_up(seen: Diagnosis, waited: float) -> Diagnosis:

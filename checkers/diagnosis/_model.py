@@ -106,7 +106,7 @@ class Diagnosis:
         """
         fix = (fixes or {}).get(self.problem) or self.fix
         message = _sentence(self.summary)
-        hints = [self.look, fix]
+        hints = [f"Where to look: {self.look}" if self.look else "", fix]
         if symptom is not None:
             hints.insert(0, message)
             message = symptom

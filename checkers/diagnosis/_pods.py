@@ -18,6 +18,7 @@ from kubernetes.client import CoreV1Event, V1ContainerStatus, V1Deployment, V1Po
 from kubernetes.client.exceptions import ApiException
 
 from checkers._context import Context
+from checkers.diagnosis._fields import meta, name_of, pod_spec, uid_of
 from checkers.diagnosis._model import Answer, Diagnosis, Outlook, Problem
 from labkit.kustomize import base_manifest
 from labkit.settings import PROJECT_IMAGE
@@ -64,17 +65,17 @@ def diagnose_workload(ctx: Context, name: str) -> Diagnosis:
     pods = [
         pod
         for pod in pods_matching(ctx, deployment.spec.selector.match_labels or {})
-        if _owned_by(pod, newest.metadata.uid) and pod.metadata.deletion_timestamp is None
+        if _owned_by(pod, uid_of(newest)) and meta(pod).deletion_timestamp is None
     ]
     if not pods:
-        refused = latest_event(events, newest.metadata.uid, "FailedCreate")
+        refused = latest_event(events, uid_of(newest), "FailedCreate")
         if refused is not None:
             return Diagnosis(
                 subject,
                 Outlook.STUCK,
                 Problem.FAILED_CREATE,
                 f"{subject} cannot create its pod: {refused.message}",
-                look=f"`kubectl describe replicaset {newest.metadata.name}` (Events)",
+                look=f"`kubectl describe replicaset {name_of(newest)}` (Events)",
                 fix=_reapply_fix("Deployment", name),
             )
         return Diagnosis(subject, Outlook.PROGRESSING, Problem.STARTING, f"{subject} has not created its pod yet.")
@@ -88,9 +89,9 @@ def diagnose_workload(ctx: Context, name: str) -> Diagnosis:
 
 def diagnose_pod(ctx: Context, pod: V1Pod, events: Sequence[CoreV1Event], *, workload: str | None = None) -> Diagnosis:
     """One pod, in the order it comes to life; `workload` names its Deployment, for literal fixes."""
-    name = pod.metadata.name
+    name = name_of(pod)
     status = pod.status
-    own_events = [event for event in events if event.involved_object.uid == pod.metadata.uid]
+    own_events = [event for event in events if event.involved_object.uid == uid_of(pod)]
     evidence: dict[str, Any] = {"pod": name, **describe_pod(pod, own_events)}
     look = f"`kubectl describe pod {name}` (Events at the bottom)"
 
@@ -103,7 +104,8 @@ def diagnose_pod(ctx: Context, pod: V1Pod, events: Sequence[CoreV1Event], *, wor
     conditions = {condition.type: condition for condition in (status.conditions or [])} if status else {}
     scheduled = conditions.get("PodScheduled")
     if scheduled is not None and scheduled.status == "False":
-        reason = scheduled.message or _message(latest_event(own_events, None, "FailedScheduling")) or scheduled.reason
+        event = _message(latest_event(own_events, None, "FailedScheduling"))
+        reason = scheduled.message or event or scheduled.reason or "Unschedulable"
         missing = missing_object(reason)
         return stuck(
             Problem.MISSING_OBJECT if missing else Problem.UNSCHEDULABLE,
@@ -144,7 +146,7 @@ def _container_trouble(
     look: str,
 ) -> Diagnosis | None:
     """Why this container keeps its pod from being Ready, or None if it does not (or not yet)."""
-    name, pod_name = container.name, pod.metadata.name
+    name, pod_name = container.name, name_of(pod)
     subject = f"pod {pod_name}"
     state = container.state
     waiting = state.waiting if state else None
@@ -178,7 +180,7 @@ def _container_trouble(
         )
     last = container.last_state.terminated if container.last_state else None
     crashed = terminated if terminated is not None else (last if waiting is not None else None)
-    restarts_always = (pod.spec.restart_policy or "Always") == "Always"
+    restarts_always = (pod_spec(pod).restart_policy or "Always") == "Always"
     if crashed is not None and (crashed.exit_code != 0 or restarts_always):
         logs = last_log_lines(ctx, pod_name, name, previous=terminated is None)
         evidence["last log lines"] = logs
@@ -209,11 +211,12 @@ def _not_ready_yet(
     look: str,
 ) -> Diagnosis:
     """A running container not Ready: starting, or a readiness probe that will not pass."""
-    pod_name = pod.metadata.name
+    pod_name = name_of(pod)
     subject = f"pod {pod_name}"
-    started = container.state.running.started_at
+    running = container.state.running if container.state else None
+    started = running.started_at if running else None
     age = (datetime.now(UTC) - started).total_seconds() if started else 0.0
-    spec = next((c for c in pod.spec.containers if c.name == container.name), None)
+    spec = next((c for c in pod_spec(pod).containers if c.name == container.name), None)
     probe = spec.readiness_probe if spec else None
     failures = [
         event
@@ -435,13 +438,13 @@ def _newest_replica_set(ctx: Context, deployment: V1Deployment) -> V1ReplicaSet 
     owned = [
         rs
         for rs in ctx.apps.list_namespaced_replica_set(ctx.namespace, label_selector=selector).items
-        if _owned_by(rs, deployment.metadata.uid)
+        if _owned_by(rs, uid_of(deployment))
     ]
     return max(owned, key=_revision, default=None)
 
 
 def _revision(replica_set: V1ReplicaSet) -> int:
-    annotations = replica_set.metadata.annotations or {}
+    annotations = meta(replica_set).annotations or {}
     try:
         return int(annotations.get("deployment.kubernetes.io/revision", "0"))
     except ValueError:
@@ -449,7 +452,7 @@ def _revision(replica_set: V1ReplicaSet) -> int:
 
 
 def _owned_by(obj: Any, uid: str) -> bool:
-    return any(owner.uid == uid for owner in obj.metadata.owner_references or [])
+    return any(owner.uid == uid for owner in meta(obj).owner_references or [])
 
 
 def _when(event: CoreV1Event) -> datetime:

@@ -16,6 +16,7 @@ from kubernetes.client import V1Pod, V1Service
 from kubernetes.client.exceptions import ApiException
 
 from checkers._context import Context
+from checkers.diagnosis._fields import meta, name_of, pod_spec, service_spec
 from checkers.diagnosis._model import Diagnosis, Outlook, Problem
 from checkers.diagnosis._pods import (
     _not_found,
@@ -46,7 +47,7 @@ def diagnose_service(ctx: Context, name: str, *, port: int = 80, path: str | Non
         return _not_found("Service", name)
     evidence: dict[str, Any] = {"service": name, **_describe_service(service)}
     url = f"http://{name}" if port == 80 else f"http://{name}:{port}"
-    spec = service.spec
+    spec = service_spec(service)
     ports = spec.ports or []
     service_port = next((p for p in ports if p.port == port and (p.protocol or "TCP") == "TCP"), None)
     if service_port is None:
@@ -78,7 +79,7 @@ def diagnose_service(ctx: Context, name: str, *, port: int = 80, path: str | Non
             _selector_fix(ctx, service),
             evidence,
         )
-    pods = [pod for pod in pods_matching(ctx, selector) if pod.metadata.deletion_timestamp is None]
+    pods = [pod for pod in pods_matching(ctx, selector) if meta(pod).deletion_timestamp is None]
     wanted = ",".join(f"{key}={value}" for key, value in selector.items())
     if not pods:
         evidence["pods and their labels"] = _pod_labels(ctx)
@@ -104,7 +105,7 @@ def diagnose_service(ctx: Context, name: str, *, port: int = 80, path: str | Non
                 Outlook.STUCK,
                 Problem.TARGET_PORT_UNKNOWN,
                 f"{subject}'s targetPort {service_port.target_port!r} names no port of its pods' containers "
-                f"(pod {ready[0].metadata.name} has: {unknown}), so its endpoints list no address.",
+                f"(pod {name_of(ready[0])} has: {unknown}), so its endpoints list no address.",
                 f"`kubectl get endpoints {name}` and `kubectl describe service {name}` (TargetPort)",
                 _target_port_fix(name, service, ready[0]),
                 evidence,
@@ -132,7 +133,7 @@ def _ask(
     evidence: dict[str, Any],
 ) -> Diagnosis:
     """GET `url` through the Service: the app's own answer (READY), or why the request did not reach it."""
-    name = service.metadata.name
+    name = name_of(service)
     try:
         response = ctx.http.get(url)
     except httpx.TimeoutException:
@@ -157,10 +158,10 @@ def _ask(
             Outlook.STUCK,
             Problem.CONNECTION_REFUSED,
             f"{url} reaches {subject}'s endpoints ({where}), but nothing listens there: the targetPort "
-            f"{service.spec.ports[0].target_port!r} is not the port the app listens on "
-            f"(pod {pod.metadata.name}: {_container_ports(pod)}).",
+            f"{(service_spec(service).ports or [])[0].target_port!r} is not the port the app listens on "
+            f"(pod {name_of(pod)}: {_container_ports(pod)}).",
             f"`kubectl get endpoints {name}` (the port) against the pod's ports "
-            f"(`kubectl describe pod {pod.metadata.name}`)",
+            f"(`kubectl describe pod {name_of(pod)}`)",
             _target_port_fix(name, service, pod),
             evidence,
             answer=answer,
@@ -170,7 +171,7 @@ def _ask(
         Outlook.STUCK,
         Problem.NO_ANSWER,
         f"{url} did not answer in time" + (f": {answer.text}" if answer else "."),
-        f"`kubectl logs {pod.metadata.name}`",
+        f"`kubectl logs {name_of(pod)}`",
         "",
         evidence,
         answer=answer,
@@ -186,7 +187,7 @@ def _pods_not_ready(ctx: Context, subject: str, pods: list[V1Pod]) -> Diagnosis:
 
 def _deployment_of(ctx: Context, pod: V1Pod) -> str | None:
     """The Deployment that owns a pod through its ReplicaSet, if any."""
-    replica_set = next((o for o in pod.metadata.owner_references or [] if o.kind == "ReplicaSet"), None)
+    replica_set = next((o for o in meta(pod).owner_references or [] if o.kind == "ReplicaSet"), None)
     if replica_set is None:
         return None
     try:
@@ -195,7 +196,7 @@ def _deployment_of(ctx: Context, pod: V1Pod) -> str | None:
         if exc.status == 404:
             return None
         raise
-    return next((o.name for o in owner.metadata.owner_references or [] if o.kind == "Deployment"), None)
+    return next((o.name for o in meta(owner).owner_references or [] if o.kind == "Deployment"), None)
 
 
 def _ready_endpoints(ctx: Context, name: str, port_name: str) -> list[tuple[str, int]]:
@@ -205,7 +206,7 @@ def _ready_endpoints(ctx: Context, name: str, port_name: str) -> list[tuple[str,
         if exc.status == 404:
             return []
         raise
-    found = []
+    found: list[tuple[str, int]] = []
     for subset in endpoints.subsets or []:
         number = next((p.port for p in subset.ports or [] if (p.name or "") == port_name), None)
         if number is not None:
@@ -218,26 +219,26 @@ def _target_port_unknown(service_port: Any, pod: V1Pod) -> str | None:
     target = service_port.target_port
     if target is None or isinstance(target, int) or str(target).isdigit():
         return None
-    names = [p.name for c in pod.spec.containers for p in c.ports or [] if p.name]
+    names = [p.name for c in pod_spec(pod).containers for p in c.ports or [] if p.name]
     return None if target in names else (_container_ports(pod) or "no named port")
 
 
 def _container_ports(pod: V1Pod) -> str:
     return ", ".join(
         f"{p.name}={p.container_port}" if p.name else str(p.container_port)
-        for c in pod.spec.containers
+        for c in pod_spec(pod).containers
         for p in c.ports or []
     )
 
 
 def _target_port_fix(name: str, service: V1Service, pod: V1Pod) -> str:
     """Point the Service at the port the pod's readiness probe uses: the app answers there."""
-    if len(service.spec.ports or []) != 1:
+    if len(service_spec(service).ports or []) != 1:
         return ""
-    probe = next((c.readiness_probe for c in pod.spec.containers if c.readiness_probe), None)
+    probe = next((c.readiness_probe for c in pod_spec(pod).containers if c.readiness_probe), None)
     port = probe.http_get.port if probe is not None and probe.http_get is not None else None
     if port is None:
-        first = next((p for c in pod.spec.containers for p in c.ports or []), None)
+        first = next((p for c in pod_spec(pod).containers for p in c.ports or []), None)
         port = (first.name or first.container_port) if first else None
     if port is None:
         return ""
@@ -249,8 +250,8 @@ def _target_port_fix(name: str, service: V1Service, pod: V1Pod) -> str:
 
 def _selector_fix(ctx: Context, service: V1Service) -> str:
     """Select the pods whose `app` label is the Service's own `app` label (or its name), if there are some."""
-    name = service.metadata.name
-    app = (service.metadata.labels or {}).get("app") or name
+    name = name_of(service)
+    app = (meta(service).labels or {}).get("app") or name
     if not pods_matching(ctx, {"app": app}):
         return f"Make spec.selector match the labels of the pods {name} should reach (`kubectl get pods -L app`)."
     return f"Select the {app} pods by their app label: `kubectl set selector service {name} app={shlex.quote(app)}`."
@@ -258,13 +259,13 @@ def _selector_fix(ctx: Context, service: V1Service) -> str:
 
 def _pod_labels(ctx: Context) -> list[str]:
     return [
-        f"{pod.metadata.name}: " + ",".join(f"{k}={v}" for k, v in (pod.metadata.labels or {}).items())
+        f"{name_of(pod)}: " + ",".join(f"{k}={v}" for k, v in (meta(pod).labels or {}).items())
         for pod in ctx.core.list_namespaced_pod(ctx.namespace).items
     ]
 
 
 def _describe_service(service: V1Service) -> dict[str, Any]:
-    spec = service.spec
+    spec = service_spec(service)
     return {
         "selector": dict(spec.selector or {}),
         "ports": [f"{p.name or '-'} {p.port}→{p.target_port}" for p in spec.ports or []],

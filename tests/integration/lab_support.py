@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import functools
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from checkers import Context, Status, find_lab, run_check
+import labkit
+from checkers import CheckResult, Context, Status, find_lab, run_check, select
 from labkit import apply
+from labkit._default import default_connection
 from labkit.connection import Connection, connect
-from tests.integration.conftest import LocalCluster
+from labkit.settings import PROJECT_ROOT, Settings
+from tests.integration.conftest import KUBECTL, LocalCluster
 
 NAMESPACE = "bookstore"
 
@@ -48,3 +58,108 @@ def prove_each_step(ctx: Context, lab: str) -> list[str]:
 
 def verdicts(ctx: Context, lab: str) -> dict[str, Status]:
     return {step.check_id: run_check(step, ctx).status for step in find_lab(lab).checks}
+
+
+# --- A wrong state diagnosed, and its hint followed ------------------------------------------------
+
+#: The time a check may take to answer FAILED with the cause on a wrong state (the issue's goal).
+DIAGNOSIS_BUDGET = 10.0
+TIMES = PROJECT_ROOT / "test-artifacts" / "diagnosis-times.jsonl"
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def diagnosed(ctx: Context, check_id: str, *cause: str) -> CheckResult:
+    """Run the check with only DIAGNOSIS_BUDGET seconds: it must answer FAILED naming the cause.
+
+    A check that merely ran out of time says "still not ..."; one that saw the state cannot become
+    right by waiting names the cause, which is what this asserts (no timing assertion needed). How
+    long it took is kept in test-artifacts/diagnosis-times.jsonl, to read, never to assert.
+    """
+    (one,) = select(check_id)
+    result = run_check(dataclasses.replace(one, timeout=DIAGNOSIS_BUDGET), ctx, grace=2.0)
+    TIMES.parent.mkdir(parents=True, exist_ok=True)
+    with TIMES.open("a", encoding="utf-8") as times:
+        times.write(
+            json.dumps({"check": check_id, "seconds": round(result.duration, 2), "message": result.message}) + "\n"
+        )
+    explained = f"{result.summary()}\n{result.evidence_text()}"
+    assert result.status is Status.FAILED, f"{check_id} on a wrong state: {explained}"
+    assert "still not" not in result.message.lower(), f"{check_id} waited instead of diagnosing: {explained}"
+    for words in cause:
+        assert words in result.message, f"{check_id} does not name {words!r}: {explained}"
+    assert len(result.hints) >= 2, f"{check_id}: no hint ladder (where to look, then the fix): {result.hints}"
+    return result
+
+
+def follow(hint: str, ctx: Context, cluster: LocalCluster, workdir: Path) -> list[str]:
+    """Do literally what a hint says: run each code span in it, in order, as the attendee would.
+
+    `kubectl ...` spans run in a shell, as typed in a terminal (KUBECONFIG set, the project's kubectl
+    first on PATH, an unrelated working directory); spans that call something (`ctx.http.post(...)`,
+    `labkit.apply(...)`) run as notebook code with the notebook's names. Other spans only name things.
+    Returns the spans run.
+    """
+    kubeconfig = cluster.kubeconfig
+    ran = []
+    for span in _CODE_SPAN.findall(hint):
+        if span.startswith("kubectl "):
+            env = {
+                **os.environ,
+                "KUBECONFIG": str(kubeconfig),
+                "PATH": f"{KUBECTL.parent}{os.pathsep}{os.environ['PATH']}",
+            }
+            done = subprocess.run(
+                ["bash", "-c", span], cwd=workdir, env=env, capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 0, f"the hint's `{span}` failed:\n{done.stderr}"
+        elif "(" in span:
+            notebook = {
+                "ctx": ctx,
+                "labkit": labkit,
+                "kubectl": functools.partial(labkit.kubectl, settings=Settings(kubeconfig=kubeconfig)),
+            }
+            with notebook_beside(cluster):
+                exec(span, notebook)  # the hint's own code, run as the attendee would run it
+        else:
+            continue
+        ran.append(span)
+    assert ran, f"the hint has nothing to do: {hint!r}"
+    return ran
+
+
+@contextmanager
+def notebook_beside(cluster: LocalCluster) -> Iterator[None]:
+    """The environment of a notebook beside `cluster`: labkit helpers called without a connection find it."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LAB_HOME", str(cluster.home))
+        for variable in ("KUBECONFIG", "LAB_CONTEXT", "LAB_NAMESPACE"):
+            env.delenv(variable, raising=False)
+        default_connection.cache_clear()
+        try:
+            yield
+        finally:
+            default_connection.cache_clear()
+
+
+def follow_until_passed(
+    ctx: Context, check_id: str, cluster: LocalCluster, workdir: Path, first: CheckResult, rounds: int = 3
+) -> CheckResult:
+    """Follow the last hint of each FAILED verdict (each fixes the cause it names) until the check PASSES."""
+    (one,) = select(check_id)
+    result = first
+    for _ in range(rounds):
+        follow(result.hints[-1], ctx, cluster, workdir)
+        result = run_check(one, ctx)
+        if result.ok:
+            return result
+        assert result.status is Status.FAILED, f"{check_id} after following its hint: {result.summary()}"
+    raise AssertionError(f"{check_id} still FAILED after following {rounds} hints: {result.summary()}")
+
+
+#: Follows a FAILED verdict's hints until its check passes: `fix("01.2", failed)`.
+Fixer = Callable[[str, CheckResult], CheckResult]
+
+
+def fixer(cluster: LocalCluster, ctx: Context, workdir: Path) -> Fixer:
+    """A Fixer on `cluster`, running kubectl hints from `workdir` (not the project's directory)."""
+    return lambda check_id, failed: follow_until_passed(ctx, check_id, cluster, workdir, failed)

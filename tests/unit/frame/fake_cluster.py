@@ -25,6 +25,7 @@ class FakeCore:
     pods: dict[str, client.V1Pod] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
     services: list[client.V1Service] = field(default_factory=list)
+    events: list[client.CoreV1Event] = field(default_factory=list)
     api_client: SimpleNamespace = field(
         default_factory=lambda: SimpleNamespace(configuration=SimpleNamespace(host="https://127.0.0.1:6443"))
     )
@@ -49,7 +50,7 @@ class FakeCore:
             raise not_found("pod", name)
         return self.pods[name]
 
-    def read_namespaced_pod_log(self, name: str, namespace: str) -> str:
+    def read_namespaced_pod_log(self, name: str, namespace: str, **_: object) -> str:
         if name not in self.pods:
             raise not_found("pod", name)
         return self.logs.get(name, "")
@@ -63,6 +64,9 @@ class FakeCore:
 
     def list_namespaced_service(self, namespace: str) -> client.V1ServiceList:
         return client.V1ServiceList(items=self.services)
+
+    def list_namespaced_event(self, namespace: str) -> client.CoreV1EventList:
+        return client.CoreV1EventList(items=self.events)
 
 
 @dataclass

@@ -31,7 +31,11 @@ def test_00_2_fails_with_a_hint_when_the_namespace_is_missing(cluster: FakeConne
     cluster.core.namespaces.clear()
     result = run("00.2", cluster)
     assert result.status is Status.FAILED
-    assert "kubectl create namespace bookstore" in result.hint
+    assert "kubectl get namespaces" in result.hint
+    # The answer comes last, and works on localcluster too (kubectl's `create` generators send protobuf).
+    assert (
+        "labkit.apply({'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': 'bookstore'}})" in result.hints[-1]
+    )
 
 
 def test_00_2_fails_when_the_connection_works_elsewhere(cluster: FakeConnection) -> None:
@@ -57,12 +61,22 @@ def test_00_3_fails_at_once_when_there_is_no_pod(cluster: FakeConnection) -> Non
     assert result.duration < 5  # a missing pod is not waited for
 
 
-def test_00_3_reports_a_pod_that_never_started(cluster: FakeConnection) -> None:
+def test_00_3_reports_a_pod_that_never_started_at_once(cluster: FakeConnection) -> None:
     cluster.add_pod("Pending", waiting="ErrImagePull")
-    result = run("00.3", cluster, timeout=0.2)
+    result = run("00.3", cluster)  # its full budget: an image that cannot be pulled is not waited for
     assert result.status is Status.FAILED
-    assert result.message == "The pod 'hello' has not finished: it is Pending (ErrImagePull)."
+    assert (
+        result.message == "The pod 'hello' has not finished: container hello of pod hello cannot start: ErrImagePull: x"
+    )
     assert "kubectl describe pod hello" in result.hint
+    assert "kubectl delete pod hello" in result.hints[-1]
+
+
+def test_00_3_waits_for_a_pod_being_created_and_says_so(cluster: FakeConnection) -> None:
+    cluster.add_pod("Pending", waiting="ContainerCreating")
+    result = run("00.3", cluster, timeout=0.3)
+    assert result.status is Status.FAILED
+    assert result.message == "The pod 'hello' has still not finished: pod hello is Pending (ContainerCreating)."
 
 
 def test_00_3_passes_once_the_pod_greeted(cluster: FakeConnection) -> None:
@@ -80,7 +94,7 @@ def test_00_3_fails_when_the_pod_said_something_else(cluster: FakeConnection) ->
 def test_00_3_fails_when_the_pod_failed(cluster: FakeConnection) -> None:
     cluster.add_pod("Failed", logs="Traceback ...\n")
     result = run("00.3", cluster)
-    assert (result.status, result.message) == (Status.FAILED, "The pod 'hello' ran but failed.")
+    assert (result.status, result.message) == (Status.FAILED, "The pod 'hello' ran but failed: Traceback ...")
 
 
 def test_00_4_wants_the_reader_named(cluster: FakeConnection) -> None:

@@ -1,0 +1,100 @@
+"""Lab 02 put in the wrong states attendees really reach: each check answers FAILED with the cause
+within its diagnosis budget, and following its last hint literally makes it pass.
+
+The tests run in order on one cluster: each breaks what the previous one left working, and
+following the hint is what repairs it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import checkers
+from checkers.lab01_monolith import PURCHASE
+from checkers.lab02_microservices import LAB_ID, NEW_RANKING, STOREFRONT
+from labkit import admin_headers, apply, ensure_admin_secret
+from labkit.connection import Connection
+from labkit.kustomize import overlay
+from tests.integration.conftest import LocalCluster
+from tests.integration.lab_support import Fixer, connection_to, diagnosed, fixer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ctx(cluster: LocalCluster) -> Iterator[Connection]:
+    with connection_to(cluster) as connection:
+        yield connection
+
+
+@pytest.fixture
+def fix(cluster: LocalCluster, ctx: Connection, tmp_path: Path) -> Fixer:
+    return fixer(cluster, ctx, tmp_path)
+
+
+def test_02_1_a_service_whose_claim_is_missing_is_named_at_once(ctx: Connection, fix: Fixer) -> None:
+    # The attendee applied the Deployments only: stock and balance keep their data on claims.
+    ensure_admin_secret(ctx)
+    apply(overlay(LAB_ID, kinds=["Deployment"]), connection=ctx)
+    failed = diagnosed(ctx, "02.1", "persistentvolumeclaim", "not found")
+    assert fix("02.1", failed).ok
+
+
+def test_02_2_a_missing_balance_service_is_named(ctx: Connection, fix: Fixer) -> None:
+    apply([s for s in overlay(LAB_ID, kinds=["Service"]) if s["metadata"]["name"] != "balance"], connection=ctx)
+    failed = diagnosed(ctx, "02.2", "no Service 'balance'")
+    assert fix("02.2", failed).ok
+
+
+def test_02_2_a_wrong_service_port_is_named(cluster: LocalCluster, ctx: Connection, fix: Fixer) -> None:
+    """The attendee's balance Service exposes the pods' port 8080 instead of 80, the port http://balance uses."""
+    cluster.kubectl(
+        "patch",
+        "service",
+        "balance",
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/ports/0/port","value":8080}]',
+    )
+    failed = diagnosed(ctx, "02.2", "exposes port 8080", "http://balance asks for port 80")
+    assert "targetPort" not in failed.hints[-1]
+    assert fix("02.2", failed).ok
+
+
+def test_02_3_a_storefront_that_cannot_reach_balance_says_why(ctx: Connection, fix: Fixer) -> None:
+    ctx.core.delete_namespaced_service("balance", ctx.namespace)
+    failed = diagnosed(ctx, "02.3", "no Service 'balance'")
+    # The Service back, the check asks for the purchase; that hint done too, it passes.
+    assert fix("02.3", failed).ok
+
+
+def test_02_4_only_one_kind_of_refusal_is_not_enough(ctx: Connection, fix: Fixer) -> None:
+    ctx.http.post(f"{STOREFRONT}/api/purchase", json={**PURCHASE, "book": "99999"})
+    failed = diagnosed(ctx, "02.4", "more than ada can pay for")
+    assert fix("02.4", failed).ok
+
+
+def test_02_5_a_purchase_without_the_trace_header_is_not_traced(ctx: Connection, fix: Fixer) -> None:
+    ctx.http.post(f"{STOREFRONT}/api/purchase", json=PURCHASE).raise_for_status()
+    failed = diagnosed(ctx, "02.5", "no purchase that carried a trace")
+    assert fix("02.5", failed).ok
+
+
+def test_02_6_a_module_installed_without_activate_points_to_activating_it(ctx: Connection, fix: Fixer) -> None:
+    installed = ctx.http.post(
+        f"{STOREFRONT}/admin/modules", json={**NEW_RANKING, "activate": False}, headers=admin_headers(ctx)
+    )
+    assert installed.status_code == 201
+    failed = diagnosed(ctx, "02.6", "by-price@1.0.0 is installed but not active")
+    assert "/admin/modules/by-price/1.0.0/activate" in failed.hints[-1]
+    assert fix("02.6", failed).ok
+
+
+def test_02_1_an_image_that_cannot_be_pulled_is_named(cluster: LocalCluster, ctx: Connection, fix: Fixer) -> None:
+    cluster.kubectl("set", "image", "deployment/stock", "stock=ghcr.io/cloud-native-bookstore/workshop:v2")
+    failed = diagnosed(ctx, "02.1", "workshop:v2")
+    assert fix("02.1", failed).ok
+    checkers.reset(ctx, "02")
