@@ -21,9 +21,16 @@ from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
-from checkers.diagnosis import answer_of, await_service, await_workload, diagnose_service, diagnose_workload
+from checkers.diagnosis import (
+    answer_of,
+    await_service,
+    await_workload,
+    diagnose_service,
+    diagnose_workload,
+    how_to_create,
+)
 from labkit._apply import apply
-from labkit.admin import ensure_admin_secret
+from labkit.admin import ADMIN_SECRET, ensure_admin_secret
 from labkit.kustomize import base_manifest, overlay
 from labkit.settings import PROJECT_IMAGE
 
@@ -43,6 +50,14 @@ PURCHASE = {"user": BUYER, "book": "00002", "count": 2}
 BAD_PURCHASES = (
     {"user": BUYER, "book": "99999", "count": 1},
     {"user": BUYER, "book": "00003", "count": 9_000},
+)
+
+
+# The admin Secret holds a random token: it is made, not applied from a manifest.
+how_to_create(
+    "Secret",
+    ADMIN_SECRET,
+    "Create it from the notebook: `labkit.ensure_admin_secret()`; the pods that mount it then start by themselves.",
 )
 
 

@@ -30,7 +30,8 @@ In a check::
 `diagnose_workload` and `diagnose_service` look once; `await_workload` and `await_service` look
 again (bounded polling with back-off inside the check's time budget) until READY or STUCK. A lab
 gives its own fix for a problem only it knows how to repair with `failed(fixes={Problem.CRASH_LOOP:
-"..."})`, and a fix-it challenge tells the symptom instead of the cause with `failed(symptom=...)`.
+"..."})`, says how to make an object no manifest holds with `how_to_create("Secret", "name",
+"...")`, and a fix-it challenge tells the symptom instead of the cause with `failed(symptom=...)`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,14 @@ from collections.abc import Callable, Sequence
 from checkers._context import Context
 from checkers._runner import observe
 from checkers.diagnosis._model import Answer, Diagnosis, Outlook, Problem
-from checkers.diagnosis._pods import answer_of, diagnose_pod, diagnose_workload, missing_object, namespace_events
+from checkers.diagnosis._pods import (
+    answer_of,
+    diagnose_pod,
+    diagnose_workload,
+    how_to_create,
+    missing_object,
+    namespace_events,
+)
 from checkers.diagnosis._services import diagnose_service
 
 __all__ = [
@@ -55,6 +63,7 @@ __all__ = [
     "diagnose_pod",
     "diagnose_service",
     "diagnose_workload",
+    "how_to_create",
     "missing_object",
     "namespace_events",
 ]

@@ -95,36 +95,28 @@ def diagnose_pod(ctx: Context, pod: V1Pod, events: Sequence[CoreV1Event], *, wor
     evidence: dict[str, Any] = {"pod": name, **describe_pod(pod, own_events)}
     look = f"`kubectl describe pod {name}` (Events at the bottom)"
 
-    def stuck(problem: Problem, summary: str, fix: str, *, missing: tuple[str, str] | None = None) -> Diagnosis:
-        return Diagnosis(f"pod {name}", Outlook.STUCK, problem, summary, look, fix, evidence, missing)
+    def stuck(problem: Problem, summary: str, fix: str) -> Diagnosis:
+        return Diagnosis(f"pod {name}", Outlook.STUCK, problem, summary, look, fix, evidence)
 
     def progressing(summary: str) -> Diagnosis:
         return Diagnosis(f"pod {name}", Outlook.PROGRESSING, Problem.STARTING, summary, look, "", evidence)
+
+    def lacking(otherwise: Problem, summary: str, message: str) -> Diagnosis:
+        return _lacking(ctx, f"pod {name}", otherwise, summary, message, look, evidence)
 
     conditions = {condition.type: condition for condition in (status.conditions or [])} if status else {}
     scheduled = conditions.get("PodScheduled")
     if scheduled is not None and scheduled.status == "False":
         event = _message(latest_event(own_events, None, "FailedScheduling"))
         reason = scheduled.message or event or scheduled.reason or "Unschedulable"
-        missing = missing_object(reason)
-        return stuck(
-            Problem.MISSING_OBJECT if missing else Problem.UNSCHEDULABLE,
-            f"pod {name} is Pending: it cannot be scheduled: {reason}",
-            _create_fix(*missing) if missing else "",
-            missing=missing,
-        )
+        return lacking(Problem.UNSCHEDULABLE, f"pod {name} is Pending: it cannot be scheduled: {reason}", reason)
     if conditions.get("Ready") is not None and conditions["Ready"].status == "True":
         return Diagnosis(f"pod {name}", Outlook.READY, Problem.NONE, f"pod {name} is Ready.", evidence=evidence)
     statuses = [*(status.init_container_statuses or []), *(status.container_statuses or [])] if status else []
     mount = latest_event(own_events, None, "FailedMount")
     if mount is not None and not any(s.state and s.state.running for s in statuses):
-        missing = missing_object(mount.message or "")
-        return stuck(
-            Problem.MISSING_OBJECT if missing else Problem.FAILED_MOUNT,
-            f"pod {name} cannot start: its volumes cannot be mounted: {mount.message}",
-            _create_fix(*missing) if missing else "",
-            missing=missing,
-        )
+        summary = f"pod {name} cannot start: its volumes cannot be mounted: {mount.message}"
+        return lacking(Problem.FAILED_MOUNT, summary, mount.message or "")
     for container in statuses:
         found = _container_trouble(ctx, pod, container, own_events, workload, evidence, look)
         if found is not None:
@@ -167,17 +159,8 @@ def _container_trouble(
             evidence,
         )
     if waiting is not None and waiting.reason in CONFIG_REASONS:
-        missing = missing_object(waiting.message or "")
-        return Diagnosis(
-            subject,
-            Outlook.STUCK,
-            Problem.MISSING_OBJECT if missing else Problem.CONTAINER_CONFIG,
-            f"container {name} of pod {pod_name} cannot be created: {waiting.reason}: {waiting.message}",
-            look,
-            _create_fix(*missing) if missing else "",
-            evidence,
-            missing,
-        )
+        summary = f"container {name} of pod {pod_name} cannot be created: {waiting.reason}: {waiting.message}"
+        return _lacking(ctx, subject, Problem.CONTAINER_CONFIG, summary, waiting.message or "", look, evidence)
     last = container.last_state.terminated if container.last_state else None
     crashed = terminated if terminated is not None else (last if waiting is not None else None)
     restarts_always = (pod_spec(pod).restart_policy or "Always") == "Always"
@@ -255,6 +238,56 @@ def _not_ready_yet(
         _probe_fix(workload, spec.name if spec else container.name, probe),
         evidence,
     )
+
+
+def _lacking(
+    ctx: Context, subject: str, otherwise: Problem, summary: str, message: str, look: str, evidence: dict[str, Any]
+) -> Diagnosis:
+    """A pod held back by `message`: STUCK while the object it names is missing (else `otherwise`).
+
+    Once the attendee has created it, the kubelet (or the scheduler) tries again by itself: that is
+    progress, worth waiting for, even while the pod still shows the old complaint.
+    """
+    missing = missing_object(message)
+    if missing is None:
+        return Diagnosis(subject, Outlook.STUCK, otherwise, summary, look, "", evidence)
+    if _exists_now(ctx, message):
+        kind, name = missing
+        return Diagnosis(
+            subject,
+            Outlook.PROGRESSING,
+            Problem.STARTING,
+            f"{kind} {name} exists now; {subject} is tried again shortly (it said: {message})",
+            look,
+            evidence=evidence,
+        )
+    return Diagnosis(
+        subject, Outlook.STUCK, Problem.MISSING_OBJECT, summary, look, _create_fix(*missing), evidence, missing
+    )
+
+
+def _exists_now(ctx: Context, message: str) -> bool:
+    """Whether the object (and key) a complaint says is missing has been created since."""
+    key = _MISSING_KEY.search(message)
+    found = missing_object(message)
+    if found is None:
+        return False
+    kind, name = found
+    readers = {
+        "PersistentVolumeClaim": ctx.core.read_namespaced_persistent_volume_claim,
+        "ConfigMap": ctx.core.read_namespaced_config_map,
+        "Secret": ctx.core.read_namespaced_secret,
+    }
+    try:
+        obj = readers[kind](name, ctx.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    if key is None:
+        return True
+    data = dict(getattr(obj, "data", None) or {}) | dict(getattr(obj, "binary_data", None) or {})
+    return key[1] in data
 
 
 # --- Reading what `kubectl describe` reads ----------------------------------------------------------
@@ -374,7 +407,22 @@ def proxy_reason(answer: Answer) -> str | None:
 # --- Fixes that are literal: computed from the lab's own manifests ----------------------------------
 
 
+#: How to create objects no manifest under infra/base/ holds (`how_to_create`), by (kind, name).
+_MAKERS: dict[tuple[str, str], str] = {}
+
+
+def how_to_create(kind: str, name: str, instruction: str) -> None:
+    """Teach the diagnosis the literal way to create `kind` `name` when a pod lacks it.
+
+    For objects that are made, not applied from a manifest (a Secret with a random token): the lab
+    module that makes them registers how, and a missing one is then answered with `instruction`.
+    """
+    _MAKERS[(kind, name)] = instruction
+
+
 def _create_fix(kind: str, name: str) -> str:
+    if (kind, name) in _MAKERS:
+        return _MAKERS[(kind, name)]
     found = base_manifest(kind, name)
     if found is not None:
         path, _ = found

@@ -14,11 +14,12 @@ import pytest
 
 import checkers
 from checkers.lab01_monolith import LAB_ID, MONOLITH, PURCHASE, wait_until_ready
-from labkit import apply, ensure_admin_secret
+from labkit import apply
+from labkit.admin import ADMIN_SECRET
 from labkit.connection import Connection
 from labkit.kustomize import overlay
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import Fixer, connection_to, diagnosed, fixer
+from tests.integration.lab_support import Fixer, connection_to, diagnosed, fixer, follow
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +35,17 @@ def fix(cluster: LocalCluster, ctx: Connection, tmp_path: Path) -> Fixer:
     return fixer(cluster, ctx, tmp_path)
 
 
-def test_01_1_a_forgotten_claim_is_named_at_once(ctx: Connection, fix: Fixer) -> None:
+def test_01_1_a_forgotten_claim_then_a_forgotten_secret_are_named_at_once(
+    cluster: LocalCluster, tmp_path: Path, ctx: Connection, fix: Fixer
+) -> None:
     checkers.reset(ctx, "01")
-    ensure_admin_secret(ctx)
+    cluster.kubectl("delete", "secret", ADMIN_SECRET, "--ignore-not-found")
     apply(overlay(LAB_ID, kinds=["Deployment"]), connection=ctx)  # the attendee applied only the Deployment
     failed = diagnosed(ctx, "01.1", 'persistentvolumeclaim "monolith-data" not found')
     assert "kubectl describe pod" in failed.hint
+    follow(failed.hints[-1], ctx, cluster, tmp_path)
+    failed = diagnosed(ctx, "01.1", f'secret "{ADMIN_SECRET}" not found')
+    assert "labkit.ensure_admin_secret()" in failed.hints[-1]
     assert fix("01.1", failed).ok
 
 
