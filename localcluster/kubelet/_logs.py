@@ -321,6 +321,17 @@ class LogService:
             handle.close()
 
 
+#: What terminationMessagePolicy FallbackToLogsOnError keeps of a failed container's output (the kubelet's limits).
+TERMINATION_MESSAGE_LINES = 80
+TERMINATION_MESSAGE_BYTES = 2048
+
+
+def termination_message(path: Path) -> str:
+    """The end of an instance's output, as a failed container's message: its last 80 lines, at most 2048 bytes."""
+    text = b"".join(render(tail(_read_lines(path), TERMINATION_MESSAGE_LINES), LogOptions()))
+    return text[-TERMINATION_MESSAGE_BYTES:].decode(errors="replace")
+
+
 def _limited(body: bytes, limit: int | None) -> bytes:
     return body if limit is None else body[:limit]
 

@@ -24,6 +24,7 @@ from localcluster.kubelet import _env, _status
 from localcluster.kubelet._backoff import CrashBackOff
 from localcluster.kubelet._env import ContainerConfigError, expand
 from localcluster.kubelet._images import pull_error, runs_locally
+from localcluster.kubelet._logs import termination_message
 from localcluster.kubelet._probes import ProbeState, ProbeTarget, run_probe
 from localcluster.kubelet._processes import Instance, StartError, signal_group, start
 from localcluster.kubelet._status import ContainerRecord
@@ -345,15 +346,19 @@ class ContainerRunner:
             await asyncio.gather(probes, return_exceptions=True)
         self.instance = self.launched = None
         record.ready = record.started = False
-        record.state = {
-            "terminated": {
-                "exitCode": exit_code,
-                "reason": "Completed" if exit_code == 0 else "Error",
-                "startedAt": started,
-                "finishedAt": now(),
-                "containerID": instance.container_id,
-            }
+        terminated = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "startedAt": started,
+            "finishedAt": now(),
+            "containerID": instance.container_id,
         }
+        if exit_code != 0 and self.container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            # No termination-log file here, so the message is always the log's end, as upstream falls back to.
+            message = termination_message(instance.writer.path)
+            if message:
+                terminated["message"] = message
+        record.state = {"terminated": terminated}
         self.finished_at = time.time()
         worker.publish()
 

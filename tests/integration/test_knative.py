@@ -241,7 +241,8 @@ def test_a_revision_whose_command_fails_fails_the_service(
     )
     healthy = condition(revision, "ContainerHealthy")
     assert healthy["reason"] == "ExitCode3"
-    assert healthy["message"].startswith("Container failed with: ")
+    # The user container's terminationMessagePolicy is FallbackToLogsOnError: the message is its output's end.
+    assert healthy["message"] == "Container failed with: no such module: storefrnt\n"
     assert condition(revision)["reason"] == "ExitCode3"
     service = poll_until(
         lambda: get(custom, "services", "broken"),

@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 
 from localcluster.api.errors import BadRequest, Invalid
-from localcluster.kubelet._logs import LiveLog, LogOptions, LogService, LogWriter, log_path, render, tail
+from localcluster.kubelet._logs import (
+    LiveLog,
+    LogOptions,
+    LogService,
+    LogWriter,
+    log_path,
+    render,
+    tail,
+    termination_message,
+)
 
 
 def pod(containers: list[str], init: list[str] | None = None, statuses: list[dict[str, Any]] | None = None) -> dict:
@@ -164,3 +173,16 @@ def test_a_limit_cuts_the_output(tmp_path: Path) -> None:
         LogService(tmp_path).read_logs(pod(["a"], statuses=[running("a", "localcluster://4")]), {"limitBytes": "5"})
     )
     assert response.body == b"hello"
+
+
+def test_a_failed_containers_message_is_the_end_of_its_output(tmp_path: Path) -> None:
+    path = tmp_path / "1.log"
+    lines = b"".join(b"line %d\n" % number for number in range(100))
+    write_log(path, ("stdout", lines), ("stderr", b"ModuleNotFoundError: No module named 'storefrnt'\n"))
+    message = termination_message(path)
+    assert message.endswith("line 99\nModuleNotFoundError: No module named 'storefrnt'\n")
+    assert message.startswith("line 21\n")  # the last 80 lines
+    long_path = tmp_path / "2.log"
+    write_log(long_path, ("stdout", b"x" * 5000 + b"\nthe end\n"))
+    assert len(termination_message(long_path).encode()) == 2048
+    assert termination_message(tmp_path / "missing.log") == ""
