@@ -49,6 +49,7 @@ from localcluster.network.http1 import (
     send_request,
     send_response,
 )
+from localcluster.network.knative import KnativeResolver
 from localcluster.network.mesh.resolver import MeshResolver
 from localcluster.network.pool import READ_SIZE, Backend, BackendPool
 from localcluster.network.routing import (
@@ -177,7 +178,9 @@ class ServiceProxy:
     ) -> ServiceProxy:
         """The proxy localcluster runs: pod addresses and Services, and what later routing adds in front."""
         mesh = MeshResolver(store)
-        routes = RoutingTable([mesh, LoopbackResolver(), PodHostnameResolver(store), ServiceResolver(store)])
+        routes = RoutingTable(
+            [mesh, KnativeResolver(store), LoopbackResolver(), PodHostnameResolver(store), ServiceResolver(store)]
+        )
         routes.add_inbound(mesh.inbound)
         proxy = cls(
             routes,

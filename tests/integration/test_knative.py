@@ -5,10 +5,15 @@ reports them, the webhook's refusals, scale to zero, and kubectl get, describe a
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from kubernetes import client
@@ -343,3 +348,167 @@ def test_config_maps_come_from_the_reference_files_and_are_validated(cluster: Lo
     )
     assert refused.returncode == 1
     assert "config.webhook.serving.knative.dev" in refused.stderr and "stable-window = 5s" in refused.stderr
+
+
+# -- the data plane: the activator, the split, tags, the concurrency limit and the autoscaler ------------
+
+
+@pytest.fixture(scope="module")
+def http(cluster: LocalCluster) -> Iterator[httpx.Client]:
+    """A client through the cluster's service proxy, as a notebook's labkit.connect() has one."""
+    proxy = json.loads((cluster.home / "localcluster.json").read_text())["proxy"]
+    with httpx.Client(
+        proxy=proxy, timeout=60, trust_env=False, headers={"x-localcluster-namespace": NAMESPACE}
+    ) as client_:
+        yield client_
+
+
+def ready_pods(cluster: LocalCluster, revision: str) -> int:
+    pods = json.loads(
+        cluster.kubectl("get", "pods", "-l", f"serving.knative.dev/revision={revision}", "-o", "json").stdout
+    )
+    return sum(
+        1
+        for pod in pods["items"]
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+    )
+
+
+def test_a_request_at_zero_is_held_until_a_pod_answers(
+    cluster: LocalCluster, custom: client.CustomObjectsApi, http: httpx.Client
+) -> None:
+    apply(cluster, ksvc("cold", annotations={"autoscaling.knative.dev/window": "6s"}))
+    wait_ready(cluster, "cold")
+    poll_until(
+        lambda: get(custom, "revisions", "cold-00001")["status"].get("actualReplicas"),
+        lambda replicas: replicas == 0,
+        "cold-00001 to scale to zero",
+        timeout=90,
+    )
+    assert ready_pods(cluster, "cold-00001") == 0
+    answer = http.get("http://cold.bookstore.svc.cluster.local/first")
+    assert answer.status_code == 200
+    assert answer.json()["revision"] == "cold-00001" and answer.json()["path"] == "/first"
+    # The short names the placeholder Service gives the route reach it too.
+    assert http.get("http://cold/again").json()["revision"] == "cold-00001"
+    events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=cold-00001-deployment").stdout
+    assert "Scaled up replica set" in events and "from 0 to 1" in events
+
+
+def test_live_responses_follow_the_declared_split(
+    cluster: LocalCluster, custom: client.CustomObjectsApi, http: httpx.Client
+) -> None:
+    split = ksvc(
+        "split",
+        env={"GREETING": "two"},
+        traffic=[{"revisionName": "split-00001", "percent": 30, "tag": "one"}, {"latestRevision": True, "percent": 70}],
+    )
+    apply(cluster, ksvc("split"))
+    wait_ready(cluster, "split")
+    apply(cluster, split)
+    poll_until(
+        lambda: get(custom, "services", "split")["status"],
+        lambda status: len(status.get("traffic") or []) == 2 and condition({"status": status}).get("status") == "True",
+        "the 30/70 split to be served",
+        timeout=90,
+    )
+    served = [http.get("http://split.bookstore.svc.cluster.local/").json()["revision"] for _ in range(300)]
+    first = served.count("split-00001")
+    assert first + served.count("split-00002") == 300
+    # Binomial(300, 0.3): mean 90, sd 7.9; 4.5 sd either side makes a false alarm a one-in-150000 event.
+    assert abs(first - 90) <= 4.5 * math.sqrt(300 * 0.3 * 0.7), first
+    tagged = {http.get("http://one-split.bookstore.svc.cluster.local/").json()["revision"] for _ in range(10)}
+    assert tagged == {"split-00001"}
+    assert http.get("http://one-split/").json()["revision"] == "split-00001"
+
+
+def test_unknown_knative_hosts_and_routes_without_traffic_are_clear_errors(http: httpx.Client) -> None:
+    missing = http.get("http://nosuch.bookstore.svc.cluster.local/")
+    assert missing.status_code == 503 and "nosuch" in missing.text
+    foreign = http.get("http://foreign.bookstore.svc.cluster.local/")
+    assert foreign.status_code == 503
+    assert "has no traffic assigned yet" in foreign.text
+
+
+def test_container_concurrency_is_a_hard_limit_per_pod(cluster: LocalCluster, http: httpx.Client) -> None:
+    limited = ksvc("limited", annotations={"autoscaling.knative.dev/max-scale": "1"})
+    limited["spec"]["template"]["spec"]["containerConcurrency"] = 1
+    apply(cluster, limited)
+    wait_ready(cluster, "limited")
+    url = "http://limited.bookstore.svc.cluster.local/?sleep=0.5"
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: http.get(url), range(4)))
+    elapsed = time.monotonic() - started
+    assert [a.status_code for a in answers] == [200] * 4
+    # One pod, one request at a time: four half-second requests take two seconds, not half of one.
+    assert elapsed >= 1.9, elapsed
+
+
+def test_load_scales_a_revision_out_and_idleness_back_in(
+    cluster: LocalCluster, custom: client.CustomObjectsApi, http: httpx.Client
+) -> None:
+    annotations = {
+        "autoscaling.knative.dev/window": "6s",
+        "autoscaling.knative.dev/target": "1",
+        "autoscaling.knative.dev/max-scale": "3",
+    }
+    apply(cluster, ksvc("busy", annotations=annotations))
+    wait_ready(cluster, "busy")
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        while not stop.is_set():
+            http.get("http://busy.bookstore.svc.cluster.local/?sleep=0.3")
+
+    workers = [threading.Thread(target=keep_busy, daemon=True) for _ in range(5)]
+    for worker in workers:
+        worker.start()
+    try:
+        poll_until(
+            lambda: ready_pods(cluster, "busy-00001"), lambda ready: ready >= 2, "busy-00001 to scale out", timeout=90
+        )
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+    revision = get(custom, "revisions", "busy-00001")
+    assert revision["status"]["desiredReplicas"] <= 3  # max-scale bounds the decision
+    poll_until(
+        lambda: get(custom, "revisions", "busy-00001")["status"].get("actualReplicas"),
+        lambda replicas: replicas is not None and replicas <= 1,
+        "busy-00001 to scale back in",
+        timeout=120,
+    )
+
+
+def test_a_held_request_times_out_as_the_activator_answers(
+    cluster: LocalCluster, custom: client.CustomObjectsApi, http: httpx.Client
+) -> None:
+    """A revision that served, went to zero, and now cannot start: held requests end at timeoutSeconds."""
+    cluster.kubectl("create", "configmap", "stuck-mode", "--from-literal=mode=serve")
+    stuck = ksvc("stuck", annotations={"autoscaling.knative.dev/window": "6s"})
+    spec = stuck["spec"]["template"]["spec"]
+    spec["timeoutSeconds"] = 3
+    spec["volumes"] = [{"name": "mode", "configMap": {"name": "stuck-mode"}}]
+    container = spec["containers"][0]
+    container["volumeMounts"] = [{"name": "mode", "mountPath": "/etc/mode"}]
+    container["env"] = [{"name": "MODE_FILE", "value": "/etc/mode/mode"}]
+    container["command"] = [
+        "sh",
+        "-c",
+        f'if [ "$(cat "$MODE_FILE")" = serve ]; then exec python {ECHO}; else exec sleep 3600; fi',
+    ]
+    apply(cluster, stuck)
+    wait_ready(cluster, "stuck")
+    poll_until(
+        lambda: get(custom, "revisions", "stuck-00001")["status"].get("actualReplicas"),
+        lambda replicas: replicas == 0,
+        "stuck-00001 to scale to zero",
+        timeout=90,
+    )
+    cluster.kubectl("patch", "configmap", "stuck-mode", "-p", '{"data": {"mode": "hang"}}')
+    started = time.monotonic()
+    answer = http.get("http://stuck.bookstore.svc.cluster.local/")
+    assert (answer.status_code, answer.text) == (504, "activator request timeout")
+    assert 2.5 <= time.monotonic() - started < 30
