@@ -23,7 +23,7 @@ import logging
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -142,8 +142,14 @@ def create_admin_router(host: ModuleHost, token: AdminToken) -> APIRouter:
         )
 
     @router.post("", status_code=status.HTTP_201_CREATED)
-    async def install(request: InstallModule) -> ModuleInfo:
-        """Load and try out a module; a module that fails is refused (422) and changes nothing."""
+    async def install(request: InstallModule, response: Response) -> ModuleInfo:
+        """Load and try out a module; a module that fails is refused (422) and changes nothing.
+
+        The same code posted again is no conflict (200, the module as installed); other code under an
+        installed name@version is (409).
+        """
+        if host.installed(request.name, request.version) is not None:
+            response.status_code = status.HTTP_200_OK
         module = await host.install(request.name, request.version, source=request.source, bundled=request.bundled)
         if request.activate:
             await host.activate(module.name, module.version)

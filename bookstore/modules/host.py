@@ -222,19 +222,35 @@ class ModuleHost:
     async def install(
         self, name: str, version: str, *, source: str | None = None, bundled: str | None = None
     ) -> RankingModule:
-        """Load ``source`` (or the bundled module ``bundled``) as ``name@version``; it is not active yet."""
+        """Load ``source`` (or the bundled module ``bundled``) as ``name@version``; it is not active yet.
+
+        Installing the same code again under the same name and version changes nothing and returns the
+        module (a notebook run twice); other code under an installed name@version is refused, since a
+        version names one piece of code for good.
+        """
         if not re.match(MODULE_NAME_PATTERN, name) or not re.match(MODULE_VERSION_PATTERN, version):
             raise InvalidRequest(f"invalid module name or version {name!r}@{version!r}", module=name)
         if (source is None) == (bundled is None):
             raise InvalidRequest("give either the module's source or the name of a bundled module", module=name)
         async with self._changes:
-            if (name, version) in self._installed:
-                raise ModuleExists(f"{name}@{version} is already installed", module=f"{name}@{version}")
-            module = await self._load(self._new(name, version, source, bundled))
+            wanted = self._new(name, version, source, bundled)
+            existing = self._installed.get((name, version))
+            if existing is not None:
+                if (existing.origin, existing.source) == (wanted.origin, wanted.source):
+                    return existing
+                raise ModuleExists(
+                    f"{name}@{version} is already installed with other code: install yours as a new version",
+                    module=f"{name}@{version}",
+                )
+            module = await self._load(wanted)
             self._installed[(name, version)] = module
             self._save()
         _log.info("installed ranking module %s (%s)", module.reference, module.origin)
         return module
+
+    def installed(self, name: str, version: str) -> RankingModule | None:
+        """The module installed as ``name@version``, if any."""
+        return self._installed.get((name, version))
 
     async def activate(self, name: str, version: str) -> RankingModule:
         """Make an installed module the one every following request ranks with."""

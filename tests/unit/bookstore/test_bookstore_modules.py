@@ -94,9 +94,16 @@ async def test_the_active_module_cannot_be_uninstalled(host: ModuleHost) -> None
 
 
 @pytest.mark.anyio
-async def test_installing_twice_and_naming_missing_modules_are_refused(host: ModuleHost) -> None:
-    with pytest.raises(ModuleExists):
-        await host.install("by-sales", "1.0.0", bundled="by-sales")
+async def test_installing_the_same_code_twice_is_no_conflict(host: ModuleHost) -> None:
+    again = await host.install("by-sales", "1.0.0", bundled="by-sales")
+    assert again is host.installed("by-sales", "1.0.0")
+    assert [module.reference for module in host.modules()] == ["by-sales@1.0.0"]
+
+
+@pytest.mark.anyio
+async def test_other_code_under_an_installed_version_and_missing_modules_are_refused(host: ModuleHost) -> None:
+    with pytest.raises(ModuleExists, match="install yours as a new version"):
+        await host.install("by-sales", "1.0.0", bundled="by-price")
     with pytest.raises(ModuleNotInstalled):
         await host.activate("by-sales", "2.0.0")
     with pytest.raises(ModuleNotInstalled):
@@ -196,11 +203,21 @@ async def test_the_admin_api_installs_bundled_modules_and_uninstalls_inactive_on
         json={"name": "by-price", "version": "1.0.0", "bundled": "by-price", "activate": True},
         headers=ADMIN,
     )
+    again = await monolith.post(
+        "/admin/modules",
+        json={"name": "by-price", "version": "1.0.0", "bundled": "by-price", "activate": True},
+        headers=ADMIN,
+    )
+    other_code = await monolith.post(
+        "/admin/modules", json={"name": "by-price", "version": "1.0.0", "source": BY_TITLE}, headers=ADMIN
+    )
     refused = await monolith.delete("/admin/modules/by-price/1.0.0", headers=ADMIN)
     removed = await monolith.delete("/admin/modules/by-sales/1.0.0", headers=ADMIN)
     missing = await monolith.delete("/admin/modules/by-sales/1.0.0", headers=ADMIN)
 
     assert installed.status_code == 201 and installed.json()["origin"] == "bundled:by-price"
+    assert again.status_code == 200 and again.json()["active"] is True  # a notebook run twice
+    assert (other_code.status_code, other_code.json()["error"]) == (409, "module_exists")
     assert (await monolith.get("/api/books")).headers["x-bookstore-ranking"] == "by-price@1.0.0"
     assert (refused.status_code, refused.json()["error"]) == (409, "module_active")
     assert removed.status_code == 200
