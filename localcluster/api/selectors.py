@@ -183,6 +183,7 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "type",
     ),
     "core/secrets": ("type",),
+    "core/nodes": ("spec.unschedulable",),
     "core/namespaces": ("status.phase",),
     "core/persistentvolumeclaims": ("status.phase",),
     "apps/replicasets": ("status.replicas",),

@@ -227,7 +227,48 @@ def _event_object(event: Obj) -> str:
     return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
 
 
+def _node_status(node: Obj) -> str:
+    """printNode's Status: Ready/NotReady/Unknown, then SchedulingDisabled when cordoned."""
+    ready = next((c for c in _get(node, "status", "conditions") or [] if c.get("type") == "Ready"), None)
+    states = ["Unknown" if ready is None else "Ready" if ready.get("status") == "True" else "NotReady"]
+    if _get(node, "spec", "unschedulable"):
+        states.append("SchedulingDisabled")
+    return ",".join(states)
+
+
+def _node_roles(node: Obj) -> str:
+    labels = node["metadata"].get("labels") or {}
+    roles = sorted(
+        {key.removeprefix("node-role.kubernetes.io/") for key in labels if key.startswith("node-role.kubernetes.io/")}
+        | ({labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set())
+    )
+    return ",".join(role for role in roles if role) or "<none>"
+
+
+def _node_address(node: Obj, kind: str) -> str:
+    found = [a.get("address", "") for a in _get(node, "status", "addresses") or [] if a.get("type") == kind]
+    return found[0] if found else "<none>"
+
+
 BUILTIN_COLUMNS: dict[str, list[Column]] = {
+    "Node": [
+        ("Status", "string", 0, _node_status),
+        ("Roles", "string", 0, _node_roles),
+        ("Age", "string", 0, _age),
+        ("Version", "string", 0, lambda o: _get(o, "status", "nodeInfo", "kubeletVersion") or ""),
+        ("Internal-IP", "string", 1, lambda o: _node_address(o, "InternalIP")),
+        ("External-IP", "string", 1, lambda o: _node_address(o, "ExternalIP")),
+        ("OS-Image", "string", 1, lambda o: _get(o, "status", "nodeInfo", "osImage") or "<unknown>"),
+        ("Kernel-Version", "string", 1, lambda o: _get(o, "status", "nodeInfo", "kernelVersion") or "<unknown>"),
+        (
+            "Container-Runtime",
+            "string",
+            1,
+            lambda o: _get(o, "status", "nodeInfo", "containerRuntimeVersion") or "<unknown>",
+        ),
+    ],
+    "Lease": [("Holder", "string", 0, lambda o: _get(o, "spec", "holderIdentity") or ""), ("Age", "string", 0, _age)],
+    "CustomResourceDefinition": [("Created At", "date", 0, lambda o: o["metadata"].get("creationTimestamp", ""))],
     "Namespace": [("Status", "string", 0, lambda o: _get(o, "status", "phase") or ""), ("Age", "string", 0, _age)],
     "Pod": [
         ("Ready", "string", 0, _pod_ready),

@@ -15,12 +15,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from localcluster import processes
+from localcluster.api.app import KUBERNETES_VERSION
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.controllers.base import reconcile_on_changes
 from localcluster.kubelet._env import HostEndpoints
 from localcluster.kubelet._logs import LogLimits, LogService
-from localcluster.kubelet._podnet import allocate_ip, claim_pod_network, is_pod_ip
+from localcluster.kubelet._node import NodeAgent
+from localcluster.kubelet._podnet import HOST_IP, allocate_ip, claim_pod_network, is_pod_ip
 from localcluster.kubelet._status import TERMINAL_PHASES, merge_conditions
 from localcluster.kubelet._streaming import StreamingServer
 from localcluster.kubelet._volumes import claim_dir
@@ -102,6 +104,16 @@ class Kubelet:
         for pod_dir in self.pods_dir.glob("*") if self.pods_dir.is_dir() else []:
             if pod_dir.name not in known:
                 shutil.rmtree(pod_dir, ignore_errors=True)
+        self.node = NodeAgent(
+            cluster,
+            name=NODE_NAME,
+            home=self.home,
+            host_ip=HOST_IP,
+            pod_cidr=str(self.pod_network.network),
+            kubelet_version=KUBERNETES_VERSION["gitVersion"],
+        )
+        self.node.register()
+        self.spawn(self.node.run())
         self._loop = asyncio.create_task(reconcile_on_changes(cluster, "kubelet", self.sync), name="kubelet")
 
     async def stop(self) -> None:
@@ -162,7 +174,7 @@ class Kubelet:
 
     def sync(self, events: list[WatchEvent]) -> None:
         """Bind unscheduled pods, start new ones, stop deleted ones (one pass over the node's pods)."""
-        relevant = (self.pods.key, self.claims.key)
+        relevant = (self.pods.key, self.claims.key, self.node.nodes.key)  # the node: cordoned or not
         if events and not any(event.key in relevant for event in events):
             return
         present: set[str] = set()
@@ -256,7 +268,15 @@ class Kubelet:
         ]
         claims = {claim: self.cluster.find(self.claims, namespace, claim) for claim in claim_names}
         missing = [claim for claim, found in claims.items() if found is None]
+        node = self.cluster.find(self.node.nodes, "", NODE_NAME) or {}
         try:
+            if (node.get("spec") or {}).get("unschedulable"):
+                message = "0/1 nodes are available: 1 node(s) were unschedulable."
+                if self._set_scheduled(pod, False, "Unschedulable", message):
+                    self.cluster.record_event(
+                        pod, "FailedScheduling", message, event_type="Warning", component="default-scheduler"
+                    )
+                return
             if missing:
                 message = f'0/1 nodes are available: persistentvolumeclaim "{missing[0]}" not found.'
                 if self._set_scheduled(pod, False, "Unschedulable", message):
