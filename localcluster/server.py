@@ -36,6 +36,7 @@ from localcluster.controllers import start_controllers
 from localcluster.controllers.knative import install_reference_config
 from localcluster.kubelet import Kubelet, LogLimits
 from localcluster.network import ProxyLimits, ServiceProxy
+from localcluster.network.mesh import webhook as istio_webhook
 from localcluster.network.mesh.injection import SidecarInjector
 from localcluster.settings import Settings
 from localcluster.store import Store
@@ -136,6 +137,7 @@ def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet 
     store = Store(settings.database_path, history=settings.watch_history)
     cluster = Cluster(store, registry, schemas)
     cluster.mutating_admission.append(SidecarInjector(store))
+    cluster.validating_admission.append(istio_webhook.validate)
     KnativeAdmission(store).register(cluster)
     bootstrap(cluster)
     install_reference_config(cluster, settings.shared_dir / "reference")
