@@ -28,12 +28,13 @@ run: setup
 
 # Unit tests run first (seconds); the integration tier runs its files in parallel workers,
 # each test starting its own localcluster on ephemeral ports in a temporary LAB_HOME.
-# Then the course: every solutions/ notebook under papermill, each check's fail/pass proof and
-# nbgrader's autograde; last, lab 00 in JupyterLab in Debian's Chromium (installed when missing).
+# Then the course (two workers, each test with its own cluster): every solutions/ notebook under papermill
+# twice, each check's fail/pass proof, the untouched released labs, and
+# nbgrader's autograde and the instructor's path; last, JupyterLab in Debian's Chromium (installed when missing).
 test: setup
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider
 	$(BIN)/python -m pytest tests/integration -q -p no:cacheprovider -n 2 --dist loadfile
-	$(BIN)/python -m pytest tests/notebooks -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests/notebooks -q -p no:cacheprovider -n 2
 	bash tools/install-browser.sh
 	$(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 

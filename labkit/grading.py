@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -115,8 +116,9 @@ class Course:
         if not labs:
             raise GradingError(f"no lab notebooks (NN-slug.ipynb) in {solutions}")
         api = self._api()
-        for lab in labs:
-            _succeeded(api.generate_assignment(lab), f"generate lab {lab}")
+        with _environment(_venv_first_on_path()):
+            for lab in labs:
+                _succeeded(api.generate_assignment(lab), f"generate lab {lab}")
         return labs
 
     def collect(self, submissions: Path) -> list[tuple[str, str]]:
@@ -155,14 +157,13 @@ class Course:
         evidence_file = self.root / "evidence" / student / f"{lab}.jsonl"
         evidence_file.parent.mkdir(parents=True, exist_ok=True)
         evidence_file.unlink(missing_ok=True)
-        variables = {EVIDENCE_FILE_VARIABLE: str(evidence_file)}
+        variables = {EVIDENCE_FILE_VARIABLE: str(evidence_file), **_venv_first_on_path()}
         if namespace:
             variables["LAB_NAMESPACE"] = namespace
         with _environment(variables):
             outcome = self._api().autograde(lab, student)
+            cells = self._judge(student, lab, _verdicts(evidence_file))
         error = "" if outcome.get("success") else (outcome.get("error") or outcome.get("log") or "autograde failed")
-        verdicts = _verdicts(evidence_file)
-        cells = self._judge(student, lab, verdicts)
         return SubmissionGrade(student, lab, tuple(cells), time.monotonic() - started, error)
 
     def _judge(self, student: str, lab: str, verdicts: dict[str, dict[str, Any]]) -> list[CellGrade]:
@@ -231,7 +232,15 @@ def _verdicts(evidence_file: Path) -> dict[str, dict[str, Any]]:
 
 def _succeeded(outcome: dict[str, Any], what: str) -> None:
     if not outcome.get("success"):
-        raise GradingError(f"nbgrader could not {what}:\n{outcome.get('error') or outcome.get('log', '')}")
+        raise GradingError(f"nbgrader could not {what}:\n{outcome.get('log') or outcome.get('error', '')}")
+
+
+def _venv_first_on_path() -> dict[str, str]:
+    """PATH with this Python's bin directory first: nbgrader runs `alembic` from it to migrate its gradebook.
+
+    An instructor may run `.venv/bin/lab` without activating the venv, and nbgrader would not find it.
+    """
+    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 @contextmanager

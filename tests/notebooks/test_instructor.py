@@ -30,8 +30,8 @@ SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / f"{LAB}.ipynb"
 def lab(*args: str, env: dict[str, str] | None = None, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The `lab` command as the instructor types it, in `cwd`."""
     environment = {**os.environ, **(env or {})}
-    # nbgrader migrates its gradebook with `alembic`, which lives beside this Python.
-    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
+    # Not activated: `lab` must find nbgrader's helpers (alembic) beside its own Python by itself.
+    environment["PATH"] = "/usr/bin:/bin"
     return subprocess.run(
         [sys.executable, "-m", "localcluster.cli", *args],
         cwd=cwd,
@@ -60,7 +60,9 @@ def rows_of(path: Path) -> dict[tuple[str, str], dict[str, str]]:
         return {(row["student"], row["check"]): row for row in csv.DictReader(stream)}
 
 
-def test_release_collect_grade_and_export(lab_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_release_collect_grade_and_export(
+    lab_cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     course = tmp_path / "course"
     released = lab("release", "--course", str(course), "--labs", str(tmp_path / "labs"), cwd=tmp_path)
     assert released.returncode == 0, released.stderr
@@ -109,6 +111,7 @@ def test_release_collect_grade_and_export(lab_cluster: LocalCluster, tmp_path: P
 
     from nbgrader.api import Gradebook
 
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # nbgrader's alembic
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         unlucky = gradebook.find_submission(LAB, "unlucky")
         assert unlucky.needs_manual_grade  # what nbgrader's formgrader lists for the instructor
