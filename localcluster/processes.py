@@ -15,7 +15,7 @@ import psutil
 
 def run_dir(home: Path) -> Path:
     path = home / "run"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 

@@ -43,7 +43,7 @@ def ensure_home(settings: Settings) -> None:
     """Create `$LAB_HOME` (private to the user) or say clearly why it cannot be used."""
     try:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        settings.log_dir.mkdir(exist_ok=True)
+        settings.log_dir.mkdir(exist_ok=True, mode=0o700)
         probe = settings.home / ".writable"
         probe.write_text("")
         probe.unlink()

@@ -1,6 +1,6 @@
 """`kubectl exec` and `kubectl attach` sessions: a process of the pod's world relayed over channels.
 
-An exec'd command runs as its container does (`Launch`): the container's environment and working
+An exec'd command runs as its container does (`Launch`): as its user, with the container's environment and working
 directory, paths under a volume's mountPath rewritten to the volume (see `_volumes`), the pod's
 address through the network shim, in a process group of its own that dies with the pod. With a
 tty it gets a pseudo-terminal (resized as the client asks) and stdout carries stderr too, as in a
@@ -179,6 +179,7 @@ async def run_command(
                 stderr=terminal.slave,
                 start_new_session=True,
                 preexec_fn=controlling_terminal,
+                **launch.process_options(),
             )
             os.close(terminal.slave)
         else:
@@ -190,6 +191,7 @@ async def run_command(
                 stdout=pipe if options.stdout else devnull,
                 stderr=pipe if options.stderr else devnull,
                 start_new_session=True,
+                **launch.process_options(),
             )
     except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
         if terminal is not None:

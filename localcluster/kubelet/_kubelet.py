@@ -23,6 +23,7 @@ from localcluster.kubelet._env import HostEndpoints
 from localcluster.kubelet._logs import LogLimits, LogService
 from localcluster.kubelet._node import NodeAgent
 from localcluster.kubelet._podnet import HOST_IP, allocate_ip, claim_pod_network, is_pod_ip
+from localcluster.kubelet._security import NodeUser
 from localcluster.kubelet._status import TERMINAL_PHASES, merge_conditions
 from localcluster.kubelet._streaming import StreamingServer
 from localcluster.kubelet._volumes import claim_dir
@@ -46,9 +47,19 @@ class Kubelet:
     proxy_url=...)` on the server's event loop and `await stop()` before the store closes.
     """
 
-    def __init__(self, home: Path, *, api_host: str, api_port: int, log_limits: LogLimits | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        api_host: str,
+        api_port: int,
+        log_limits: LogLimits | None = None,
+        node_user: NodeUser | None = None,
+    ) -> None:
         self.home = home
         self.log_limits = log_limits or LogLimits()
+        #: Who runs the pods; only root can run them as their securityContext's users (see `_security`).
+        self.node_user = node_user or NodeUser.current()
         self.pod_network = claim_pod_network(home)
         self.pods_dir = home / "pods"
         self.host = HostEndpoints(api_host, api_port)

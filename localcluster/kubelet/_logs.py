@@ -104,7 +104,9 @@ class LogWriter:
     size, and hands the raw output to attached clients (`kubectl attach`) as it comes."""
 
     def __init__(self, path: Path, live: LiveLog, limits: LogLimits | None = None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The kubelet's alone: a pod's processes (which may run as other users) never read logs directly.
+        path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.mkdir(exist_ok=True, mode=0o700)
         self.path = path
         self.live = live
         self.limits = limits or LogLimits()

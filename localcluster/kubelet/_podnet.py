@@ -1,9 +1,10 @@
 """Pod addresses: each pod gets a loopback address of its own, 127.N.x.y.
 
 Every localcluster on the machine claims a pod network of its own (a 127.N.0.0/16: the one its
-LAB_HOME had before, else a free one searched from a place its LAB_HOME picks) with a lock file in the machine's temporary directory, held for the server's
-life (the kernel drops it when the process dies, even on kill -9), so clusters that run at the same
-time — tests in parallel, two attendees on one machine — never hand out the same pod address.
+LAB_HOME had before, else a free one searched from a place its LAB_HOME picks) with a lock file in
+the machine's temporary directory (shared by all users, as /tmp is), held for the server's life (the
+kernel drops it when the process dies, even on kill -9), so clusters that run at the same time —
+tests in parallel, two attendees on one machine — never hand out the same pod address.
 
 Servers in a pod bind `0.0.0.0` or `localhost` as they would in a container and must land on the
 pod's address, so many pods can serve :8080 at once. Two ways exist:
@@ -74,9 +75,10 @@ def claim_pod_network(home: Path) -> PodNetworkLease:
     start = zlib.crc32(str(home.resolve()).encode()) % len(_NETWORK_OCTETS)
     octets = _NETWORK_OCTETS[start:] + _NETWORK_OCTETS[:start]
     candidates = preferred + [ipaddress.IPv4Network(f"127.{octet}.0.0/16") for octet in octets]
-    _LOCK_DIR.mkdir(mode=0o1777, exist_ok=True)
+    _lock_dir()
     for network in candidates:
-        descriptor = os.open(_LOCK_DIR / f"{network.network_address}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        # Read-only: flock needs no more, and a lock file another user made (0644 after their umask) opens so too.
+        descriptor = os.open(_LOCK_DIR / f"{network.network_address}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -85,6 +87,13 @@ def claim_pod_network(home: Path) -> PodNetworkLease:
         remembered.write_text(f"{network}\n")
         return PodNetworkLease(network, descriptor)
     raise NoPodNetwork(f"all {len(candidates)} pod networks are in use by other running localclusters")
+
+
+def _lock_dir() -> None:
+    """The machine's lock directory, shared by every user's localcluster (sticky and world-writable, as /tmp)."""
+    _LOCK_DIR.mkdir(mode=0o1777, exist_ok=True)
+    if _LOCK_DIR.stat().st_uid == os.geteuid():
+        _LOCK_DIR.chmod(0o1777)  # mkdir's mode went through the umask
 
 
 def allocate_ip(taken: Iterable[str], network: ipaddress.IPv4Network = POD_NETWORK) -> str:

@@ -83,11 +83,13 @@ async def start(
     log_limits: LogLimits,
     stdin: bool = False,
     tty: bool = False,
+    process_options: dict[str, Any] | None = None,
 ) -> Instance:
     """Start a container instance with its output going to its log file (see `_logs`), rotated at `log_limits`.
 
     `stdin`: the container's `stdin: true`, a pipe (or with `tty`, the terminal) that `kubectl attach -i`
     writes to; else /dev/null. `tty`: the container's `tty: true`, a terminal for its stdin and output.
+    `process_options`: the container's user and groups (`RunAs.process_options`), if not localcluster's.
     """
     terminal = Terminal() if tty else None
     streams: dict[str, Any] = {
@@ -99,7 +101,9 @@ async def start(
         streams = {"stdin": terminal.slave, "stdout": terminal.slave, "stderr": terminal.slave}
         streams["preexec_fn"] = controlling_terminal
     try:
-        process = await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=env, start_new_session=True, **streams)
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=cwd, env=env, start_new_session=True, **streams, **(process_options or {})
+        )
     except FileNotFoundError as exc:
         if exc.filename and Path(str(exc.filename)) == cwd:
             raise StartError(f"chdir to cwd ({cwd}) set in config.json failed: no such file or directory") from None

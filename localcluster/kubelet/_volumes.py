@@ -42,12 +42,15 @@ def prepare_volumes(pod: dict[str, Any], pod_dir: Path, home: Path, lookup: Look
         if "emptyDir" in volume:
             path = pod_dir / "volumes" / name
             path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)  # as the kubelet makes them: any user the container runs as may write
         elif "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"].get("claimName", "")
             if lookup("persistentvolumeclaims", namespace, claim) is None:
                 raise VolumeError(f'persistentvolumeclaim "{claim}" not found')
             path = claim_dir(home, namespace, claim)
+            path.parent.parent.mkdir(exist_ok=True, mode=0o711)  # passable, not listable: see the pods' directory
             path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)  # as local provisioners (kind's local-path) make them
         elif "configMap" in volume or "secret" in volume:
             path = pod_dir / "volumes" / name
             _project(volume, namespace, path, lookup)

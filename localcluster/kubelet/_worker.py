@@ -11,10 +11,11 @@ import calendar
 import contextlib
 import json
 import logging
+import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ from localcluster.kubelet._images import pull_error, runs_locally
 from localcluster.kubelet._logs import termination_message
 from localcluster.kubelet._probes import ProbeState, ProbeTarget, run_probe
 from localcluster.kubelet._processes import Instance, StartError, signal_group, start
+from localcluster.kubelet._security import EVENT_REASON as SECURITY_EVENT_REASON
+from localcluster.kubelet._security import SecurityPlan, apply_fs_group, blocked_by, fs_group_warning, plan
 from localcluster.kubelet._status import ContainerRecord
 from localcluster.kubelet._volumes import MountTable, VolumeError, prepare_volumes
 
@@ -47,12 +50,18 @@ UNKNOWN_TERMINATION = {
 
 @dataclass(frozen=True)
 class Launch:
-    """How a container's process starts; exec'd commands reuse its cwd, env and mounts."""
+    """How a container's process starts; exec'd commands reuse its cwd, env, mounts and identity."""
 
     argv: list[str]
     cwd: Path
     env: dict[str, str]
     mounts: MountTable
+    #: Whom its processes run as (None: localcluster's own user), and what the kubelet must say about it.
+    security: SecurityPlan = field(default_factory=lambda: SecurityPlan(None))
+
+    def process_options(self) -> dict[str, Any]:
+        """Keyword arguments that start a process as this container's user (none for localcluster's)."""
+        return self.security.run_as.process_options() if self.security.run_as else {}
 
 
 class PodWorker:
@@ -156,7 +165,10 @@ class PodWorker:
         self.start_time = self.start_time or now()
         if not self.kubelet.owns_ip(self.pod_ip):
             self.pod_ip = self.kubelet.allocate_ip()
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Passable but not listable for the users pods may run as, so no pod finds another's volumes.
+        self.kubelet.pods_dir.mkdir(mode=0o711, exist_ok=True)
+        self.dir.mkdir(mode=0o711, exist_ok=True)
+        self.root.mkdir(exist_ok=True)
         while True:
             try:
                 self.volumes = prepare_volumes(self.pod, self.dir, self.kubelet.home, self.kubelet.lookup)
@@ -166,6 +178,9 @@ class PodWorker:
                 self.publish()
                 if await self.pause(CONFIG_RETRY_SECONDS):
                     return False
+        apply_fs_group(self.pod, self.volumes, self.kubelet.node_user)
+        if (not_applied := fs_group_warning(self.pod, self.kubelet.node_user)) is not None:
+            self.event(SECURITY_EVENT_REASON, not_applied, warning=True)
         self.sandbox_ready = True
         self.publish()
         return True
@@ -204,7 +219,10 @@ class PodWorker:
         cwd = mounts.working_dir(container.get("workingDir"))
         if cwd.is_relative_to(self.root):
             cwd.mkdir(parents=True, exist_ok=True)
-        return Launch(argv, cwd, env, mounts)
+        executable = shutil.which(argv[0], path=env.get("PATH")) or argv[0]
+        needed = [Path(executable), cwd, *self.volumes.values()]
+        security = plan(self.pod, container, kubelet.node_user, lambda run_as: blocked_by(needed, run_as))
+        return Launch(argv, cwd, env, mounts, security)
 
 
 class ContainerRunner:
@@ -265,6 +283,8 @@ class ContainerRunner:
                 if await worker.pause(CONFIG_RETRY_SECONDS):
                     break
                 continue
+            for warning in launch.security.warnings:
+                worker.event(SECURITY_EVENT_REASON, warning, warning=True)
             await self._run_instance(launch)
         return record.succeeded
 
@@ -315,6 +335,7 @@ class ContainerRunner:
                 home=kubelet.home,
                 label=f"pod {worker.namespace}/{worker.name} container {self.name}",
                 log_limits=kubelet.log_limits,
+                process_options=launch.process_options(),
                 stdin=bool(self.container.get("stdin")),
                 tty=bool(self.container.get("tty")),
             )

@@ -91,6 +91,11 @@ class Store:
     """Objects by resource key (`apps/deployments`) and (namespace, name), persisted in SQLite."""
 
     def __init__(self, path: Path, *, history: int = 10_000) -> None:
+        # Private (it holds every Secret): SQLite gives its -wal and -shm files the database's mode.
+        path.touch(mode=0o600, exist_ok=True)
+        for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            if file.exists():
+                file.chmod(0o600)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
