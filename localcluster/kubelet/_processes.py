@@ -102,7 +102,7 @@ async def start(
         streams["preexec_fn"] = controlling_terminal
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env=env, start_new_session=True, **streams, **(process_options or {})
+            *argv, cwd=cwd, env=env, start_new_session=True, **{**streams, **(process_options or {})}
         )
     except FileNotFoundError as exc:
         if exc.filename and Path(str(exc.filename)) == cwd:
