@@ -757,9 +757,9 @@ def challenge_solved(ctx: Context) -> CheckResult:
     if broken:
         return CheckResult.failed(
             "Some customers are still out of pocket: " + "; ".join(broken[:5]) + ".",
-            "For each user, compare GET http://balance/api/users/<name>/payments with GET "
-            "http://stock/api/users/<name>/orders: refund each payment that has no order "
-            "(POST http://balance/api/payments/<id>/refund).",
+            f"Once tc has no transaction open (GET {TC_URL}/api/transactions), compare for each user GET "
+            "http://balance/api/users/<name>/payments with GET http://stock/api/users/<name>/orders: refund each "
+            "payment that has no order (POST http://balance/api/payments/<id>/refund).",
             **audit.evidence(),
         )
     return CheckResult.passed(
@@ -772,6 +772,8 @@ def challenge_solved(ctx: Context) -> CheckResult:
 def make_customers_whole(ctx: Context) -> None:
     if storefront_coordinator(ctx) is None:
         set_storefront_coordinator(ctx, TC_URL)
+    # Reconcile settled books only: while tc confirms a purchase, its payment may exist a moment before its order.
+    wait_for(lambda: look_at_coordinator(ctx.http).unfinished == 0, what="tc to finish every transaction", timeout=90)
     for ledger in audit_shop(ctx.http, EVERYONE).users.values():
         ordered = {order["id"] for order in ledger.orders}
         for payment in ledger.payments:
