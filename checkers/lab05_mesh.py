@@ -790,16 +790,20 @@ LESSON_OBJECTS = (
 )
 
 
+def remove_lessons(ctx: Context) -> None:
+    """Remove the lesson objects (VirtualServices, DestinationRule, Gateway, policies) and the challenge:
+    the mesh as before this lab's steps, the workloads left running (a notebook starts with it)."""
+    for kind, name in LESSON_OBJECTS:
+        delete_istio(ctx, kind, name)
+    _ignore_missing(lambda: ctx.core.delete_namespaced_config_map(CHALLENGE, ctx.namespace))
+
+
 def reset(ctx: Context) -> None:
     """Remove the lab's mesh objects, its Deployments (v1 and v2), Services, claims and ServiceAccounts,
     and take the namespace out of the mesh."""
-    for kind, name in LESSON_OBJECTS:
-        delete_istio(ctx, kind, name)
-    for delete in (
-        lambda: ctx.core.delete_namespaced_config_map(CHALLENGE, ctx.namespace),
-        *((lambda name=name: ctx.core.delete_namespaced_service_account(name, ctx.namespace)) for name in SERVICES),
-    ):
-        _ignore_missing(delete)
+    remove_lessons(ctx)
+    for name in SERVICES:
+        _ignore_missing(partial(ctx.core.delete_namespaced_service_account, name, ctx.namespace))
     delete_lab_objects(ctx, LAB_ID)
     ctx.core.patch_namespace(ctx.namespace, {"metadata": {"labels": {INJECTION_LABEL: None}}})
 
