@@ -1,9 +1,10 @@
 """The kubelet of localcluster: pods as local process groups.
 
 A pod's containers run as process groups in the project's Python environment (`_images`), each
-pod on a loopback address of its own (`_podnet`), with env, volumes (`_env`, `_volumes`),
-probes, restarts with crash back-off, and logs (`_logs`) as upstream reports them. `Kubelet` is the
-whole of it; the server wires `read_logs` and `routes` into the API app and starts it.
+pod on a loopback address of its own (`_podnet`), with env, volumes (`_env`, `_volumes`), probes,
+restarts with crash back-off, logs rotated by size (`_logs`) as upstream reports them, and the
+securityContext it can honour, with a Warning event for what it cannot (`_security`). `Kubelet` is
+the whole of it; the server wires `read_logs` and `routes` into the API app and starts it.
 """
 
 from localcluster.kubelet._images import PROJECT_REPOSITORY, pull_error, runs_locally

@@ -10,11 +10,13 @@ What the kubelet does with each field (the pod's, overridden by the container's 
   the container's processes run as that user and group with those groups (``fsGroup`` among them;
   without ``runAsGroup``, the user's group in ``/etc/passwd``, else 0, as a container runtime does),
   and volumes are group-owned by ``fsGroup`` (setgid directories, group read/write, read only for
-  Secrets and ConfigMaps), as the kubelet's ``SetVolumeOwnership``. A user must be able to reach what
-  the container runs: the Python environment, the pod's directories, its volumes. When a directory on
-  the way is closed to it (a home directory of mode 0700, say), the container runs as localcluster's
-  user instead and a Warning event names the directory. When localcluster is not root it cannot
-  switch users at all: the container runs as localcluster's user and a Warning event says so.
+  Secrets and ConfigMaps), as the kubelet's ``SetVolumeOwnership`` (all of each volume, or with
+  ``fsGroupChangePolicy: OnRootMismatch`` only when its top directory is not right already). A user
+  must be able to reach what the container runs: the Python environment, the pod's directories, its
+  volumes. When a directory on the way is closed to it (a home directory of mode 0700, say), the
+  container runs as localcluster's user instead and a Warning event names the directory. When
+  localcluster is not root it cannot switch users at all: the container runs as localcluster's user
+  and a Warning event says so.
 * ``readOnlyRootFilesystem``: there is no container image filesystem to make read-only; the process
   can write wherever its user may on this machine. A Warning event says so.
 * ``capabilities``: a process that runs as a user other than root holds no capabilities (the kernel
@@ -133,12 +135,16 @@ def apply_fs_group(pod: dict[str, Any], volumes: dict[str, Path], node: NodeUser
     fs_group = _fs_group(pod)
     if fs_group is None or fs_group_warning(pod, node) is not None:
         return
-    kinds = {volume["name"]: volume for volume in (pod.get("spec") or {}).get("volumes") or []}
+    spec = pod.get("spec") or {}
+    on_root_mismatch = (spec.get("securityContext") or {}).get("fsGroupChangePolicy") == "OnRootMismatch"
+    kinds = {volume["name"]: volume for volume in spec.get("volumes") or []}
     for name, path in volumes.items():
         volume = kinds.get(name, {})
         if "hostPath" in volume:
             continue  # upstream leaves host paths alone
         read_only = "secret" in volume or "configMap" in volume
+        if on_root_mismatch and _owned(path, fs_group, read_only=read_only):
+            continue  # as upstream: a volume whose top is right is taken to be right throughout
         for target in _walk(path):
             _own(target, fs_group, read_only=read_only)
 
@@ -255,13 +261,23 @@ def _walk(root: Path) -> Iterable[Path]:
             yield Path(directory) / entry
 
 
-def _own(path: Path, group: int, *, read_only: bool) -> None:
-    """chgrp to `group`, group read (and write unless read only), setgid and search on directories."""
-    info = path.lstat()
-    os.lchown(path, -1, group)
-    if stat.S_ISLNK(info.st_mode):
-        return
+def _mask(info: os.stat_result, *, read_only: bool) -> int:
+    """The mode bits SetVolumeOwnership adds: group read (and write), setgid and search on directories."""
     mask = 0o440 if read_only else 0o660
     if stat.S_ISDIR(info.st_mode):
         mask |= stat.S_ISGID | 0o110
-    path.chmod(stat.S_IMODE(info.st_mode) | mask)
+    return mask
+
+
+def _owned(path: Path, group: int, *, read_only: bool) -> bool:
+    info = path.stat()
+    mask = _mask(info, read_only=read_only)
+    return info.st_gid == group and stat.S_IMODE(info.st_mode) & mask == mask
+
+
+def _own(path: Path, group: int, *, read_only: bool) -> None:
+    """chgrp to `group` and add the group's permissions (`_mask`)."""
+    info = path.lstat()
+    os.lchown(path, -1, group)
+    if not stat.S_ISLNK(info.st_mode):
+        path.chmod(stat.S_IMODE(info.st_mode) | _mask(info, read_only=read_only))

@@ -172,3 +172,20 @@ def test_fs_group_owns_volumes_as_the_kubelet_does(tmp_path: Path) -> None:
     assert owned(data / "file") == (2000, 0o660)
     assert owned(secret / "file") == (2000, 0o640)
     assert owned(host / "file")[0] != 2000
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another group needs root")
+def test_on_root_mismatch_leaves_a_volume_whose_top_is_right(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "file").write_text("x")
+    manifest = pod({"fsGroup": 2000, "fsGroupChangePolicy": "OnRootMismatch"})
+    manifest["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    apply_fs_group(manifest, {"data": data}, ROOT)
+    (data / "later").write_text("y")  # a file the volume's top does not vouch for
+    os.chown(data / "later", -1, 0)
+
+    apply_fs_group(manifest, {"data": data}, ROOT)
+
+    assert (data / "file").stat().st_gid == 2000
+    assert (data / "later").stat().st_gid == 0
