@@ -66,12 +66,11 @@ def _virtual_service(name: str, host: str, subset: str) -> dict[str, Any]:
     }
 
 
-def serve_proxy(backend_port: int, state_dir: Path, routes: int) -> None:
-    """A store with the backend, the two callers, the mesh objects, and the proxy localcluster runs."""
+def populated(state_dir: Path, backend_port: int, routes: int) -> Any:
+    """A store with the backend, the two callers and the mesh objects (a Cluster over it)."""
     from localcluster.api.cluster import Cluster
     from localcluster.api.resources import ResourceRegistry
     from localcluster.api.schemas import SchemaIndex
-    from localcluster.network import ServiceProxy
     from localcluster.server import bootstrap
     from localcluster.settings import Settings
     from localcluster.store import Store
@@ -86,29 +85,32 @@ def serve_proxy(backend_port: int, state_dir: Path, routes: int) -> None:
         created = cluster.create(kind, kind.storage_version, NAMESPACE, body).obj
         if status is not None:
             created["status"] = status
-            cluster.replace(
-                kind, kind.storage_version, NAMESPACE, created["metadata"]["name"], created, subresource="status"
-            )
+            name = created["metadata"]["name"]
+            cluster.replace(kind, kind.storage_version, NAMESPACE, name, created, subresource="status")
 
     create("", "pods", _pod("backend", BACKEND_HOST, {"app": SERVICE, "version": "v1"}, SIDECAR))
     create("", "pods", _pod("plain", PLAIN_CALLER, {"app": "plain"}))
     create("", "pods", _pod("meshed", MESH_CALLER, {"app": "meshed"}, SIDECAR))
-    create(
-        "", "services", {"metadata": {"name": SERVICE}, "spec": {"ports": [{"port": 80, "targetPort": backend_port}]}}
-    )
+    service = {"metadata": {"name": SERVICE}, "spec": {"ports": [{"port": 80, "targetPort": backend_port}]}}
+    create("", "services", service)
     endpoints = {"addresses": [{"ip": BACKEND_HOST}], "ports": [{"port": backend_port}]}
     create("", "endpoints", {"metadata": {"name": SERVICE}, "subsets": [endpoints]})
     subsets = [{"name": v, "labels": {"version": v}} for v in ("v1", "v2")]
-    create(
-        "networking.istio.io",
-        "destinationrules",
-        {"metadata": {"name": SERVICE}, "spec": {"host": SERVICE, "subsets": subsets}},
-    )
+    rule = {"metadata": {"name": SERVICE}, "spec": {"host": SERVICE, "subsets": subsets}}
+    create("networking.istio.io", "destinationrules", rule)
     create("networking.istio.io", "virtualservices", _virtual_service(SERVICE, SERVICE, "v1"))
     for index in range(routes):
         create("networking.istio.io", "virtualservices", _virtual_service(f"other-{index}", f"other-{index}", "v1"))
     allow = {"selector": {"matchLabels": {"app": SERVICE}}, "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]}
     create("security.istio.io", "authorizationpolicies", {"metadata": {"name": SERVICE}, "spec": allow})
+    return cluster
+
+
+def serve_proxy(backend_port: int, state_dir: Path, routes: int) -> None:
+    """The proxy localcluster runs, over the populated store."""
+    from localcluster.network import ServiceProxy
+
+    cluster = populated(state_dir, backend_port, routes)
 
     async def run() -> None:
         async with ServiceProxy.for_store(cluster.store) as proxy:
@@ -116,6 +118,36 @@ def serve_proxy(backend_port: int, state_dir: Path, routes: int) -> None:
             await asyncio.Event().wait()
 
     asyncio.run(run())
+
+
+def routing_decision(routes: int, count: int) -> float:
+    """Microseconds the mesh takes to route one request (resolve, choose, inbound RBAC), in-process."""
+    from localcluster.network import Caller, RouteRequest
+    from localcluster.network.mesh.resolver import MeshResolver
+
+    with tempfile.TemporaryDirectory(prefix="bench-mesh-") as state_dir:
+        cluster = populated(Path(state_dir), 8080, routes)
+        mesh = MeshResolver(cluster.store)
+        caller = Caller(NAMESPACE, "meshed", "meshed", {"app": "meshed"}, SIDECAR)
+        request = RouteRequest(SERVICE, 80, NAMESPACE, MESH_CALLER, "GET", "/api/books", (("host", SERVICE),), caller)
+
+        async def route_many() -> float:
+            started = time.perf_counter()
+            for _ in range(count):
+                route = await mesh.resolve(request)
+                assert route is not None
+                destination = await route.choose()
+                mesh.inbound(request, destination)
+                if destination.done is not None:
+                    destination.done()
+            return (time.perf_counter() - started) / count * 1e6
+
+        try:
+            asyncio.run(route_many())  # warm up
+            return asyncio.run(route_many())
+        finally:
+            mesh.close()
+            cluster.store.close()
 
 
 def paced(backend_port: int, proxy_port: int, count: int, rate: float) -> dict[str, list[float]]:
@@ -196,6 +228,9 @@ def main() -> None:
         print(f"{routes} routes: mesh added over plain p99: {p99['mesh'] - p99['plain']:.3f} ms")
         print(f"{routes} routes: mesh added over direct p50: {p50['mesh'] - p50['direct']:.3f} ms")
         print(f"{routes} routes: requests the backend's sidecar saw from the meshed caller: {routed:.0f} count")
+    for routes in ROUTE_COUNTS:
+        decision = routing_decision(routes, 5000)
+        print(f"{routes} routes: mesh routing decision (in-process, resolve + choose + RBAC): {decision:.1f} µs")
 
 
 if __name__ == "__main__":

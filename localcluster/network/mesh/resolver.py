@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any
 
 from localcluster.network.mesh import policies
 from localcluster.network.mesh.authorization import DENIED_BODY, AuthzRequest, decide, principal_of
@@ -127,6 +128,10 @@ class MeshResolver:
         self.config = MeshConfig()
         self.telemetry = MeshTelemetry(self.config.pod_at)
         self._balancers: dict[tuple[str, int, str], Balancer] = {}
+        #: Each cluster's Ready members, with the Service, Endpoints and configuration they were read from.
+        self._members: dict[tuple[str, int, str], tuple[Any, Any, int, list[tuple[str, int]]]] = {}
+        #: Policies built from the compiled rules, by rule and destination (cleared when the configuration changes).
+        self._policies: dict[tuple[int, int], tuple[HttpRoute, Policy]] = {}
         self._rng = rng or random.Random()
         version = self.config.load(store)
         self._watches = [store.watch(key, None, version) for key in WATCHED]
@@ -138,6 +143,7 @@ class MeshResolver:
         if not batch:
             return
         self.config.apply(batch)
+        self._policies.clear()
         for event in batch:
             if event.key == PODS and event.type == "DELETED":
                 metadata = event.entry.obj["metadata"]
@@ -226,12 +232,15 @@ class MeshResolver:
         virtual_service = self.config.virtual_service(hosts, source.workload, source.workload.namespace)
         if virtual_service is not None:
             return self._by_rules(request, virtual_service.http, source, f"VirtualService {virtual_service.key}")
-        if fqdn is None or service is None or self._store.get(_SERVICES, *service) is None:
+        entry = self._store.get(_SERVICES, *service) if service is not None else None
+        if fqdn is None or entry is None or not (entry.obj.get("spec") or {}).get("selector"):
+            # Not a Service, or one whose endpoints are not pods it selects (an ExternalName such as a
+            # Knative route's placeholder, or hand-made Endpoints): the routing after the mesh knows it.
             return None
         default = HttpRoute(
             virtual_service="", index=0, name="default", matches=(), destinations=(RouteDestination(fqdn),), spec={}
         )
-        return self._by_rules(request, [default], source, f"Service {service[0]}/{service[1]}")
+        return self._by_rules(request, [default], source, f"Service {fqdn}")
 
     def _by_rules(self, request: RouteRequest, rules: Iterable[HttpRoute], source: Source, what: str) -> Route:
         facts = RequestFacts.of(
@@ -253,7 +262,6 @@ class MeshResolver:
         self, request: RouteRequest, facts: RequestFacts, rule: HttpRoute, match: RequestMatch | None, source: Source
     ) -> Route:
         spec = rule.spec
-        request_headers, response_headers, authority = policies.headers_of(spec.get("headers"))
         direct = policies.direct_of(spec, facts, match)
         if direct is not None:
             return Route(
@@ -266,32 +274,43 @@ class MeshResolver:
             raise ProxyError(
                 "NoRoute", f"{rule.label} has no destination with a weight above 0", status=503, text="", flag="NR"
             )
+        policy = self._policy_of(rule, chosen)
+        rewrite = rule.spec.get("rewrite")
+        if rewrite or rule.mirror is not None:
+            mirror = None
+            if rule.mirror is not None:
+                labels = MappingProxyType({**source.labels, **_service_labels(rule.mirror.host)})
+                mirror = Route(self._chooser(request, rule.mirror, source), Policy(envoy_answers=True), labels=labels)
+            path = policies.rewritten_path(rewrite, facts, match) if rewrite else None
+            policy = replace(policy, path=path, mirror=mirror)
+        return Route(
+            self._chooser(request, chosen, source),
+            policy,
+            labels=MappingProxyType({**source.labels, **_service_labels(chosen.host)}),
+        )
+
+    def _policy_of(self, rule: HttpRoute, chosen: RouteDestination) -> Policy:
+        """The rule's policy with the chosen destination's header operations: built once per rule and
+        destination while the configuration stays the same (its per-request parts are added by `_route`)."""
+        key = (id(rule), id(chosen))
+        cached = self._policies.get(key)
+        if cached is not None and cached[0] is rule:
+            return cached[1]
+        spec = rule.spec
+        request_headers, response_headers, authority = policies.headers_of(spec.get("headers"))
         dest_request, dest_response, dest_authority = policies.headers_of(chosen.headers)
-        rewrite = spec.get("rewrite") or {}
-        mirror = None
-        if rule.mirror is not None:
-            mirror_labels = MappingProxyType({**source.labels, **_service_labels(rule.mirror.host)})
-            mirror = Route(
-                self._chooser(request, rule.mirror, source), Policy(envoy_answers=True), labels=mirror_labels
-            )
         policy = Policy(
             timeout=policies.seconds(spec.get("timeout")),
             retries=policies.retries_of(spec.get("retries")),
             fault=policies.fault_of(spec.get("fault")),
-            path=policies.rewritten_path(rewrite, facts, match) if rewrite else None,
-            authority=rewrite.get("authority") or authority or dest_authority,
+            authority=(spec.get("rewrite") or {}).get("authority") or authority or dest_authority,
             request_headers=_merged(request_headers, dest_request),
             response_headers=_merged(response_headers, dest_response),
-            mirror=mirror,
             mirror_percent=rule.mirror_percent,
             envoy_answers=True,
         )
-        service_labels = _service_labels(chosen.host)
-        return Route(
-            self._chooser(request, chosen, source),
-            policy,
-            labels=MappingProxyType({**source.labels, **service_labels}),
-        )
+        self._policies[key] = (rule, policy)
+        return policy
 
     # -- clusters and endpoints ---------------------------------------------------------------
 
@@ -339,11 +358,21 @@ class MeshResolver:
                 )
         ports = (service.obj.get("spec") or {}).get("ports") or []
         port = destination.port or (ports[0].get("port") if len(ports) == 1 else request.port)
-        port_name = _service_port_name(service.obj, int(port))
         endpoints = self._store.get(_ENDPOINTS, *identity)
-        hosts = _ready_addresses(endpoints.obj if endpoints else {}, port_name)
-        if subset is not None:
-            hosts = [h for h in hosts if (pod := self.config.pod_at(h[0])) is not None and subset.selects(pod.labels)]
+        # Envoy's cluster membership changes with the Endpoints, the Service and the pods' labels: the
+        # member list is worked out again only when one of them has.
+        key = (destination.host, int(port), destination.subset)
+        cached = self._members.get(key)
+        if cached is not None and cached[:3] == (service, endpoints, self.config.generation):
+            hosts = cached[3]
+        else:
+            port_name = _service_port_name(service.obj, int(port))
+            hosts = _ready_addresses(endpoints.obj if endpoints else {}, port_name)
+            if subset is not None:
+                hosts = [
+                    h for h in hosts if (pod := self.config.pod_at(h[0])) is not None and subset.selects(pod.labels)
+                ]
+            self._members[key] = (service, endpoints, self.config.generation, hosts)
         if not hosts:
             raise ProxyError(
                 "NoHealthyUpstream",
@@ -353,7 +382,6 @@ class MeshResolver:
                 flag="UH",
             )
         policy = subset.load_balancer if subset else (rule.load_balancer if rule else DEFAULT_LOAD_BALANCER)
-        key = (destination.host, int(port), destination.subset)
         balancer = self._balancers.get(key)
         if balancer is None or balancer.policy != policy:
             balancer = self._balancers[key] = Balancer(policy)
@@ -392,7 +420,10 @@ class MeshResolver:
     def peer_principal(self, request: RouteRequest) -> str | None:
         """The mTLS identity the destination sees: the ingress gateway's for requests through it, the
         calling pod's if it has a sidecar, else none (plain text, PERMISSIVE mode)."""
-        if service_of_host(request.host, request.namespace) == (INGRESS_NAMESPACE, INGRESS_NAME):
+        if request.host.startswith(INGRESS_NAME) and service_of_host(request.host, request.namespace) == (
+            INGRESS_NAMESPACE,
+            INGRESS_NAME,
+        ):
             return principal_of(INGRESS_NAMESPACE, INGRESS_SERVICE_ACCOUNT)
         caller = request.caller
         if caller is None:

@@ -289,3 +289,11 @@ async def test_stats_are_served_at_a_sidecars_status_port(cluster: Cluster, mesh
     route = await mesh.resolve(stats)
     assert route is not None and route.policy.direct is not None
     assert route.policy.direct.status == 200
+
+
+async def test_services_that_select_no_pods_are_left_to_the_next_resolvers(
+    cluster: Cluster, mesh: MeshResolver
+) -> None:
+    placeholder = {"type": "ExternalName", "externalName": "knative-local-gateway.knative-serving.svc.cluster.local"}
+    create_service(cluster, "hello", placeholder)
+    assert await mesh.resolve(request("hello")) is None  # a Knative route's host: the Knative resolver's
