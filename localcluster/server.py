@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import copy
 import io
+import json
 import logging
 import os
 import signal
@@ -30,6 +31,7 @@ from localcluster.api.cluster import SYSTEM_NAMESPACES, Cluster, now
 from localcluster.api.openapi import openapi_routes
 from localcluster.api.resources import ResourceRegistry, crd_status
 from localcluster.api.schemas import SchemaIndex
+from localcluster.api.service_network import kubernetes_service
 from localcluster.api.validation import KnativeAdmission
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
@@ -123,11 +125,46 @@ def bootstrap(cluster: Cluster) -> None:
             cluster.replace(crds, "v1", "", name, {**live, "status": status}, subresource="status")
 
 
+def repair_service_allocations(cluster: Cluster) -> None:
+    """Give Services stored before cluster IPs and node ports were allocated theirs (upstream's repair loop)."""
+    services = cluster.registry.get("", "services")
+    for entry in cluster.store.list(services.key, None)[0]:
+        spec = entry.obj.get("spec") or {}
+        lacks_ip = spec.get("type") != "ExternalName" and not spec.get("clusterIP")
+        lacks_ports = spec.get("type") in ("NodePort", "LoadBalancer") and not all(
+            port.get("nodePort") for port in spec.get("ports") or []
+        )
+        if lacks_ip or lacks_ports:
+            metadata = entry.obj["metadata"]
+            service = json.loads(entry.raw)
+            cluster.replace(
+                services, "v1", metadata["namespace"], metadata["name"], service, user_agent="kube-apiserver"
+            )
+
+
 def _without_times(status: dict[str, Any] | None) -> Any:
     if not status:
         return None
     conditions = [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status.get("conditions", [])]
     return {**status, "conditions": conditions}
+
+
+def ensure_kubernetes_service(cluster: Cluster, host: str, port: int) -> None:
+    """`default/kubernetes` and its endpoints point at this API server, as the bootstrap controller keeps them."""
+    registry = cluster.registry
+    kinds = (("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices"))
+    for (group, plural), manifest in zip(kinds, kubernetes_service(host, port), strict=True):
+        resource_type = registry.get(group, plural)
+        version = resource_type.storage_version
+        live = cluster.find(resource_type, "default", "kubernetes")
+        if live is None:
+            cluster.create(resource_type, version, "default", manifest, user_agent="kube-apiserver")
+            continue
+        # The API port may have changed since the last start: point the objects at this one.
+        wanted = {**live, **{key: value for key, value in manifest.items() if key not in ("metadata", "spec")}}
+        if "spec" in manifest:
+            wanted["spec"] = {**live["spec"], **manifest["spec"]}
+        cluster.replace(resource_type, version, "default", "kubernetes", wanted, user_agent="kube-apiserver")
 
 
 def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet | None = None) -> tuple[Cluster, Any]:
@@ -140,6 +177,7 @@ def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet 
     cluster.validating_admission.append(istio_webhook.validate)
     KnativeAdmission(store).register(cluster)
     bootstrap(cluster)
+    repair_service_allocations(cluster)
     install_reference_config(cluster, settings.shared_dir / "reference")
     config = ApiConfig(
         token=token,
@@ -161,6 +199,7 @@ async def serve(settings: Settings) -> None:
     log_limits = LogLimits(settings.log_max_bytes, settings.log_max_files)
     kubelet = Kubelet(settings.home, api_host=host, api_port=port, log_limits=log_limits)
     cluster, app = build(settings, token, f"{host}:{port}", kubelet)
+    ensure_kubernetes_service(cluster, host, port)
     url = f"https://{host}:{port}"
     tls = ensure_certificate(settings.home / "pki")
     state.write_kubeconfig(settings, url, token, tls.ca_path)

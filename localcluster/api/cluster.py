@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from localcluster.api import apply as server_side
-from localcluster.api import defaults, patch
+from localcluster.api import defaults, patch, service_network
 from localcluster.api.errors import (
     AlreadyExists,
     BadRequest,
@@ -199,6 +199,12 @@ class Cluster:
             validate(resource_type, obj, old)
         return warnings
 
+    def _allocate(self, resource_type: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """A Service's cluster IPs and node ports, as the Service registry allocates them on create and update."""
+        if resource_type.key == "core/services":
+            services = [entry.obj for entry in self.store.list(resource_type.key, None)[0]]
+            service_network.allocate(services, obj, old)
+
     def _manager(self, options: WriteOptions, user_agent: str | None) -> str:
         if options.field_manager:
             return options.field_manager
@@ -242,6 +248,7 @@ class Cluster:
         # PrepareForCreate (a Job's generated selector names it).
         metadata["uid"] = str(uuid.uuid4())
         warnings = self._admit(resource_type, version, body, None, options)
+        self._allocate(resource_type, body, None)
         metadata["creationTimestamp"] = now()
         if resource_type.is_custom or resource_type.kind in _GENERATION_KINDS:
             metadata["generation"] = 1
@@ -414,6 +421,7 @@ class Cluster:
             warnings: list[str] = []
         else:
             warnings = self._admit(resource_type, version, new, old, options)
+            self._allocate(resource_type, new, old)
         if "generation" in old_meta and _spec_of(new) != _spec_of(old):
             metadata["generation"] = old_meta["generation"] + 1
         if operation == "Update":

@@ -227,6 +227,19 @@ def _event_object(event: Obj) -> str:
     return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
 
 
+def _service_external_ip(service: Obj) -> str:
+    """getServiceExternalIP: external IPs, a load balancer's ingress (`<pending>` until one is there)."""
+    external = list(_get(service, "spec", "externalIPs") or [])
+    service_type = _get(service, "spec", "type") or "ClusterIP"
+    if service_type == "ExternalName":
+        return str(_get(service, "spec", "externalName") or "")
+    if service_type != "LoadBalancer":
+        return ",".join(external) or "<none>"
+    ingress = _get(service, "status", "loadBalancer", "ingress") or []
+    balanced = [i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")]
+    return ",".join(balanced + external) or "<pending>"
+
+
 def _node_status(node: Obj) -> str:
     """printNode's Status: Ready/NotReady/Unknown, then SchedulingDisabled when cordoned."""
     ready = next((c for c in _get(node, "status", "conditions") or [] if c.get("type") == "Ready"), None)
@@ -283,7 +296,7 @@ BUILTIN_COLUMNS: dict[str, list[Column]] = {
     "Service": [
         ("Type", "string", 0, lambda o: _get(o, "spec", "type") or "ClusterIP"),
         ("Cluster-IP", "string", 0, lambda o: _get(o, "spec", "clusterIP") or "<none>"),
-        ("External-IP", "string", 0, lambda o: ",".join(_get(o, "spec", "externalIPs") or []) or "<none>"),
+        ("External-IP", "string", 0, _service_external_ip),
         ("Port(s)", "string", 0, _service_ports),
         ("Age", "string", 0, _age),
         ("Selector", "string", 1, lambda o: _selector(_get(o, "spec", "selector"))),

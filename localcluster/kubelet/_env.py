@@ -120,6 +120,8 @@ def service_links(services: Iterable[dict[str, Any]]) -> dict[str, str]:
     """Docker-link style variables for each Service with a cluster IP, as upstream's `envvars` package."""
     env: dict[str, str] = {}
     for service in sorted(services, key=lambda s: s["metadata"]["name"]):
+        if (service["metadata"].get("namespace"), service["metadata"]["name"]) == ("default", "kubernetes"):
+            continue  # KUBERNETES_SERVICE_* name the API's real address (`kubernetes_service`)
         spec = service.get("spec") or {}
         ip, ports = spec.get("clusterIP"), spec.get("ports") or []
         if not ip or ip == "None" or not ports:

@@ -29,7 +29,7 @@ from localcluster.network.routing import (
     RouteRequest,
     RoutingTable,
 )
-from localcluster.network.services import ServiceResolver, service_of_host
+from localcluster.network.services import ClusterIPResolver, ServiceResolver, service_of_host
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -37,6 +37,7 @@ __all__ = [
     "NO_LABELS",
     "NO_POLICY",
     "Caller",
+    "ClusterIPResolver",
     "Destination",
     "DirectResponse",
     "Exchange",

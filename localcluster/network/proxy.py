@@ -66,7 +66,7 @@ from localcluster.network.routing import (
     RoutingTable,
     Try,
 )
-from localcluster.network.services import ServiceResolver
+from localcluster.network.services import ClusterIPResolver, ServiceResolver
 from localcluster.store import Store
 
 log = logging.getLogger("localcluster.proxy")
@@ -179,7 +179,14 @@ class ServiceProxy:
         """The proxy localcluster runs: pod addresses and Services, and what later routing adds in front."""
         mesh = MeshResolver(store)
         routes = RoutingTable(
-            [mesh, KnativeResolver(store), LoopbackResolver(), PodHostnameResolver(store), ServiceResolver(store)]
+            [
+                mesh,
+                KnativeResolver(store),
+                ClusterIPResolver(store),  # before loopback addresses: nothing listens on a cluster IP
+                LoopbackResolver(),
+                PodHostnameResolver(store),
+                ServiceResolver(store),
+            ]
         )
         routes.add_inbound(mesh.inbound)
         proxy = cls(

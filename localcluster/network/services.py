@@ -1,18 +1,20 @@
 """kube-proxy's part: a Service name and port become one of its Ready endpoints, in turn.
 
 Names resolve as cluster DNS resolves them for a pod: `name` in the caller's namespace, `name.ns`,
-`name.ns.svc` and `name.ns.svc.cluster.local`. Endpoints are read from the Endpoints object the
-endpoints controller (or a user, for a Service without selector) maintains, so the proxy routes to
-exactly what `kubectl get endpoints` shows.
+`name.ns.svc` and `name.ns.svc.cluster.local`; a Service's cluster IP routes to the same endpoints.
+Endpoints are read from the Endpoints object the endpoints controller (or a user, for a Service
+without selector) maintains, so the proxy routes to exactly what `kubectl get endpoints` shows.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 from collections.abc import Iterator
 from typing import Any
 
+from localcluster.api.service_network import SERVICE_CIDR
 from localcluster.network.routing import Destination, ProxyError, RouteRequest
 from localcluster.store import Store
 
@@ -59,18 +61,47 @@ class ServiceResolver:
                 f'no Service "{name}" in namespace "{namespace}" (the host {request.host!r} names it): '
                 f"create it, or check the name with `kubectl get services -n {namespace}`",
             )
-        port_name = _service_port_name(service.obj, request.port)
+        return self._route(service.obj, request.port)
+
+    def _route(self, service: dict[str, Any], port: int) -> Destination:
+        """The next Ready endpoint of `service` for its port `port`."""
+        namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
+        port_name = _service_port_name(service, port)
         endpoints = self._store.get(_ENDPOINTS, namespace, name)
         ready = _ready_addresses(endpoints.obj if endpoints else {}, port_name)
         if not ready:
             raise ProxyError(
                 "NoReadyEndpoints",
-                f'Service "{namespace}/{name}" has no Ready endpoint for port {request.port}: no Ready pod matches '
+                f'Service "{namespace}/{name}" has no Ready endpoint for port {port}: no Ready pod matches '
                 f"its selector; see `kubectl get endpoints {name} -n {namespace}` and the pods' readiness",
             )
         turn = next(self._turns.setdefault((namespace, name, port_name), itertools.count()))
-        host, port = ready[turn % len(ready)]
-        return Destination(host, port, via=f"{namespace}/{name}")
+        host, target_port = ready[turn % len(ready)]
+        return Destination(host, target_port, via=f"{namespace}/{name}")
+
+
+class ClusterIPResolver(ServiceResolver):
+    """Routes a Service's cluster IP as kube-proxy's rules for it do: `http://<cluster IP>:<port>/` to its endpoints.
+
+    Cluster IPs are loopback addresses nothing listens on, so it must come before the resolver that
+    sends loopback addresses straight on.
+    """
+
+    async def resolve(self, request: RouteRequest) -> Destination | None:
+        try:
+            address = ipaddress.ip_address(request.host)
+        except ValueError:
+            return None
+        if address not in SERVICE_CIDR:
+            return None
+        for entry in self._store.list(_SERVICES, None)[0]:
+            if request.host in ((entry.obj.get("spec") or {}).get("clusterIPs") or ()):
+                return self._route(entry.obj, request.port)
+        raise ProxyError(
+            "ServiceNotFound",
+            f"no Service has the cluster IP {request.host} (this cluster's Service range is {SERVICE_CIDR}): "
+            "see `kubectl get services -A`",
+        )
 
 
 def _service_port_name(service: dict[str, Any], port: int) -> str:

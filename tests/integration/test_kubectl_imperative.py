@@ -42,6 +42,16 @@ def test_create_deployment_keeps_what_was_asked_and_gets_the_defaults(cluster: L
     cluster.kubectl("delete", "deployment", "paused")
 
 
+def test_create_job_from_the_generator(cluster: LocalCluster) -> None:
+    cluster.kubectl("create", "job", "once", "--image=busybox", "--", "echo", "hi")
+    job = get(cluster, "job", "once")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["echo", "hi"] and container["image"] == "busybox"
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["spec"]["backoffLimit"] == 6  # SetDefaults_Job on what kubectl sent
+    cluster.kubectl("delete", "job", "once", "--wait=false")
+
+
 def test_run_and_debug_copy_to(cluster: LocalCluster) -> None:
     cluster.kubectl("run", "lone", "--image=busybox", "--restart=Never", "--labels=tier=test", "--", "sleep", "60")
     pod = get(cluster, "pod", "lone")
