@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.conftest import LocalCluster
@@ -29,3 +31,84 @@ def test_server_side_apply_after_a_client_side_apply_takes_over(cluster: LocalCl
     for _ in range(2):
         assert "serverside-applied" in cluster.kubectl("apply", "--server-side", "-f", "-", input=manifest).stdout
     cluster.kubectl("delete", "namespace", "csa-then-ssa", "--wait=false")
+
+
+def manifest_set(prefix: str) -> str:
+    """16 objects of four kinds, as an application's manifests come: Deployments, Services, accounts, config."""
+    documents = []
+    for name in ("front", "cart", "catalog", "checkout"):
+        app = f"{prefix}-{name}"
+        documents += [
+            f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {app}\n",
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app}\ndata:\n  LOG_LEVEL: info\n  APP: {name}\n",
+            f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {app}
+  labels: {{app: {app}}}
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {{app: {app}}}
+  template:
+    metadata:
+      labels: {{app: {app}}}
+    spec:
+      serviceAccountName: {app}
+      containers:
+        - name: server
+          image: example.com/{name}:1.0
+          ports: [{{name: http, containerPort: 8080}}]
+          envFrom: [{{configMapRef: {{name: {app}}}}}]
+          resources:
+            requests: {{cpu: 100m, memory: 64Mi}}
+""",
+            f"""apiVersion: v1
+kind: Service
+metadata:
+  name: {app}
+spec:
+  selector: {{app: {app}}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+""",
+        ]
+    return "---\n".join(documents)
+
+
+def _versions(cluster: LocalCluster, prefix: str) -> dict[str, str]:
+    listed = json.loads(cluster.kubectl("get", "serviceaccounts,configmaps,services,deployments", "-o", "json").stdout)
+    return {
+        f"{item['kind']}/{item['metadata']['name']}": (
+            str(item["metadata"].get("generation"))
+            if item["kind"] == "Deployment"
+            else item["metadata"]["resourceVersion"]
+        )
+        for item in listed["items"]
+        if item["metadata"]["name"].startswith(prefix)
+    }
+
+
+def test_a_manifest_set_applies_client_side_twice_the_second_time_unchanged(cluster: LocalCluster) -> None:
+    manifests = manifest_set("csa")
+    first = cluster.kubectl("apply", "-f", "-", input=manifests).stdout.splitlines()
+    assert len(first) == 16 and all(line.endswith(" created") for line in first), first
+    before = _versions(cluster, "csa")
+    second = cluster.kubectl("apply", "-f", "-", input=manifests).stdout.splitlines()
+    assert len(second) == 16 and all(line.endswith(" unchanged") for line in second), second
+    assert _versions(cluster, "csa") == before
+    # The same set taken over by server-side apply, as `kubectl apply --server-side` migrates it.
+    migrated = cluster.kubectl("apply", "--server-side", "-f", "-", input=manifests).stdout.splitlines()
+    assert len(migrated) == 16 and all(line.endswith(" serverside-applied") for line in migrated), migrated
+    cluster.kubectl("delete", "-f", "-", "--wait=false", input=manifests)
+
+
+def test_a_manifest_set_applies_server_side_twice_the_second_time_a_no_op(cluster: LocalCluster) -> None:
+    manifests = manifest_set("ssa")
+    first = cluster.kubectl("apply", "--server-side", "-f", "-", input=manifests).stdout.splitlines()
+    assert len(first) == 16 and all(line.endswith(" serverside-applied") for line in first), first
+    before = _versions(cluster, "ssa")
+    assert len(before) == 16
+    second = cluster.kubectl("apply", "--server-side", "-f", "-", input=manifests).stdout.splitlines()
+    assert len(second) == 16 and all(line.endswith(" serverside-applied") for line in second), second
+    assert _versions(cluster, "ssa") == before  # nothing written: no resourceVersion or generation moved
+    cluster.kubectl("delete", "-f", "-", "--wait=false", input=manifests)
