@@ -660,6 +660,15 @@ def internal_endpoints_locked(ctx: Context) -> CheckResult:
         "direct refund (notebook → balance)": f"{refund.status_code} {refund.text[:80]}",
         "direct read (notebook → stock)": f"{order.status_code} {order.text[:80]}",
     }
+    missing = [
+        name for name, answer in (("balance", refund), ("stock", order)) if answer.status_code in (502, 503, 504)
+    ]
+    if missing:
+        return CheckResult.failed(
+            f"{' and '.join(missing)} did not answer at all: the bookstore is not running in your namespace.",
+            "Do the earlier steps of this lab first (05.1 deploys the services in the mesh).",
+            **evidence,
+        )
     open_to = [name for name, answer in (("balance", refund), ("stock", order)) if answer.status_code != 403]
     if open_to:
         return CheckResult.failed(
