@@ -360,10 +360,11 @@ class ServiceProxy:
         if policy.retries is not None or policy.mirror is not None:
             body = await read_body(call.client, call.reader, call.writer, self._limits.retry_buffer_bytes)
             call.request_bytes = body.size
+        outgoing = self._outgoing(call, route)
         if policy.mirror is not None and body is not None and body.complete and self._chance(policy.mirror_percent):
-            self._track(asyncio.create_task(self._shadow(call, policy.mirror, body)))
+            self._track(asyncio.create_task(self._shadow(policy.mirror, outgoing, body, call.route_request)))
         retries = policy.retries if body is None or body.complete else None
-        await self._attempts(call, route, body, retries)
+        await self._attempts(call, route, outgoing, body, retries)
 
     async def _inject_fault(self, call: _Call, fault: Fault) -> None:
         if fault.delay and self._chance(fault.delay_percent):
@@ -378,13 +379,14 @@ class ServiceProxy:
                 flag="FI",
             )
 
-    async def _attempts(self, call: _Call, route: Route, body: Body | None, retries: Retries | None) -> None:
+    async def _attempts(
+        self, call: _Call, route: Route, outgoing: h11.Request, body: Body | None, retries: Retries | None
+    ) -> None:
         """Try, and retry as `retries` allows, until an answer is relayed or no attempt is left."""
         loop = asyncio.get_running_loop()
         policy = route.policy
         deadline = None if policy.timeout is None else loop.time() + policy.timeout
         allowed = 1 + (retries.attempts if retries is not None else 0)
-        outgoing = self._outgoing(call, route)
         for attempt in range(1, allowed + 1):
             last = attempt == allowed
             if attempt > 1:
@@ -546,21 +548,21 @@ class ServiceProxy:
             call.flags.add("UC")
             raise ClientGone from failure  # the answer is cut short: so must the client's connection be
 
-    async def _shadow(self, call: _Call, mirror: Route, body: Body) -> None:
-        """Send a copy of the request to the mirror's backend and drop its answer (Istio's mirror)."""
-        assert call.route_request is not None
-        headers = [
-            (name, _shadow_host(value) if name == b"host" else value)
-            for name, value in _forwarded_request_headers(call.request, call.route_request, call.peer)
-        ]
-        outgoing = h11.Request(method=call.request.method, target=call.route_request.path.encode(), headers=headers)
+    async def _shadow(self, mirror: Route, upstream: h11.Request, body: Body, request: RouteRequest | None) -> None:
+        """Send a copy of the request to the mirror's backend and drop its answer (Istio's mirror).
+
+        The copy is the request as it goes upstream (rewrites and header edits applied), with
+        `-shadow` added to its Host, as Envoy builds its shadows from the finished request.
+        """
+        headers = [(name, _shadow_host(value) if name == b"host" else value) for name, value in upstream.headers]
+        outgoing = h11.Request(method=upstream.method, target=upstream.target, headers=headers)
         destination: Destination | None = None
         backend: Backend | None = None
         try:
             destination = await mirror.choose()
             self._check_destination(destination)
             for step in self.routes.inbound:
-                step(call.route_request, destination)
+                step(request, destination)  # type: ignore[arg-type]
             backend = await self._pool.acquire(destination.host, destination.port)
             data = [backend.http.send(outgoing) or b""]
             data += [backend.http.send(h11.Data(data=chunk)) or b"" for chunk in body.chunks]

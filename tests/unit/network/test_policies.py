@@ -294,3 +294,13 @@ async def test_inbound_steps_guard_every_kind_of_route(cluster: Cluster, stack: 
     await wait_until(lambda: len(test.exchanges) == 2, "both exchanges to be reported")
     refusal = test.exchanges[0]
     assert refusal.flags == {"RBAC"} and [(t.status, t.flags) for t in refusal.tries] == [(403, {"RBAC"})]
+
+
+async def test_the_mirror_gets_the_request_as_rewritten(cluster: Cluster, stack: AsyncExitStack) -> None:
+    shadow = await stack.enter_async_context(serving(Backend("shadow", "127.0.4.9")))
+    create_pod(cluster, "shadow", labels={"app": "shadow"}, ip=shadow.host)
+    policy = Policy(path="/whoami", authority="reviews", mirror=route_over([shadow]), mirror_percent=100)
+    test = await harness(cluster, stack, policy)
+    assert (await test.get("/old-path")).json()["path"] == "/whoami"
+    await wait_until(lambda: shadow.seen, "the mirrored copy to arrive")
+    assert shadow.seen == [("GET", "/whoami", "reviews-shadow")]
