@@ -1,4 +1,5 @@
-"""API server figures: `lab up` to ready, GET/LIST latency and rate, watch event latency, idle RSS.
+"""API server figures: `lab up` to ready, GET/LIST latency and rate, watch event latency, idle RSS, and what
+access control costs (a GET as a ServiceAccount through RBAC; authentication plus authorization in-process).
 
 Run: python -m bench.bench_api   (about 30 s; loopback only; every cluster in a temporary LAB_HOME)
 """
@@ -15,6 +16,10 @@ from pathlib import Path
 import psutil
 
 from bench._stats import median, percentile, report, report_latencies
+from localcluster.api.access import AccessMiddleware
+from localcluster.controllers.rbac import ClusterRoleAggregation
+from localcluster.server import build
+from localcluster.settings import Settings
 from localcluster.testing import LocalClusterRunner
 
 COLD_STARTS = 3
@@ -82,6 +87,63 @@ def watch_latencies(cluster: LocalClusterRunner) -> list[float]:
     return latencies
 
 
+def service_account_token(cluster: LocalClusterRunner) -> str:
+    """A token of bookstore/reader, which a RoleBinding lets `view` the namespace."""
+    with cluster.http() as http:
+        http.post("/api/v1/namespaces/bookstore/serviceaccounts", json={"metadata": {"name": "reader"}})
+        binding = {
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader"}],
+        }
+        http.post("/apis/rbac.authorization.k8s.io/v1/namespaces/bookstore/rolebindings", json=binding)
+        answer = http.post("/api/v1/namespaces/bookstore/serviceaccounts/reader/token", json={"spec": {}})
+        answer.raise_for_status()
+        return answer.json()["status"]["token"]
+
+
+def access_control_microseconds(root: Path) -> dict[str, float]:
+    """Authentication, impersonation check and authorization of one GET, in-process, per kind of caller."""
+    home = root / "in-process"
+    home.mkdir()
+    cluster, app = build(Settings(home=home), "admin-token", "127.0.0.1:0")
+    access = app.state.access
+    middleware = AccessMiddleware(app, access.authenticator, access.authorizer)
+    ClusterRoleAggregation(cluster).reconcile([])  # `view` gets its rules (no controllers run here)
+    accounts = cluster.registry.get("", "serviceaccounts")
+    account = cluster.create(accounts, "v1", "bookstore", {"metadata": {"name": "reader"}}).obj
+    token = access.tokens.issue(
+        account, audiences=["https://kubernetes.default.svc.cluster.local"], expiration_seconds=3600
+    ).token
+    bindings = cluster.registry.get("rbac.authorization.k8s.io", "rolebindings")
+    cluster.create(
+        bindings,
+        "v1",
+        "bookstore",
+        {
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader"}],
+        },
+    )
+    figures = {}
+    for caller, credential in (("kubeconfig admin", "admin-token"), ("ServiceAccount", token)):
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/v1/namespaces/bookstore/configmaps/item-0",
+            "query_string": b"",
+            "headers": [(b"authorization", f"Bearer {credential}".encode())],
+        }
+        middleware.admit(scope)
+        started = time.perf_counter()
+        for _ in range(REQUESTS * 10):
+            middleware.admit(scope)
+        figures[caller] = (time.perf_counter() - started) / (REQUESTS * 10) * 1e6
+    cluster.store.close()
+    return figures
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as root:
         starts = cold_start_seconds(Path(root))
@@ -99,14 +161,22 @@ def main() -> None:
                 lists = timed_requests(
                     http, "/api/v1/namespaces/bookstore/configmaps?labelSelector=bench%3Dlist", REQUESTS // 4
                 )
+            token = service_account_token(cluster)
+            with cluster.http() as http:
+                http.headers["Authorization"] = f"Bearer {token}"
+                account_gets = timed_requests(http, "/api/v1/namespaces/bookstore/configmaps/item-0", REQUESTS)
             report_latencies("baseline GET /version", baseline)
             report_latencies("GET configmap", gets)
+            report_latencies("GET configmap as a ServiceAccount (RBAC)", account_gets)
             report_latencies(f"LIST {LIST_SIZE} configmaps", lists)
             report("GET p50 / baseline p50", percentile(gets, 0.5) / percentile(baseline, 0.5), "x")
+            report("ServiceAccount GET p50 / admin GET p50", percentile(account_gets, 0.5) / percentile(gets, 0.5), "x")
             latencies = watch_latencies(cluster)
             report("watch event latency p50", percentile(latencies, 0.5) * 1000, "ms")
             report("watch event latency p99", percentile(latencies, 0.99) * 1000, "ms")
             report("RSS after benchmark", server.memory_info().rss / 2**20, "MiB")
+        for caller, microseconds in access_control_microseconds(Path(root)).items():
+            report(f"access control per request, {caller}", microseconds, "us")
 
 
 if __name__ == "__main__":

@@ -40,12 +40,29 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read LAB_NAMESPACE, KUBECONFIG, LAB_CONTEXT and LAB_EVIDENCE_FILE, as a terminal beside a notebook would."""
+        """Read LAB_NAMESPACE, KUBECONFIG, LAB_CONTEXT and LAB_EVIDENCE_FILE, as a terminal beside a notebook would.
+
+        In a pod without a kubeconfig (a JupyterHub attendee's), the namespace defaults to the pod's
+        own, as kubectl and client-go default to it in a pod.
+        """
         env = os.environ if environ is None else environ
         kubeconfig = env.get("KUBECONFIG")
+        pod_namespace = None if kubeconfig else _pod_namespace(env)
         return cls(
-            namespace=env.get("LAB_NAMESPACE") or DEFAULT_NAMESPACE,
+            namespace=env.get("LAB_NAMESPACE") or pod_namespace or DEFAULT_NAMESPACE,
             kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
             context=env.get("LAB_CONTEXT") or None,
             evidence_file=Path(env[EVIDENCE_FILE_VARIABLE]) if env.get(EVIDENCE_FILE_VARIABLE) else None,
         )
+
+
+def _pod_namespace(env: Mapping[str, str]) -> str | None:
+    """The namespace of this pod's ServiceAccount (its token volume's `namespace` file), None outside a pod."""
+    if not env.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME
+
+    try:
+        return Path(SERVICE_TOKEN_FILENAME).with_name("namespace").read_text().strip() or None
+    except OSError:
+        return None

@@ -26,6 +26,7 @@ import uvicorn
 import yaml
 
 from localcluster import state
+from localcluster.api.access import AccessControl
 from localcluster.api.app import ApiConfig, create_app
 from localcluster.api.cluster import SYSTEM_NAMESPACES, Cluster, now
 from localcluster.api.openapi import openapi_routes
@@ -36,6 +37,7 @@ from localcluster.api.validation import KnativeAdmission
 from localcluster.certificates import ensure_certificate
 from localcluster.controllers import start_controllers
 from localcluster.controllers.knative import install_reference_config
+from localcluster.controllers.rbac import ensure_bootstrap_policy
 from localcluster.kubelet import Kubelet, LogLimits
 from localcluster.network import ProxyLimits, ServiceProxy
 from localcluster.network.mesh import webhook as istio_webhook
@@ -104,7 +106,8 @@ def bind_preferred(settings: Settings) -> socket.socket:
 
 
 def bootstrap(cluster: Cluster) -> None:
-    """The objects a new cluster has: its system namespaces, the workshop's namespace, the CRDs it serves."""
+    """The objects a new cluster has: its system namespaces, the workshop's namespace, the CRDs it serves and
+    the default RBAC policy."""
     namespaces = cluster.registry.get("", "namespaces")
     for name in SYSTEM_NAMESPACES:
         if cluster.find(namespaces, "", name) is None:
@@ -123,6 +126,7 @@ def bootstrap(cluster: Cluster) -> None:
         status = crd_status(manifest, now())
         if _without_times(live.get("status")) != _without_times(status):
             cluster.replace(crds, "v1", "", name, {**live, "status": status}, subresource="status")
+    ensure_bootstrap_policy(cluster)
 
 
 def repair_service_allocations(cluster: Cluster) -> None:
@@ -168,7 +172,10 @@ def ensure_kubernetes_service(cluster: Cluster, host: str, port: int) -> None:
 
 
 def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet | None = None) -> tuple[Cluster, Any]:
-    """The cluster state and its ASGI app, without listening (tests drive the app directly too)."""
+    """The cluster state and its ASGI app, without listening (tests drive the app directly too).
+
+    The app's `state.access` is its AccessControl (who may do what; the ServiceAccount token signer).
+    """
     registry = ResourceRegistry.load(settings.schemas_dir)
     schemas = SchemaIndex(registry)
     store = Store(settings.database_path, history=settings.watch_history)
@@ -179,15 +186,16 @@ def build(settings: Settings, token: str, server_address: str, kubelet: Kubelet 
     bootstrap(cluster)
     repair_service_allocations(cluster)
     install_reference_config(cluster, settings.shared_dir / "reference")
+    access = AccessControl.for_cluster(cluster, token, settings.service_account_key_path)
     config = ApiConfig(
-        token=token,
         server_address=server_address,
         max_body_bytes=settings.max_body_bytes,
         home=str(settings.home),
         log_path=str(settings.server_log_path),
     )
     routes = [*openapi_routes(schemas), *(kubelet.routes if kubelet else [])]
-    app = create_app(cluster, config, extra_routes=routes, read_logs=kubelet.read_logs if kubelet else None)
+    app = create_app(cluster, config, access, extra_routes=routes, read_logs=kubelet.read_logs if kubelet else None)
+    app.state.access = access
     return cluster, app
 
 
@@ -200,8 +208,9 @@ async def serve(settings: Settings) -> None:
     kubelet = Kubelet(settings.home, api_host=host, api_port=port, log_limits=log_limits)
     cluster, app = build(settings, token, f"{host}:{port}", kubelet)
     ensure_kubernetes_service(cluster, host, port)
+    access: AccessControl = app.state.access
     url = f"https://{host}:{port}"
-    tls = ensure_certificate(settings.home / "pki")
+    tls = ensure_certificate(settings.pki_dir)
     state.write_kubeconfig(settings, url, token, tls.ca_path)
     server = ApiServer(
         uvicorn.Config(
@@ -217,7 +226,7 @@ async def serve(settings: Settings) -> None:
             ssl_keyfile=str(tls.key_path),
         )
     )
-    controllers = start_controllers(cluster)
+    controllers = start_controllers(cluster, root_ca=tls.ca_path.read_text())
     limits = ProxyLimits(
         header_timeout=settings.proxy_header_timeout,
         idle_timeout=settings.proxy_idle_timeout,
@@ -225,7 +234,7 @@ async def serve(settings: Settings) -> None:
     )
     proxy = ServiceProxy.for_store(cluster.store, host=host, limits=limits)
     await proxy.start()
-    kubelet.start(cluster, proxy_url=proxy.url)
+    kubelet.start(cluster, proxy_url=proxy.url, tokens=access.tokens)
     state.write_state(
         settings, state.ServerState(os.getpid(), host, port, str(settings.home), time.time(), proxy=proxy.url)
     )

@@ -97,5 +97,14 @@ class Settings:
         return self.log_dir / "localcluster.log"
 
     @property
+    def pki_dir(self) -> Path:
+        """The CA, the API's serving certificate and the ServiceAccount signing key."""
+        return self.home / "pki"
+
+    @property
+    def service_account_key_path(self) -> Path:
+        return self.pki_dir / "sa.key"
+
+    @property
     def schemas_dir(self) -> Path:
         return self.shared_dir / "schemas"

@@ -1,4 +1,4 @@
-"""The API server's ASGI application: routing, authentication, and one handler per verb.
+"""The API server's ASGI application: routing, access control (`access`), and one handler per verb.
 
 Every answer that is not a success is a `Status` object; a bug becomes a 500 `Status` naming the
 server log, where its traceback goes (never to the client), and the connection stays open.
@@ -7,7 +7,6 @@ server log, where its traceback goes (never to the client), and the connection s
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import time
@@ -21,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from localcluster.api import discovery, tables
 from localcluster.api import patch as patching
+from localcluster.api.access import AccessControl, AccessMiddleware
 from localcluster.api.cluster import APPLY_PATCH, Cluster, ListPage, WriteOptions
 from localcluster.api.errors import (
     ApiError,
@@ -35,7 +34,6 @@ from localcluster.api.errors import (
     NotAcceptable,
     NotFound,
     Timeout,
-    Unauthorized,
     UnsupportedMediaType,
     invalid,
 )
@@ -64,13 +62,10 @@ log = logging.getLogger("localcluster.api")
 #: How long a request for a resourceVersion the store has not reached waits for it (upstream's blockTimeout).
 _FRESHNESS_WAIT_SECONDS = 3.0
 KUBERNETES_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-localcluster"}
-#: Paths anyone may read, as the apiserver's system:public-info-viewer role allows.
-PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz", "/localcluster")
 
 
 @dataclass(frozen=True)
 class ApiConfig:
-    token: str
     server_address: str
     max_body_bytes: int
     home: str
@@ -94,28 +89,6 @@ class Target:
     watch_path: bool = False
     #: What the Accept header asks the answer to be: "" (the object) or one of http.CONVERSIONS.
     representation: str = ""
-
-
-class AuthMiddleware:
-    """Bearer-token authentication: the token in the kubeconfig, nothing else."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
-            await self.app(scope, receive, send)
-            return
-        supplied = dict(scope["headers"]).get(b"authorization", b"")
-        if not hmac.compare_digest(supplied, self.expected):
-            response = status_response(Unauthorized("Unauthorized"))
-            if scope["type"] == "websocket":  # exec, attach, port-forward: refused before the upgrade
-                await WebSocket(scope, receive, send).send_denial_response(response)
-            else:
-                await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 class InternalErrorMiddleware:
@@ -155,12 +128,13 @@ class InternalErrorMiddleware:
 def create_app(
     cluster: Cluster,
     config: ApiConfig,
+    access: AccessControl,
     *,
     extra_routes: list[BaseRoute] | None = None,
     read_logs: LogReader | None = None,
 ) -> Starlette:
     """The ASGI app of the API server. `read_logs` serves pods/log once a kubelet runs pods."""
-    handlers = ResourceHandlers(cluster, config, read_logs)
+    handlers = ResourceHandlers(cluster, config, access, read_logs)
     registry = cluster.registry
 
     async def version(_: Request) -> Response:
@@ -212,15 +186,16 @@ def create_app(
         return status_response(NotFound("the server could not find the requested resource"))
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-    app.add_middleware(AuthMiddleware, token=config.token)
-    app.add_middleware(InternalErrorMiddleware, log_path=config.log_path)  # outermost: catches auth bugs too
+    app.add_middleware(AccessMiddleware, authenticator=access.authenticator, authorizer=access.authorizer)
+    app.add_middleware(InternalErrorMiddleware, log_path=config.log_path)  # outermost: catches access bugs too
     return app
 
 
 class ResourceHandlers:
-    def __init__(self, cluster: Cluster, config: ApiConfig, read_logs: LogReader | None) -> None:
+    def __init__(self, cluster: Cluster, config: ApiConfig, access: AccessControl, read_logs: LogReader | None) -> None:
         self.cluster = cluster
         self.config = config
+        self.reviews = access.reviews
         self.read_logs = read_logs
 
     async def dispatch(self, request: Request) -> Response:
@@ -250,6 +225,8 @@ class ResourceHandlers:
             raise MethodNotAllowed(
                 f"{target.resource_type.qualified()} can be read, not written: {target.resource_type.read_only}"
             )
+        if self.reviews.handles(target.resource_type, target.subresource):
+            return await self.review(request, target)
         if target.name is None:
             if target.subresource:
                 raise NotFound("the server could not find the requested resource")
@@ -582,6 +559,16 @@ class ResourceHandlers:
                 "items": deleted,
             }
         )
+
+    async def review(self, request: Request, target: Target) -> Response:
+        """POST of a kind that is answered, never stored: access reviews, TokenReview, TokenRequest."""
+        if request.method != "POST" or target.watch_path or (target.name is not None and not target.subresource):
+            raise MethodNotAllowed("the server does not allow this method on the requested resource")
+        body = await self._object_body(request)
+        answered = self.reviews.answer(
+            target.resource_type, target.subresource, target.namespace or "", target.name or "", body
+        )
+        return json_response(answered, 201)
 
     # -- subresources --------------------------------------------------------------------------
 

@@ -7,13 +7,18 @@ from typing import Any
 
 from localcluster.api.resources import ResourceRegistry, ResourceType
 
-_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "log": ["get"]}
+_SUBRESOURCE_VERBS = {
+    "status": ["get", "patch", "update"],
+    "scale": ["get", "patch", "update"],
+    "log": ["get"],
+    "token": ["create"],
+}
+#: Subresources served in a kind of another group (a Deployment's Scale, a ServiceAccount's TokenRequest).
+_SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale"), "token": ("authentication.k8s.io", "v1", "TokenRequest")}
 
 
 def _subresource_kind(resource_type: ResourceType, subresource: str) -> tuple[str, str, str]:
-    if subresource == "scale":
-        return "autoscaling", "v1", "Scale"
-    return resource_type.group, resource_type.storage_version, resource_type.kind
+    return _SUBRESOURCE_KINDS.get(subresource, (resource_type.group, resource_type.storage_version, resource_type.kind))
 
 
 def _storage_hash(resource_type: ResourceType) -> str:
@@ -78,7 +83,7 @@ def resource_list(registry: ResourceRegistry, group: str, version: str) -> dict[
                 "kind": sub_kind,
                 "verbs": _SUBRESOURCE_VERBS.get(subresource, ["get"]),
             }
-            if subresource == "scale":
+            if subresource in _SUBRESOURCE_KINDS:
                 sub["group"], sub["version"] = sub_group, sub_version
             resources.append(sub)
     group_version = f"{group}/{version}" if group else version

@@ -58,6 +58,7 @@ _DELETE_OPTIONS = f"{_META}.DeleteOptions"
 _PATCH = f"{_META}.Patch"
 _WATCH_EVENT = f"{_META}.WatchEvent"
 _SCALE = "io.k8s.api.autoscaling.v1.Scale"
+_TOKEN_REQUEST = "io.k8s.api.authentication.v1.TokenRequest"
 _INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _JSON = "application/json"
 _ONE_YEAR_SECONDS = 365 * 24 * 3600
@@ -160,6 +161,7 @@ class _Kind:
     resource_type: ResourceType
     version: str
     definition: str
+    #: "" for the kinds that are only created (access reviews): they have no list.
     list_definition: str
 
     @property
@@ -184,9 +186,11 @@ class _GroupVersionBuilder:
         roots = {_STATUS, _DELETE_OPTIONS, _PATCH, _WATCH_EVENT}
         for kind in self.kinds:
             paths.update(self._paths(kind))
-            roots |= {kind.definition, kind.list_definition}
+            roots |= {kind.definition, kind.list_definition} - {""}
             if "scale" in kind.resource_type.subresources:
                 roots.add(_SCALE)
+            if "token" in kind.resource_type.subresources:
+                roots.add(_TOKEN_REQUEST)
         schemas = self.documents.schemas_v3(roots)
         return {
             "openapi": "3.0.0",
@@ -266,6 +270,20 @@ class _GroupVersionBuilder:
             operations["delete"] = delete
         return operations
 
+    def _create_operation(
+        self, kind: _Kind, schema_name: str, suffix: str, *, namespaced: bool, gvk: JsonObject | None = None
+    ) -> JsonObject:
+        media_types = self._media_types(kind)
+        create = self._operation(kind, "post", "create", suffix, namespaced=namespaced, gvk=gvk)
+        create["parameters"] = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
+        create["requestBody"] = {"required": True, "content": _content(_ref(schema_name), media_types)}
+        created = _content(_ref(schema_name), media_types)
+        create["responses"] |= {
+            status: {"description": text, "content": created}
+            for status, text in (("200", "OK"), ("201", "Created"), ("202", "Accepted"))
+        }
+        return create
+
     def _collection_operations(self, kind: _Kind, *, namespaced: bool) -> JsonObject:
         media_types = self._media_types(kind)
         listing = self._operation(kind, "list", "list", "", namespaced=namespaced)
@@ -274,14 +292,7 @@ class _GroupVersionBuilder:
             "description": "OK",
             "content": _content(_ref(kind.list_definition), (*media_types, "application/json;stream=watch")),
         }
-        create = self._operation(kind, "post", "create", "", namespaced=namespaced)
-        create["parameters"] = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
-        create["requestBody"] = {"required": True, "content": _content(_ref(kind.definition), media_types)}
-        created = _content(_ref(kind.definition), media_types)
-        create["responses"] |= {
-            status: {"description": text, "content": created}
-            for status, text in (("200", "OK"), ("201", "Created"), ("202", "Accepted"))
-        }
+        create = self._create_operation(kind, kind.definition, "", namespaced=namespaced)
         delete_collection = self._operation(kind, "deletecollection", "delete", "", namespaced=namespaced)
         delete_collection["operationId"] = delete_collection["operationId"].replace(
             f"delete{self.words}", f"delete{self.words}Collection", 1
@@ -298,6 +309,10 @@ class _GroupVersionBuilder:
         collection = f"{self.prefix}/namespaces/{{namespace}}/{plural}" if namespaced else f"{self.prefix}/{plural}"
         scope_parameters = [_NAMESPACE, _PRETTY] if namespaced else [_PRETTY]
         name = _path_parameter("name", f"name of the {resource_type.kind}")
+        if resource_type.answered:
+            create = self._create_operation(kind, kind.definition, "", namespaced=namespaced)
+            yield collection, {"post": create, "parameters": scope_parameters}
+            return
         yield collection, {**self._collection_operations(kind, namespaced=namespaced), "parameters": scope_parameters}
         item = f"{collection}/{{name}}"
         yield (
@@ -337,6 +352,10 @@ class _GroupVersionBuilder:
                     "parameters": [name, *scope_parameters],
                 },
             )
+        if "token" in resource_type.subresources:
+            token_gvk = {"group": "authentication.k8s.io", "kind": "TokenRequest", "version": "v1"}
+            create = self._create_operation(kind, _TOKEN_REQUEST, "Token", namespaced=namespaced, gvk=token_gvk)
+            yield f"{item}/token", {"post": create, "parameters": [name, *scope_parameters]}
         if "log" in resource_type.subresources:
             log = self._operation(kind, "get", "read", "Log", namespaced=namespaced)
             log["responses"]["200"] = {"description": "OK", "content": _content({"type": "string"}, ("text/plain",))}
@@ -366,6 +385,8 @@ class OpenAPIDocuments:
             name: str | None = crd_definition_name(resource_type.group, version, resource_type.kind)
         else:
             name = self.index.definition_name(resource_type, version)
+            if resource_type.answered:
+                return None if name is None else _Kind(resource_type, version, name, "")
             if name is not None and name + "List" not in self.index.definitions:
                 name = None
         return None if name is None else _Kind(resource_type, version, name, name + "List")

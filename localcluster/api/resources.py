@@ -23,6 +23,8 @@ CRDS_ARE_FIXED = (
     "localcluster serves a fixed set of custom resource definitions (the official Knative Serving and Istio "
     "CRDs it implements) and cannot install others; use a real cluster (`lab up --target cluster`) for that"
 )
+#: The verbs of the review kinds (access reviews, token reviews): they are created, answered, never stored.
+CREATE_ONLY = ("create",)
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,13 @@ class ResourceType:
     read_only: str = ""
     #: A DELETE answers with the object (upstream's ReturnDeletedObject), not a Success Status.
     returns_deleted_object: bool = False
+    #: Created, answered and never stored (access reviews, TokenReview): discovery says `create` only.
+    answered: bool = False
 
     @property
     def verbs(self) -> tuple[str, ...]:
+        if self.answered:
+            return CREATE_ONLY
         if self.read_only:
             return READ_VERBS
         if self.kind == "Namespace":
@@ -99,6 +105,7 @@ def _core(
     subresources: Iterable[str] = (),
     read_only: str = "",
     returns_deleted_object: bool = False,
+    answered: bool = False,
 ) -> ResourceType:
     group, _, version = version_group.rpartition("/")
     return ResourceType(
@@ -112,6 +119,7 @@ def _core(
         subresources=frozenset(subresources),
         read_only=read_only,
         returns_deleted_object=returns_deleted_object,
+        answered=answered,
     )
 
 
@@ -148,7 +156,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _core("v1", "ConfigMap", "configmaps", short=["cm"]),
     _core("v1", "Secret", "secrets"),
     _core("v1", "Event", "events", short=["ev"]),
-    _core("v1", "ServiceAccount", "serviceaccounts", short=["sa"], returns_deleted_object=True),
+    _core("v1", "ServiceAccount", "serviceaccounts", short=["sa"], subresources=["token"], returns_deleted_object=True),
     _core(
         "v1",
         "PersistentVolumeClaim",
@@ -180,6 +188,17 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         categories=["api-extensions"],
         subresources=["status"],
         read_only=CRDS_ARE_FIXED,
+    ),
+    *(
+        _core(f"{group}/v1", kind, plural, namespaced=namespaced, answered=True)
+        for group, kind, plural, namespaced in (
+            ("authentication.k8s.io", "TokenReview", "tokenreviews", False),
+            ("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", False),
+            ("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews", True),
+            ("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False),
+            ("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False),
+            ("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", False),
+        )
     ),
 )
 

@@ -227,5 +227,6 @@ def process_env(
     env = {**IMAGE_ENV, "HOSTNAME": pod_name, "HOME": home, **_proxy_env(host, pod_ip), **declared}
     env["PYTHONPATH"] = ":".join(filter(None, [str(SHIM_DIR), declared.get("PYTHONPATH", "")]))
     env["LOCALCLUSTER_POD_IP"] = pod_ip
+    env["LOCALCLUSTER_POD_ROOT"] = home
     env["LOCALCLUSTER_HOST_ENDPOINTS"] = host.shim_exemptions()
     return env

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 
 from localcluster import processes
 from localcluster.api.app import KUBERNETES_VERSION
+from localcluster.api.authentication import API_AUDIENCES, ServiceAccountTokens
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.controllers.base import reconcile_on_changes
@@ -26,7 +27,7 @@ from localcluster.kubelet._podnet import HOST_IP, allocate_ip, claim_pod_network
 from localcluster.kubelet._security import NodeUser
 from localcluster.kubelet._status import TERMINAL_PHASES, merge_conditions
 from localcluster.kubelet._streaming import StreamingServer
-from localcluster.kubelet._volumes import claim_dir
+from localcluster.kubelet._volumes import VolumeError, claim_dir
 from localcluster.kubelet._worker import PodWorker
 from localcluster.store import WatchEvent
 
@@ -70,6 +71,7 @@ class Kubelet:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.Task[None] | None = None
         self._cluster: Cluster | None = None
+        self._tokens: ServiceAccountTokens | None = None
         self._http: httpx.AsyncClient | None = None
 
     # -- wiring --------------------------------------------------------------------------------
@@ -95,18 +97,23 @@ class Kubelet:
             self._http = httpx.AsyncClient(trust_env=False, verify=False, follow_redirects=False)
         return self._http
 
-    def start(self, cluster: Cluster, *, proxy_url: str | None = None) -> None:
+    def start(
+        self, cluster: Cluster, *, proxy_url: str | None = None, tokens: ServiceAccountTokens | None = None
+    ) -> None:
         """Stop pods a crashed predecessor left running, then run the node's pods (call on the loop).
 
-        `proxy_url` is the service proxy, given to pods as HTTP_PROXY (None: no service network).
+        `proxy_url` is the service proxy, given to pods as HTTP_PROXY (None: no service network);
+        `tokens` signs the ServiceAccount tokens projected into pods (None: pods that mount one wait).
         """
         self._cluster = cluster
+        self._tokens = tokens
         self.host = HostEndpoints(self.host.api_host, self.host.api_port, proxy_url)
         registry = cluster.registry
         self.pods = registry.get("", "pods")
         self.claims = registry.get("", "persistentvolumeclaims")
         self._kinds = {kind: registry.get("", kind) for kind in ("configmaps", "secrets", "persistentvolumeclaims")}
         self.services_type = registry.get("", "services")
+        self._service_accounts = registry.get("", "serviceaccounts")
         for pgid, name in processes.recorded(self.home):
             if name.startswith(_PROCESS_LABEL):
                 processes.stop_group(pgid, grace=0)
@@ -156,6 +163,16 @@ class Kubelet:
 
     def lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.cluster.find(self._kinds[kind], namespace, name)
+
+    def service_account_token(self, pod: dict[str, Any], audience: str, expiration_seconds: int) -> str:
+        """A token of the pod's ServiceAccount, bound to the pod (the kubelet's TokenRequest); VolumeError if none."""
+        namespace, spec = pod["metadata"].get("namespace", "default"), pod.get("spec") or {}
+        name = spec.get("serviceAccountName") or "default"
+        account = self.cluster.find(self._service_accounts, namespace, name)
+        if self._tokens is None or account is None:
+            raise VolumeError(f'failed to fetch token: serviceaccounts "{name}" not found')
+        audiences = [audience] if audience else list(API_AUDIENCES)
+        return self._tokens.issue(account, audiences=audiences, expiration_seconds=expiration_seconds, bound=pod).token
 
     def services(self, namespace: str) -> list[dict[str, Any]]:
         return [entry.obj for entry in self.cluster.store.list(self.services_type.key, namespace)[0]]

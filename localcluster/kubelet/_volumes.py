@@ -1,6 +1,8 @@
 """Volumes as directories, and how a process without a mount namespace finds them at `mountPath`.
 
-Where volumes live: `emptyDir`, `configMap` and `secret` volumes under the pod's directory
+Where volumes live: `emptyDir`, `configMap`, `secret`, `downwardAPI` and `projected` volumes (the
+ServiceAccount token volume among them: a token the kubelet requests for the pod, the CA bundle and
+the namespace) under the pod's directory
 (`$LAB_HOME/pods/<uid>/volumes/<name>`, gone with the pod); a `persistentVolumeClaim`'s data under
 `$LAB_HOME/volumes/<namespace>/<claim>`, so it outlives its pods; `hostPath` is the host path itself.
 
@@ -18,11 +20,17 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localcluster.kubelet._env import ContainerConfigError, Lookup, decoded, keys_of
+from localcluster.kubelet._env import ContainerConfigError, Lookup, decoded, field_value, keys_of
+
+#: Gives a pod a ServiceAccount token: (pod, audience or "", expirationSeconds) -> the token.
+TokenSource = Callable[[dict[str, Any], str, int], str]
+#: A file a volume holds: its path in the volume, its text, its mode (None: the volume's default).
+VolumeFile = tuple[str, str, int | None]
 
 
 class VolumeError(Exception):
@@ -33,8 +41,13 @@ def claim_dir(home: Path, namespace: str, claim: str) -> Path:
     return home / "volumes" / namespace / claim
 
 
-def prepare_volumes(pod: dict[str, Any], pod_dir: Path, home: Path, lookup: Lookup) -> dict[str, Path]:
-    """Create (or refresh) every volume of the pod; returns each volume's directory by name."""
+def prepare_volumes(
+    pod: dict[str, Any], pod_dir: Path, home: Path, lookup: Lookup, token: TokenSource | None = None
+) -> dict[str, Path]:
+    """Create (or refresh) every volume of the pod; returns each volume's directory by name.
+
+    `token` requests the ServiceAccount tokens of `projected` volumes (None: such volumes fail to mount).
+    """
     namespace = pod["metadata"].get("namespace", "default")
     prepared: dict[str, Path] = {}
     for volume in (pod.get("spec") or {}).get("volumes") or []:
@@ -53,50 +66,110 @@ def prepare_volumes(pod: dict[str, Any], pod_dir: Path, home: Path, lookup: Look
             path.chmod(0o777)  # as local provisioners (kind's local-path) make them
         elif "configMap" in volume or "secret" in volume:
             path = pod_dir / "volumes" / name
-            _project(volume, namespace, path, lookup)
+            kind, source = (
+                ("configmaps", volume["configMap"]) if "configMap" in volume else ("secrets", volume["secret"])
+            )
+            _write_files(path, _keys(kind, source, namespace, name, lookup), source.get("defaultMode"))
+        elif "downwardAPI" in volume:
+            path = pod_dir / "volumes" / name
+            source = volume["downwardAPI"]
+            _write_files(path, _downward(source.get("items") or [], pod, name), source.get("defaultMode"))
+        elif "projected" in volume:
+            path = pod_dir / "volumes" / name
+            source = volume["projected"]
+            files = [
+                file
+                for projection in source.get("sources") or []
+                for file in _projection(projection, pod, name, lookup, token)
+            ]
+            _write_files(path, files, source.get("defaultMode"))
         elif "hostPath" in volume:
             path = _host_path(name, volume["hostPath"])
         else:
             kinds = sorted(set(volume) - {"name"})
             raise VolumeError(
-                f'volume "{name}": localcluster supports emptyDir, configMap, secret, persistentVolumeClaim and '
-                f"hostPath volumes, not {', '.join(kinds) or 'this one'}"
+                f'volume "{name}": localcluster supports emptyDir, configMap, secret, downwardAPI, projected, '
+                f"persistentVolumeClaim and hostPath volumes, not {', '.join(kinds) or 'this one'}"
             )
         prepared[name] = path
     return prepared
 
 
-def _project(volume: dict[str, Any], namespace: str, path: Path, lookup: Lookup) -> None:
-    """Write a ConfigMap's or Secret's keys as files (all keys, or the listed `items`)."""
-    kind, source = ("configmaps", volume["configMap"]) if "configMap" in volume else ("secrets", volume["secret"])
-    source_name = source.get("name") if kind == "configmaps" else source.get("secretName")
+def _keys(kind: str, source: dict[str, Any], namespace: str, volume: str, lookup: Lookup) -> list[VolumeFile]:
+    """A ConfigMap's or Secret's keys as files (all keys, or the listed `items`)."""
+    source_name = source.get("name") if kind == "configmaps" else source.get("secretName", source.get("name"))
     obj = lookup(kind, namespace, source_name or "")
-    if obj is None and not source.get("optional"):
-        raise VolumeError(
-            f'MountVolume.SetUp failed for volume "{volume["name"]}" : {kind[:-1]} "{source_name}" not found'
-        )
-    items = source.get("items") or [{"key": key, "path": key} for key in (keys_of(kind, obj) if obj else [])]
-    staging = path.with_name(f".{path.name}.new")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    if obj is None:
+        if source.get("optional"):
+            return []
+        raise VolumeError(f'MountVolume.SetUp failed for volume "{volume}" : {kind[:-1]} "{source_name}" not found')
+    items = source.get("items") or [{"key": key, "path": key} for key in keys_of(kind, obj)]
+    files: list[VolumeFile] = []
     for item in items:
         try:
-            value = decoded(kind, obj, item["key"]) if obj else None
+            value = decoded(kind, obj, item["key"])
         except ContainerConfigError as exc:
             raise VolumeError(str(exc)) from None
         if value is None:
             if source.get("optional"):
                 continue
+            what = "config" if kind == "configmaps" else "secret"
             raise VolumeError(
-                f'MountVolume.SetUp failed for volume "{volume["name"]}" : configmap references non-existent '
-                f"config key: {item['key']}"
+                f'MountVolume.SetUp failed for volume "{volume}" : {kind[:-1]} references non-existent '
+                f"{what} key: {item['key']}"
             )
-        target = staging / item.get("path", item["key"])
+        files.append((item.get("path", item["key"]), value, item.get("mode")))
+    return files
+
+
+def _downward(items: list[dict[str, Any]], pod: dict[str, Any], volume: str) -> list[VolumeFile]:
+    files: list[VolumeFile] = []
+    for item in items:
+        if "fieldRef" not in item:
+            raise VolumeError(f'volume "{volume}": localcluster projects downward API fieldRef items only')
+        try:
+            value = field_value(pod, item["fieldRef"].get("fieldPath", ""), "")
+        except ContainerConfigError as exc:
+            raise VolumeError(f'volume "{volume}": {exc}') from None
+        files.append((item["path"], value, item.get("mode")))
+    return files
+
+
+def _projection(
+    projection: dict[str, Any], pod: dict[str, Any], volume: str, lookup: Lookup, token: TokenSource | None
+) -> list[VolumeFile]:
+    """The files of one source of a projected volume."""
+    namespace = pod["metadata"].get("namespace", "default")
+    if "serviceAccountToken" in projection:
+        request = projection["serviceAccountToken"]
+        if token is None:
+            raise VolumeError(f'volume "{volume}": this kubelet cannot request ServiceAccount tokens')
+        expiration = int(request.get("expirationSeconds") or 3600)
+        return [(request.get("path", "token"), token(pod, request.get("audience") or "", expiration), None)]
+    if "configMap" in projection:
+        return _keys("configmaps", projection["configMap"], namespace, volume, lookup)
+    if "secret" in projection:
+        return _keys("secrets", projection["secret"], namespace, volume, lookup)
+    if "downwardAPI" in projection:
+        return _downward(projection["downwardAPI"].get("items") or [], pod, volume)
+    kinds = ", ".join(sorted(projection)) or "an empty source"
+    raise VolumeError(
+        f'volume "{volume}": localcluster projects serviceAccountToken, configMap, secret and downwardAPI, not {kinds}'
+    )
+
+
+def _write_files(path: Path, files: list[VolumeFile], default_mode: int | None) -> None:
+    """Replace the volume's directory with `files`, all at once (a reader never sees half a volume)."""
+    staging = path.with_name(f".{path.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for relative, text, mode in files:
+        target = staging / relative
         if not target.resolve().is_relative_to(staging.resolve()):
-            raise VolumeError(f'volume "{volume["name"]}": item path {item.get("path")!r} leaves the volume')
+            raise VolumeError(f'volume "{path.name}": item path {relative!r} leaves the volume')
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(value)
-        target.chmod(int(item.get("mode") or source.get("defaultMode") or 0o644) & 0o777 | 0o200)
+        target.write_text(text)
+        target.chmod(int(mode or default_mode or 0o644) & 0o777 | 0o200)
     shutil.rmtree(path, ignore_errors=True)
     staging.rename(path)
 

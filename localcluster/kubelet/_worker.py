@@ -171,7 +171,9 @@ class PodWorker:
         self.root.mkdir(exist_ok=True)
         while True:
             try:
-                self.volumes = prepare_volumes(self.pod, self.dir, self.kubelet.home, self.kubelet.lookup)
+                self.volumes = prepare_volumes(
+                    self.pod, self.dir, self.kubelet.home, self.kubelet.lookup, self.kubelet.service_account_token
+                )
                 break
             except VolumeError as exc:
                 self.event("FailedMount", str(exc), warning=True)

@@ -256,8 +256,14 @@ def test_a_stream_needs_the_token(shell: LocalCluster) -> None:
     server = yaml.safe_load(shell.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     url = server.replace("https://", "wss://") + f"/api/v1/namespaces/{NAMESPACE}/pods/{POD}/exec?command=true"
     options = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": str(shell.home / "pki" / "ca.crt")}
+    # Without a token the caller is system:anonymous, whom RBAC refuses; a wrong token is not a caller at all.
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(url, sslopt=options, subprotocols=["v5.channel.k8s.io"], timeout=10)
+    assert refused.value.status_code == 403
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(
+            url, sslopt=options, subprotocols=["v5.channel.k8s.io"], header=["Authorization: Bearer wrong"], timeout=10
+        )
     assert refused.value.status_code == 401
 
 

@@ -90,6 +90,19 @@ class Validator:
             raise self._invalid(resource_type, name, list(dict.fromkeys(causes)))
         return warnings
 
+    def decode(self, definition: str, kind: str, obj: JsonObject, *, field_validation: str = "Strict") -> list[str]:
+        """Only the decoding step, against upstream definition `definition`, for kinds that are answered and never
+        stored (access reviews, TokenRequest): unknown fields pruned (400 when Strict), wrong types and missing
+        required fields a 422. Returns the warnings."""
+        walker = StructureWalker(self.index, None, check_required=True)
+        report = walker.walk_root(self.index.definitions[definition], obj)
+        if report.unknown_fields and field_validation == "Strict":
+            fields = ", ".join(f'unknown field "{path}"' for path in report.unknown_fields)
+            raise BadRequest(f"strict decoding error: {fields}", kind=kind)
+        if report.causes or report.missing:
+            raise invalid(kind, "", _name_of(obj), report.causes + report.missing)
+        return [f'unknown field "{path}"' for path in report.unknown_fields] if field_validation == "Warn" else []
+
     def _spec_validator(self, resource_type: ResourceType, version: str) -> SpecValidator:
         key = (resource_type.group, resource_type.kind, version)
         validator = self._spec_validators.get(key)

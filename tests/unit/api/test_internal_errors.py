@@ -32,11 +32,10 @@ def _broken(_: Request) -> Response:
 @pytest.fixture
 def address(tmp_path: Path) -> Iterator[tuple[str, int]]:
     settings = Settings(home=tmp_path)
-    cluster, _ = build(settings, TOKEN, "127.0.0.1:0")
-    config = ApiConfig(
-        token=TOKEN, server_address="127.0.0.1:0", max_body_bytes=1 << 20, home=str(tmp_path), log_path="/x/lc.log"
-    )
-    app = create_app(cluster, config, extra_routes=[Route("/api/v1/broken", _broken)])
+    cluster, built = build(settings, TOKEN, "127.0.0.1:0")
+    access = built.state.access
+    config = ApiConfig(server_address="127.0.0.1:0", max_body_bytes=1 << 20, home=str(tmp_path), log_path="/x/lc.log")
+    app = create_app(cluster, config, access, extra_routes=[Route("/api/v1/broken", _broken)])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()

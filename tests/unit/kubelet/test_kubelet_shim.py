@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import socket
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -58,3 +60,16 @@ def test_ipv6_and_unix_sockets_are_left_alone(shim: ModuleType) -> None:
         assert shim._mapped(six, ("::", 8080, 0, 0), shim._BIND_ALIASES, connecting=False) == ("::", 8080, 0, 0)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
         assert shim._mapped(unix, "/tmp/x.sock", shim._BIND_ALIASES, connecting=False) == "/tmp/x.sock"
+
+
+def test_the_clients_in_cluster_paths_point_at_the_pods_token_mount(
+    shim: ModuleType, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mount = tmp_path / "root" / "var/run/secrets/kubernetes.io/serviceaccount"
+    mount.mkdir(parents=True)
+    monkeypatch.delitem(sys.modules, "kubernetes.config.incluster_config", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [shim.InClusterPaths(str(mount)), *sys.meta_path])
+    module = importlib.import_module("kubernetes.config.incluster_config")
+    paths = (module.SERVICE_TOKEN_FILENAME, module.SERVICE_CERT_FILENAME)
+    assert paths == (str(mount / "token"), str(mount / "ca.crt"))
+    monkeypatch.delitem(sys.modules, "kubernetes.config.incluster_config")
