@@ -54,12 +54,22 @@ def render(directory: Path) -> list[dict[str, Any]]:
     return [obj for obj in yaml.safe_load_all(result.stdout) if obj]
 
 
+def kustomized_files(directory: Path) -> set[Path]:
+    """The files a kustomization uses itself (its resources and patch files), rendered with it."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text()) or {}
+    names = list(kustomization.get("resources") or [])
+    names += [patch["path"] for patch in kustomization.get("patches") or [] if "path" in patch]
+    return {(directory / name).resolve() for name in names}
+
+
 def plain_manifest_files() -> list[Path]:
-    """YAML files holding API objects that no kustomization renders (labkit's lab 00 pods, for one)."""
+    """YAML files of API objects no kustomization renders: labkit's lab 00 pods, the lesson files a lab
+    applies step by step beside its overlay (bookinfo style)."""
+    rendered = {path for directory in kustomizations() for path in kustomized_files(directory)}
     found = []
     for root in MANIFEST_ROOTS:
         for path in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
-            if path.name == "kustomization.yaml" or (path.parent / "kustomization.yaml").exists():
+            if path.name == "kustomization.yaml" or path.resolve() in rendered:
                 continue
             if any(_is_api_object(document) for document in _documents(path)):
                 found.append(path)

@@ -1,21 +1,16 @@
-"""Every lab overlay renders, validates against Kubernetes 1.37, and holds the workshop's manifest rules."""
+"""Every lab overlay holds the workshop's manifest rules (its objects are validated by tests/unit/infra)."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
 import pytest
 
 from labkit import PROJECT_IMAGE, ManifestError, load_manifests
 from labkit.kustomize import OVERLAYS, overlay
-from localcluster.api.resources import ResourceRegistry
-from localcluster.settings import Settings
+from tests.manifest_validation import kustomized_files, validate
 
 LAB_OVERLAYS = sorted(path.name for path in OVERLAYS.iterdir() if path.is_dir())
-KUBERNETES_VERSION = "1.37.0"
 
 
 def deployments(lab_id: str) -> list[dict[str, Any]]:
@@ -26,49 +21,15 @@ def test_the_labs_have_overlays() -> None:
     assert {"01-monolith", "02-microservices"} <= set(LAB_OVERLAYS)
 
 
-@cache
-def crd_schemas() -> dict[str, dict[str, Any]]:
-    """The official Knative and Istio CRDs' openAPIV3Schema by apiVersion and kind."""
-    return {
-        f"{crd.group}/{version}/{crd.kind}": schema
-        for crd in ResourceRegistry.load(Settings().schemas_dir)
-        for version, schema in (crd.crd_schemas or {}).items()
-    }
-
-
-def validate(obj: dict[str, Any]) -> None:
-    """Against Kubernetes 1.37 for built-in kinds, against the official CRD schema for Knative and Istio."""
-    schema = crd_schemas().get(f"{obj['apiVersion']}/{obj['kind']}")
-    if schema is None:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    else:
-        jsonschema.Draft4Validator(schema).validate(obj)
-
-
-@pytest.mark.parametrize("lab_id", LAB_OVERLAYS)
-def test_every_object_is_valid_kubernetes(lab_id: str) -> None:
-    for obj in overlay(lab_id):
-        validate(obj)
-
-
 @pytest.mark.parametrize("lab_id", LAB_OVERLAYS)
 def test_every_lesson_file_is_valid_and_carries_its_lab_label(lab_id: str) -> None:
     """The manifests a lab applies step by step, beside its kustomization (bookinfo style)."""
     for path in sorted((OVERLAYS / lab_id).glob("*.yaml")):
-        if path.name == "kustomization.yaml" or path.name in _kustomized(lab_id):
+        if path.name == "kustomization.yaml" or path.resolve() in kustomized_files(OVERLAYS / lab_id):
             continue
         for obj in load_manifests(path):
             validate(obj)
             assert obj["metadata"]["labels"]["bookstore.workshop/lab"] == lab_id, path.name
-
-
-def _kustomized(lab_id: str) -> set[str]:
-    """The files the kustomization itself uses (resources and patches): not lesson files."""
-    import yaml
-
-    kustomization = yaml.safe_load((OVERLAYS / lab_id / "kustomization.yaml").read_text())
-    patches = {patch["path"] for patch in kustomization.get("patches") or [] if "path" in patch}
-    return set(kustomization.get("resources") or []) | patches
 
 
 @pytest.mark.parametrize("lab_id", LAB_OVERLAYS)
