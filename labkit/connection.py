@@ -6,11 +6,14 @@ Where the cluster is, in order:
    is set (KUBECONFIG); without KUBECONFIG the context is looked up in `~/.kube/config` and in
    localcluster's kubeconfig;
 2. the pod's service account, when the notebook runs in a pod of a real cluster;
-3. localcluster, the default: `$LAB_HOME/kubeconfig` and the service proxy of the running server.
+3. the real cluster `lab up --target cluster` recorded in `$LAB_HOME`;
+4. localcluster, the default: `$LAB_HOME/kubeconfig` and the service proxy of the running server.
 
 On localcluster `http` sends `http://` URLs through the service proxy, which resolves short names
-(`http://stock/api/books`) in the connection's namespace; on a real cluster it goes direct (cluster
-DNS resolves them) and honours the environment's proxy settings.
+(`http://stock/api/books`) in the connection's namespace; in a pod of a real cluster it goes direct
+(cluster DNS resolves them) and honours the environment's proxy settings. From outside a real cluster
+(`lab up --target cluster`), Service names go through the API server's service proxy and every other
+host (Knative and Istio hosts, the ingress gateway's own name) to the ingress gateway, its Host kept.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -71,6 +74,9 @@ def connect(context: str | None = None, *, namespace: str | None = None) -> Conn
     if context is None and settings.kubeconfig is None and _in_a_pod():
         return _in_cluster(namespace)
     if context is None and settings.kubeconfig is None:
+        target = _recorded_target()
+        if target is not None:
+            return _to_target(target, namespace)
         return _localcluster(namespace)
     return _from_kubeconfig(settings.kubeconfig, context, namespace)
 
@@ -136,6 +142,83 @@ def _from_kubeconfig(kubeconfig: Path | None, context: str | None, namespace: st
     proxy = _localcluster_proxy_for(api.configuration.host)
     http = _through_proxy(proxy, namespace) if proxy else httpx.Client(timeout=HTTP_TIMEOUT)
     return _connection(api, namespace, http, "kubeconfig")
+
+
+def _recorded_target():  # -> localcluster.state.ClusterTarget | None
+    from localcluster import state
+    from localcluster.settings import Settings as ClusterSettings
+
+    try:
+        return state.read_target(ClusterSettings.from_env())
+    except state.StateError as exc:
+        raise ClusterUnavailable(str(exc)) from exc
+
+
+def _to_target(target, namespace: str) -> Connection:  # target: localcluster.state.ClusterTarget
+    connection = _from_kubeconfig(Path(target.kubeconfig) if target.kubeconfig else None, target.context, namespace)
+    connection.http.close()
+    http = httpx.Client(transport=ClusterTransport(connection.core.api_client, target.ingress), timeout=HTTP_TIMEOUT)
+    return _connection(connection.core.api_client, namespace, http, "kubeconfig")
+
+
+class ClusterTransport(httpx.BaseTransport):
+    """HTTP into a real cluster from outside it: Services through the API server's service proxy
+    (`/api/v1/namespaces/<ns>/services/<name>:<port>/proxy/<path>`, with the kubeconfig's credentials),
+    every other host to the ingress gateway (kind maps it to a host port), its Host header kept so
+    Knative and Istio route by it."""
+
+    def __init__(self, api: client.ApiClient, ingress: str) -> None:
+        configuration = api.configuration
+        self.api_host = configuration.host.rstrip("/")
+        self.ingress = ingress.rstrip("/")
+        authorization = configuration.get_api_key_with_prefix("authorization")
+        self.headers = {"authorization": authorization} if authorization else {}
+        verify: Any = configuration.ssl_ca_cert or configuration.verify_ssl
+        cert = (configuration.cert_file, configuration.key_file) if configuration.cert_file else None
+        self.inner = httpx.HTTPTransport(verify=verify, cert=cert, trust_env=False)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        service = _service_of(host)
+        if service is not None:
+            name, namespace = service
+            port = request.url.port or 80
+            path = request.url.raw_path.decode()
+            url = f"{self.api_host}/api/v1/namespaces/{namespace}/services/{name}:{port}/proxy{path}"
+            headers = {**dict(request.headers), **self.headers}
+            headers.pop("host", None)
+            forwarded = httpx.Request(request.method, url, headers=headers, content=request.content)
+        else:
+            if not self.ingress:
+                raise httpx.ConnectError(
+                    f"{host} is not a Service and no ingress gateway is reachable from here: "
+                    "`lab up --target cluster --ingress URL` (infra/cluster/bootstrap.py prints it)"
+                )
+            url = f"{self.ingress}{request.url.raw_path.decode()}"
+            forwarded = httpx.Request(request.method, url, headers=dict(request.headers), content=request.content)
+        return self.inner.handle_request(forwarded)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _service_of(host: str) -> tuple[str, str] | None:
+    """(name, namespace) of a cluster Service host (`stock.bookstore`, `stock.bookstore.svc.cluster.local`).
+
+    Short names (`stock`) are resolved in the connection's namespace by the caller's Settings; the
+    ingress gateway's own Service counts as ingress, so requests to it keep their Host."""
+    parts = host.split(".")
+    if host.endswith(".svc.cluster.local"):
+        parts = parts[:-3]
+    elif host.endswith(".svc"):
+        parts = parts[:-1]
+    if len(parts) == 1:
+        from labkit.settings import Settings
+
+        parts.append(Settings.from_env().namespace)
+    if len(parts) != 2 or parts[0] == "istio-ingressgateway":
+        return None
+    return parts[0], parts[1]
 
 
 def _localcluster_kubeconfig() -> Path:

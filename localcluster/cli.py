@@ -103,10 +103,33 @@ def _port_free(host: str, port: int) -> bool:
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="API port (default: a free one).")
 @click.option("--host", default=None, help="Loopback address to listen on (default 127.0.0.1).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the API.")
+@click.option(
+    "--target",
+    type=click.Choice(["local", "cluster"]),
+    default="local",
+    show_default=True,
+    help="local: start localcluster; cluster: connect the CLI and labkit to a real cluster instead.",
+)
+@click.option("--context", default=None, help="With --target cluster: the kubeconfig context (default: current).")
+@click.option("--kubeconfig", "kubeconfig_path", default=None, help="With --target cluster: the kubeconfig file.")
+@click.option("--ingress", default="", help="With --target cluster: the ingress gateway's URL from here (kind's).")
 @click.pass_context
-def up(ctx: click.Context, port: int | None, host: str | None, timeout: float) -> None:
-    """Start localcluster in the background and wait until its API answers. Running it twice is harmless."""
+def up(
+    ctx: click.Context,
+    port: int | None,
+    host: str | None,
+    timeout: float,
+    target: str,
+    context: str | None,
+    kubeconfig_path: str | None,
+    ingress: str,
+) -> None:
+    """Start localcluster in the background and wait until its API answers (running it twice is harmless),
+    or, with --target cluster, connect to a real cluster that infra/cluster/bootstrap.py prepared."""
     settings = _settings(ctx)
+    if target == "cluster":
+        _connect_cluster(settings, context, kubeconfig_path, ingress)
+        return
     host = host or settings.host
     if not host.startswith("127."):
         raise click.ClickException(f"localcluster listens on loopback addresses only (127.0.0.0/8), not {host}")
@@ -164,6 +187,56 @@ def up(ctx: click.Context, port: int | None, host: str | None, timeout: float) -
     _describe(settings, server)
 
 
+#: What the labs need on a real cluster, and what installs it.
+_REQUIRED_CRDS = ("services.serving.knative.dev", "virtualservices.networking.istio.io")
+
+
+def _connect_cluster(settings: Settings, context: str | None, kubeconfig_path: str | None, ingress: str) -> None:
+    """Check the cluster answers and has Knative and Istio, make the workshop's namespace, record the target."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        api = config.new_client_from_config(config_file=kubeconfig_path, context=context, persist_config=False)
+    except (OSError, config.ConfigException) as exc:
+        raise click.ClickException(f"cannot use kubeconfig context {context or '(current)'}: {exc}") from None
+    name = context or config.list_kube_config_contexts(config_file=kubeconfig_path)[1]["name"]
+    try:
+        version = client.VersionApi(api).get_code()
+        extensions = client.ApiextensionsV1Api(api)
+        for crd in _REQUIRED_CRDS:
+            try:
+                extensions.read_custom_resource_definition(crd)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                raise click.ClickException(
+                    f"{crd} is not served on context {name}: install Knative Serving and Istio with "
+                    f"`python infra/cluster/bootstrap.py up --context {name}`"
+                ) from None
+        core = client.CoreV1Api(api)
+        try:
+            core.read_namespace(DEFAULT_NAMESPACE)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            core.create_namespace({"metadata": {"name": DEFAULT_NAMESPACE}})
+    except ApiException as exc:
+        raise click.ClickException(f"the cluster of context {name} refused: {exc.status} {exc.reason}") from None
+    except OSError as exc:
+        raise click.ClickException(f"the cluster of context {name} does not answer: {exc}") from None
+    finally:
+        api.close()
+    state.ensure_home(settings)
+    state.write_target(
+        settings, state.ClusterTarget(name, str(Path(kubeconfig_path).resolve()) if kubeconfig_path else "", ingress)
+    )
+    click.echo(f"Connected to context {name} (Kubernetes {version.git_version}); labkit and `lab check` use it.")
+    click.echo(f"namespace:  {DEFAULT_NAMESPACE}")
+    click.echo(f"ingress:    {ingress or 'not reachable from here (in-cluster hosts only)'}")
+    click.echo("`lab down` disconnects (the cluster stays; infra/cluster/bootstrap.py down removes it).")
+
+
 def _last_log_line(settings: Settings) -> str:
     try:
         lines = [line for line in settings.server_log_path.read_text(errors="replace").splitlines() if line.strip()]
@@ -198,6 +271,8 @@ def _stop(settings: Settings, pid: int, grace: float = 20.0) -> None:
 def down(ctx: click.Context) -> None:
     """Stop localcluster and every process it started (pods included)."""
     settings = _settings(ctx)
+    if state.forget_target(settings):
+        click.echo("Disconnected from the real cluster (it keeps running).")
     server = state.read_state(settings)
     if server is not None:
         click.echo(f"Stopping localcluster (pid {server.pid}) ...", err=True)

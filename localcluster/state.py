@@ -121,3 +121,43 @@ def clear_state(settings: Settings, pid: int) -> None:
             settings.state_path.unlink()
     except (FileNotFoundError, ValueError):
         pass
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """A real cluster `lab up --target cluster` connected this `$LAB_HOME` to (labkit.connect() uses it)."""
+
+    context: str
+    #: The kubeconfig that holds the context ("" for the usual ~/.kube/config).
+    kubeconfig: str = ""
+    #: Where the cluster's ingress gateway answers from here (kind's host port), "" if not reachable.
+    ingress: str = ""
+
+
+def _target_path(settings: Settings) -> Path:
+    return settings.home / "target.json"
+
+
+def write_target(settings: Settings, target: ClusterTarget) -> None:
+    path = _target_path(settings)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(target)))
+    temporary.replace(path)
+
+
+def read_target(settings: Settings) -> ClusterTarget | None:
+    try:
+        return ClusterTarget(**json.loads(_target_path(settings).read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        raise StateError(f"{_target_path(settings)} is corrupt ({exc}); run `lab up --target cluster` again") from None
+
+
+def forget_target(settings: Settings) -> bool:
+    """Disconnect from the real cluster (the cluster itself stays); True if one was recorded."""
+    try:
+        _target_path(settings).unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -4,6 +4,8 @@ the review APIs, and the token a pod gets, as kubectl 1.37 and the official clie
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -271,3 +273,20 @@ def test_a_pod_that_opts_out_gets_no_token(cluster: LocalCluster) -> None:
 def test_every_namespace_has_the_root_ca_bundle(cluster: LocalCluster) -> None:
     bundle = cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", "b", "-o", "json").stdout
     assert json.loads(bundle)["data"]["ca.crt"] == (cluster.home / "pki" / "ca.crt").read_text()
+
+
+def test_lab_up_target_cluster_connects_labkit_to_a_real_api(cluster: LocalCluster, tmp_path) -> None:
+    """Another LAB_HOME connects to this cluster as to any real one (it serves Knative's and Istio's CRDs)."""
+    other = LocalCluster(tmp_path / "student-home")
+    refused = other.lab(
+        "up", "--target", "cluster", "--kubeconfig", str(cluster.kubeconfig), "--context", "nope", check=False
+    )
+    assert refused.returncode == 1 and "cannot use kubeconfig context nope" in refused.stderr
+    connected = other.lab("up", "--target", "cluster", "--kubeconfig", str(cluster.kubeconfig))
+    assert "Connected to context bookstore-local" in connected.stdout
+    program = "import labkit; c = labkit.connect(); print(c.source, c.namespace, c.core.read_namespace(c.namespace).metadata.name)"  # noqa: E501
+    seen = subprocess.run(
+        [sys.executable, "-c", program], env=other.env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert seen.stdout.split() == ["kubeconfig", "bookstore", "bookstore"]
+    assert "Disconnected from the real cluster" in other.lab("down").stdout
