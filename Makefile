@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup unit integration lint bench clean
+.PHONY: run test setup unit integration e2e lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ unit: setup
 
 integration: setup
 	$(BIN)/python -m pytest tests/integration -q -n 2 --dist loadfile
+
+# Opt-in: the course on a real cluster (infra/cluster/bootstrap.py up), LAB_E2E_KUBECONFIG=... make e2e
+e2e: setup
+	$(BIN)/python -m pytest tests/e2e -q -p no:cacheprovider
 
 lint: setup
 	$(BIN)/ruff check .
