@@ -27,10 +27,9 @@ IDLE_WINDOW = 10.0
 
 
 def split_processes(cluster: LocalClusterRunner) -> tuple[list[psutil.Process], list[psutil.Process]]:
-    """(server, pods): the localcluster server process and every pod process of this LAB_HOME."""
-    server_pid = cluster.server_pid()
-    found = cluster.processes()
-    return [p for p in found if p.pid == server_pid], [p for p in found if p.pid != server_pid]
+    """(server, pods): the localcluster server process, and every pod process (the kubelet's children)."""
+    server = psutil.Process(cluster.server_pid())
+    return [server], server.children(recursive=True)
 
 
 def pss_mib(processes: list[psutil.Process]) -> float:
