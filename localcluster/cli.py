@@ -220,7 +220,7 @@ def _connect_cluster(settings: Settings, context: str | None, kubeconfig_path: s
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            core.create_namespace({"metadata": {"name": DEFAULT_NAMESPACE}})
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=DEFAULT_NAMESPACE)))
     except ApiException as exc:
         raise click.ClickException(f"the cluster of context {name} refused: {exc.status} {exc.reason}") from None
     except OSError as exc:
