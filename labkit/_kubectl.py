@@ -66,20 +66,25 @@ def kubectl(
 ) -> KubectlRun:
     """Run kubectl with the notebook's kubeconfig, context and namespace; show command and output.
 
-    `kubectl("get pods")` and `kubectl("get", "pods")` are the same. Flags you pass win over the
-    defaults (`-n other`, `-A`). With check=True a non-zero exit raises KubectlError.
+    kubectl reaches the cluster `labkit.connect()` reaches, also when KUBECONFIG is unset (then it is
+    localcluster's kubeconfig). `kubectl("get pods")` and `kubectl("get", "pods")` are the same.
+    Flags you pass win over the defaults (`-n other`, `-A`). With check=True a non-zero exit raises
+    KubectlError.
     """
+    from labkit.connection import kubectl_target
+
     settings = settings or Settings.from_env()
     words = shlex.split(args[0]) if len(args) == 1 else list(args)
     if words and words[0] == "kubectl":
         words = words[1:]
+    paths, context = kubectl_target(settings)
     defaults = ["--namespace", namespace or settings.namespace]
-    if settings.context:
-        defaults = ["--context", settings.context, *defaults]
+    if context:
+        defaults = ["--context", context, *defaults]
     shown = (*defaults, *words)
     env = dict(os.environ)
-    if settings.kubeconfig:
-        env["KUBECONFIG"] = str(settings.kubeconfig)
+    if paths:
+        env["KUBECONFIG"] = os.pathsep.join(str(path) for path in paths)
     try:
         finished = subprocess.run(
             [str(kubectl_binary()), *shown],

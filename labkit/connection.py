@@ -14,6 +14,11 @@ On localcluster `http` sends `http://` URLs through the service proxy, which res
 (cluster DNS resolves them) and honours the environment's proxy settings. From outside a real cluster
 (`lab up --target cluster`), Service names go through the API server's service proxy and every other
 host (Knative and Istio hosts, the ingress gateway's own name) to the ingress gateway, its Host kept.
+
+A connection to localcluster survives `lab down && lab up`: its API client and its HTTP client find
+the restarted cluster's new ports by themselves (labkit._following), so a notebook goes on without a
+kernel restart. `connect()` also makes its connection the one labkit helpers use when given none,
+and `kubectl()` reaches the same cluster (`kubectl_target`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
 #: How long a service call may take before `http` gives up (a purchase crosses several services).
 HTTP_TIMEOUT = 30.0
 _DEFAULT_KUBECONFIG = Path("~/.kube/config")
+#: Where the cluster came from.
+LOCALCLUSTER, KUBECONFIG, IN_CLUSTER, TARGET = "localcluster", "kubeconfig", "in-cluster", "target"
 
 
 class ClusterUnavailable(ConnectionError):
@@ -52,7 +59,10 @@ class Connection:
     source: str
 
     def close(self) -> None:
-        """Close the HTTP client and the API client's connection pool."""
+        """Close the HTTP client and the API client's connection pool (and stop being the default)."""
+        from labkit._default import forget
+
+        forget(self)
         self.http.close()
         self.core.api_client.close()
 
@@ -66,19 +76,58 @@ class Connection:
 def connect(context: str | None = None, *, namespace: str | None = None) -> Connection:
     """Connect to the notebook's cluster (see the module docstring for which one) and namespace.
 
-    Raises ClusterUnavailable with what to do when there is nothing to connect to.
+    The connection becomes the one labkit helpers (`labkit.check`, `labkit.apply` ...) use when they
+    are given none. Raises ClusterUnavailable with what to do when there is nothing to connect to.
     """
+    from labkit._default import use
+
     settings = Settings.from_env()
     context = context or settings.context
     namespace = namespace or settings.namespace
-    if context is None and settings.kubeconfig is None and _in_a_pod():
-        return _in_cluster(namespace)
+    source = _source(settings, context)
+    target = _recorded_target() if source == TARGET else None
+    if source == IN_CLUSTER:
+        connection = _in_cluster(namespace)
+    elif target is not None:
+        connection = _to_target(target, namespace)
+    elif source == LOCALCLUSTER:
+        connection = _localcluster(namespace)
+    else:
+        connection = _from_kubeconfig(settings.kubeconfig, context, namespace)
+    use(connection)
+    return connection
+
+
+def _source(settings: Settings, context: str | None) -> str:
     if context is None and settings.kubeconfig is None:
+        if _in_a_pod():
+            return IN_CLUSTER
+        return TARGET if _recorded_target() is not None else LOCALCLUSTER
+    return KUBECONFIG
+
+
+def kubectl_target(settings: Settings | None = None) -> tuple[list[Path] | None, str | None]:
+    """The kubeconfig files and context that lead kubectl to the cluster `connect()` finds.
+
+    (None, None) in a pod: kubectl then uses the pod's service account, as `connect()` does. Run with
+    these (KUBECONFIG and --context), kubectl talks to the very cluster the notebook's connection does,
+    also when KUBECONFIG is unset and that cluster is localcluster or the one `lab up --target` recorded.
+    """
+    settings = settings or Settings.from_env()
+    source = _source(settings, settings.context)
+    if source == IN_CLUSTER:
+        return None, None
+    if source == LOCALCLUSTER:
+        return [_localcluster_kubeconfig()], None
+    if source == TARGET:
         target = _recorded_target()
-        if target is not None:
-            return _to_target(target, namespace)
-        return _localcluster(namespace)
-    return _from_kubeconfig(settings.kubeconfig, context, namespace)
+        kubeconfig = Path(target.kubeconfig) if target is not None and target.kubeconfig else None
+        return _kubeconfig_files(kubeconfig), target.context if target is not None else None
+    return _kubeconfig_files(settings.kubeconfig), settings.context
+
+
+def _kubeconfig_files(kubeconfig: Path | None) -> list[Path]:
+    return [kubeconfig] if kubeconfig else [_DEFAULT_KUBECONFIG.expanduser(), _localcluster_kubeconfig()]
 
 
 def _in_a_pod() -> bool:
@@ -97,12 +146,13 @@ def _in_cluster(namespace: str) -> Connection:
         raise ClusterUnavailable(f"cannot use this pod's service account: {exc}") from exc
     # In a pod, cluster DNS resolves service names; the pod's own proxy settings (if any) apply.
     http = httpx.Client(timeout=HTTP_TIMEOUT)
-    return _connection(client.ApiClient(configuration), namespace, http, "in-cluster")
+    return _connection(client.ApiClient(configuration), namespace, http, IN_CLUSTER)
 
 
 def _localcluster(namespace: str) -> Connection:
     from kubernetes import config
 
+    from labkit._following import FollowingApiClient, LocalclusterProxy, through_proxy
     from localcluster import state
     from localcluster.settings import Settings as ClusterSettings
 
@@ -118,30 +168,37 @@ def _localcluster(namespace: str) -> Connection:
     if not server.proxy:
         raise ClusterUnavailable("localcluster runs without its service proxy: restart it with `lab down && lab up`")
     try:
-        api = config.new_client_from_config(config_file=str(cluster_settings.kubeconfig_path), persist_config=False)
+        api = FollowingApiClient([cluster_settings.kubeconfig_path], None)
     except (OSError, config.ConfigException) as exc:
         raise ClusterUnavailable(
             f"localcluster's kubeconfig {cluster_settings.kubeconfig_path} is unusable ({exc}): "
             "restart it with `lab down && lab up`"
         ) from exc
-    return _connection(api, namespace, _through_proxy(server.proxy, namespace), "localcluster")
+    return _connection(api, namespace, through_proxy(LocalclusterProxy(cluster_settings), namespace), LOCALCLUSTER)
 
 
 def _from_kubeconfig(kubeconfig: Path | None, context: str | None, namespace: str) -> Connection:
+    """A kubeconfig's cluster; when that is localcluster (`make run` sets KUBECONFIG to its file), the
+    connection follows it across restarts as a plain localcluster connection does."""
     from kubernetes import config
 
-    paths = [kubeconfig] if kubeconfig else [_DEFAULT_KUBECONFIG.expanduser(), _localcluster_kubeconfig()]
+    from labkit._following import FollowingApiClient, LocalclusterProxy, through_proxy
+    from localcluster.settings import Settings as ClusterSettings
+
+    paths = _kubeconfig_files(kubeconfig)
     try:
-        api = config.new_client_from_config(
-            config_file=os.pathsep.join(str(p) for p in paths), context=context, persist_config=False
-        )
+        api = FollowingApiClient(paths, context)
     except (OSError, config.ConfigException) as exc:
         where = " or ".join(str(p) for p in paths)
         wanted = f"context {context!r}" if context else "its current context"
         raise ClusterUnavailable(f"cannot use {wanted} of {where}: {exc}") from exc
-    proxy = _localcluster_proxy_for(api.configuration.host)
-    http = _through_proxy(proxy, namespace) if proxy else httpx.Client(timeout=HTTP_TIMEOUT)
-    return _connection(api, namespace, http, "kubeconfig")
+    proxy = LocalclusterProxy(ClusterSettings.from_env())
+    server = proxy.server()
+    is_localcluster = kubeconfig == _localcluster_kubeconfig() or (
+        server is not None and server.url == api.configuration.host.rstrip("/")
+    )
+    http = through_proxy(proxy, namespace) if is_localcluster else httpx.Client(timeout=HTTP_TIMEOUT)
+    return _connection(api, namespace, http, KUBECONFIG)
 
 
 def _recorded_target():  # -> localcluster.state.ClusterTarget | None
@@ -225,29 +282,6 @@ def _localcluster_kubeconfig() -> Path:
     from localcluster.settings import Settings as ClusterSettings
 
     return ClusterSettings.from_env().kubeconfig_path
-
-
-def _localcluster_proxy_for(api_host: str) -> str | None:
-    """The service proxy's URL if `api_host` is the running localcluster (a kubeconfig may point at it)."""
-    from localcluster import state
-    from localcluster.settings import Settings as ClusterSettings
-
-    try:
-        server = state.read_state(ClusterSettings.from_env())
-    except state.StateError:
-        return None
-    return server.proxy if server is not None and server.url == api_host.rstrip("/") else None
-
-
-def _through_proxy(proxy_url: str, namespace: str) -> httpx.Client:
-    """`http://` URLs go through the service proxy; the proxy URL's user tells it the namespace.
-
-    The user name travels as Proxy-Authorization, which only the proxy sees, so no service gets a
-    header it did not ask for. `https://` URLs go direct: cluster services speak plain HTTP.
-    """
-    authority = proxy_url.split("://", 1)[-1]
-    transport = httpx.HTTPTransport(proxy=f"http://{namespace}@{authority}")
-    return httpx.Client(mounts={"http://": transport}, trust_env=False, timeout=HTTP_TIMEOUT)
 
 
 def _connection(api: client.ApiClient, namespace: str, http: httpx.Client, source: str) -> Connection:

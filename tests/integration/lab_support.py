@@ -17,7 +17,7 @@ import pytest
 import labkit
 from checkers import CheckResult, Context, Status, find_lab, run_check, select
 from labkit import apply
-from labkit._default import default_connection
+from labkit._default import forget, use
 from labkit.connection import Connection, connect
 from labkit.settings import PROJECT_ROOT, Settings
 from tests.integration.conftest import KUBECTL, LocalCluster
@@ -118,7 +118,7 @@ def follow(hint: str, ctx: Context, cluster: LocalCluster, workdir: Path) -> lis
                 "labkit": labkit,
                 "kubectl": functools.partial(labkit.kubectl, settings=Settings(kubeconfig=kubeconfig)),
             }
-            with notebook_beside(cluster):
+            with notebook_default(ctx):
                 exec(span, notebook)  # the hint's own code, run as the attendee would run it
         else:
             continue
@@ -128,17 +128,13 @@ def follow(hint: str, ctx: Context, cluster: LocalCluster, workdir: Path) -> lis
 
 
 @contextmanager
-def notebook_beside(cluster: LocalCluster) -> Iterator[None]:
-    """The environment of a notebook beside `cluster`: labkit helpers called without a connection find it."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LAB_HOME", str(cluster.home))
-        for variable in ("KUBECONFIG", "LAB_CONTEXT", "LAB_NAMESPACE"):
-            env.delenv(variable, raising=False)
-        default_connection.cache_clear()
-        try:
-            yield
-        finally:
-            default_connection.cache_clear()
+def notebook_default(ctx: Context) -> Iterator[None]:
+    """`ctx` as the notebook's connection: labkit helpers called without one (`labkit.admin_headers()`) use it."""
+    use(ctx)
+    try:
+        yield
+    finally:
+        forget(ctx)
 
 
 def follow_until_passed(

@@ -45,6 +45,6 @@ def test_reset_removes_the_lab_and_the_mesh_label(ctx: Connection) -> None:
     assert "istio-injection" not in labels
     selector = f"bookstore.workshop/lab={LAB_ID}"
     assert not ctx.apps.list_namespaced_deployment(ctx.namespace, label_selector=selector).items
-    assert not ctx.custom.list_namespaced_custom_object(
-        "networking.istio.io", "v1", ctx.namespace, "virtualservices"
-    )["items"]
+    assert not ctx.custom.list_namespaced_custom_object("networking.istio.io", "v1", ctx.namespace, "virtualservices")[
+        "items"
+    ]

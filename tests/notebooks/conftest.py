@@ -1,8 +1,9 @@
 """The course tier: every lab's notebook, checks and grading against a real localcluster.
 
 Each test gets a fresh localcluster in a temporary LAB_HOME, and an environment pointing at it
-(KUBECONFIG, LAB_HOME), so in-process connections and the Jupyter kernels that papermill and nbgrader
-start (they inherit this process's environment) all talk to that cluster and nothing of the user's.
+as a plain `lab up` leaves it: LAB_HOME set, KUBECONFIG unset. In-process connections and the Jupyter
+kernels that papermill and nbgrader start (they inherit this process's environment) all talk to that
+cluster and nothing of the user's: `labkit.connect()` and `labkit.kubectl()` find it by LAB_HOME.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests.integration.conftest import LocalCluster, start_cluster, stop_cluster
 def cluster_for_the_labs(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
     """A fresh localcluster in `home`, with this process's environment (and its kernels') pointing at it."""
     running = start_cluster(home)
-    monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("LAB_HOME", str(running.home))
     monkeypatch.delenv("LAB_NAMESPACE", raising=False)
     monkeypatch.delenv("LAB_CONTEXT", raising=False)
