@@ -16,15 +16,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# JupyterLab opens a working copy of labs/ (workspace/, made once: labs/ itself stays as generated),
-# with localcluster's kubeconfig, the venv's kubectl on PATH for its terminals, and the storefront
-# route (labkit.jupyter_proxy). allow_root: CI, Binder and containers run as root.
+# JupyterLab opens a working copy of labs/ (workspace/, made once: labs/ itself stays as generated).
+# `lab jupyter` gives it localcluster's kubeconfig, the storefront route (labkit.jupyter_proxy) and
+# terminals with the venv's `lab` and `kubectl` first on PATH (labkit.jupyter_terminal).
 run: setup
 	$(BIN)/lab up
 	test -d workspace || cp -r labs workspace
-	KUBECONFIG="$$($(BIN)/lab kubeconfig | tail -n 1)" PATH="$(CURDIR)/$(BIN):$$PATH" \
-		$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=workspace --ServerApp.allow_root=True \
-		--ServerApp.jpserver_extensions="{'labkit.jupyter_proxy': True}"
+	$(BIN)/lab jupyter --root workspace
 
 # Unit tests run first (seconds); the integration tier runs its files in parallel workers,
 # each test starting its own localcluster on ephemeral ports in a temporary LAB_HOME.

@@ -6,6 +6,7 @@ Imports of the kubernetes client happen inside the commands, so `lab --help` sta
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -169,6 +170,52 @@ def release_command(only_check: bool, solutions: Path | None, labs: Path | None,
             click.echo(f"released {', '.join(released)} to the course in {course}")
     except (release.ReleaseError, GradingError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+#: The workshop's Jupyter server extensions: the bookstore's pages under /bookstore/, and terminals
+#: with the project's `lab` and `kubectl` first on PATH.
+JUPYTER_EXTENSIONS = ("labkit.jupyter_proxy", "labkit.jupyter_terminal")
+
+
+def jupyter_arguments(root: Path) -> list[str]:
+    """`jupyter lab`'s arguments as the workshop runs it (`make run`, the browser tests)."""
+    extensions = "{" + ", ".join(f"'{name}': True" for name in JUPYTER_EXTENSIONS) + "}"
+    return [
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.root_dir={root}",
+        # CI, Binder and containers run as root; JupyterLab refuses root unless told.
+        "--ServerApp.allow_root=True",
+        f"--ServerApp.jpserver_extensions={extensions}",
+    ]
+
+
+def jupyter_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The server's environment: the project's tools first on PATH, KUBECONFIG for the cluster `connect()`
+    finds, so kernels and terminals (kubectl there too) talk to the same cluster."""
+    from labkit.connection import kubeconfig_paths
+    from labkit.jupyter_terminal import TOOLS
+
+    env = dict(environ)
+    env["PATH"] = os.pathsep.join([str(TOOLS), env.get("PATH", "")])
+    paths = kubeconfig_paths()
+    if paths and not env.get("KUBECONFIG"):
+        env["KUBECONFIG"] = os.pathsep.join(str(path) for path in paths)
+    return env
+
+
+@click.command("jupyter", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--root", type=click.Path(path_type=Path, file_okay=False, exists=True), default=Path("."), show_default=True
+)
+@click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
+def jupyter_command(root: Path, jupyter_args: tuple[str, ...]) -> None:
+    """Open JupyterLab on ROOT as the workshop runs it (`make run` does this); other arguments go to jupyter lab.
+
+    The bookstore's pages are served under /bookstore/<service>/, terminals have the project's `lab` and
+    `kubectl` first on PATH, and kernels, terminals and kubectl reach the cluster `labkit.connect()` finds.
+    """
+    arguments = [sys.executable, "-m", "jupyter", "lab", *jupyter_arguments(root.resolve()), *jupyter_args]
+    os.execve(sys.executable, arguments, jupyter_environment(dict(os.environ)))
 
 
 #: What the main `lab` group attaches (`for command in COMMANDS: main.add_command(command)`).

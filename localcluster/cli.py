@@ -17,7 +17,7 @@ import httpx
 import psutil
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
-from labkit.cli import check_command, release_command, solve_command
+from labkit.cli import check_command, jupyter_command, release_command, solve_command
 from labkit.cli import reset_command as reset_lab_command
 from labkit.course_cli import COMMANDS as COURSE_COMMANDS
 from localcluster import processes, state
@@ -348,7 +348,7 @@ def reset(ctx: click.Context, lab: str | None, yes: bool) -> None:
     click.echo(f"State cleared in {settings.home}.")
 
 
-for _command in (check_command, solve_command, release_command, *COURSE_COMMANDS):
+for _command in (check_command, solve_command, release_command, jupyter_command, *COURSE_COMMANDS):
     main.add_command(_command)
 
 if __name__ == "__main__":

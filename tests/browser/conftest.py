@@ -128,7 +128,10 @@ def lab_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loc
 
 @pytest.fixture
 def jupyterlab(lab_cluster: LocalCluster, tmp_path: Path) -> Iterator[JupyterLab]:
-    """`make run`'s JupyterLab on a copy of labs/, with localcluster up."""
+    """`make run`'s JupyterLab (`lab jupyter`) on a copy of labs/, with localcluster up.
+
+    Only what a test needs is added: no browser, a port and a token of its own, no update check.
+    """
     root = tmp_path / "labs"
     shutil.copytree(release.LABS, root)
     env = _jupyter_environment(tmp_path / "jupyter", lab_cluster)
@@ -137,18 +140,14 @@ def jupyterlab(lab_cluster: LocalCluster, tmp_path: Path) -> Iterator[JupyterLab
     command = [
         sys.executable,
         "-m",
+        "localcluster.cli",
         "jupyter",
-        "lab",
+        "--root",
+        str(root),
         "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
         "--ServerApp.port=0",
         "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={root}",
         f"--IdentityProvider.token={token}",
-        # CI runs as root; JupyterLab refuses root unless told.
-        "--ServerApp.allow_root=True",
-        # The storefront page under /bookstore/<service>/, as `make run` serves it.
-        "--ServerApp.jpserver_extensions={'labkit.jupyter_proxy': True}",
         "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
     ]
     with log.open("wb") as output:
