@@ -134,6 +134,7 @@ def _ask(
 ) -> Diagnosis:
     """GET `url` through the Service: the app's own answer (READY), or why the request did not reach it."""
     name = name_of(service)
+    look = f"`kubectl logs deployment/{name}` (what the app says) and `kubectl describe service {name}`"
     try:
         response = ctx.http.get(url)
     except httpx.TimeoutException:
@@ -144,9 +145,20 @@ def _ask(
         answer = answer_of(response.status_code, response.text)
         reason = proxy_reason(answer)
         if reason is None:
+            # The app answered. Only a success is ready: an app that says it is not well yet (503 while
+            # it recovers) is waited for; one that does not serve the path at all never will.
             evidence["answer"] = f"{answer.status} {answer.text}"
-            said = f"{url} answered {answer.status}."
-            return Diagnosis(subject, Outlook.READY, Problem.NONE, said, evidence=evidence, answer=answer)
+            said = f"{url} answered {answer.status}" + ("." if answer.ok else f": {answer.text}")
+            if answer.ok:
+                return Diagnosis(subject, Outlook.READY, Problem.NONE, said, evidence=evidence, answer=answer)
+            if answer.status in (404, 405):
+                not_served = f"{said} (the app behind {subject} does not serve it)"
+                return Diagnosis(
+                    subject, Outlook.STUCK, Problem.NO_ANSWER, not_served, look, "", evidence, answer=answer
+                )
+            return Diagnosis(
+                subject, Outlook.PROGRESSING, Problem.STARTING, said, look, evidence=evidence, answer=answer
+            )
         if reason in PROXY_NOT_YET:
             return Diagnosis(subject, Outlook.PROGRESSING, Problem.ENDPOINTS_PENDING, answer.text, evidence=evidence)
         refused = reason in PROXY_REFUSED
