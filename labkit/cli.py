@@ -192,12 +192,12 @@ def jupyter_arguments(root: Path) -> list[str]:
 def jupyter_environment(environ: dict[str, str]) -> dict[str, str]:
     """The server's environment: the project's tools first on PATH, KUBECONFIG for the cluster `connect()`
     finds, so kernels and terminals (kubectl there too) talk to the same cluster."""
-    from labkit.connection import kubeconfig_paths
+    from labkit.connection import kubectl_target
     from labkit.jupyter_terminal import TOOLS
 
     env = dict(environ)
     env["PATH"] = os.pathsep.join([str(TOOLS), env.get("PATH", "")])
-    paths = kubeconfig_paths()
+    paths, _ = kubectl_target()
     if paths and not env.get("KUBECONFIG"):
         env["KUBECONFIG"] = os.pathsep.join(str(path) for path in paths)
     return env
