@@ -227,6 +227,8 @@ def _not_ready_yet(
         evidence["the probe's answer"] = f"{answer.status} {answer.text}"
     said = f" ({probe_target(probe)} answers {answer.status}: {answer.text})" if answer else ""
     summary = f"container {container.name} of pod {pod_name} runs but is not Ready: {failure}{said}"
+    if answer is not None and 200 <= answer.status < 400:
+        hopeless = False  # the app answers the probe now (a slow start): the kubelet's next probe passes
     if not hopeless:
         return Diagnosis(subject, Outlook.PROGRESSING, Problem.STARTING, summary, look, evidence=evidence)
     return Diagnosis(

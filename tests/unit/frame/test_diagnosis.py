@@ -74,3 +74,86 @@ def test_a_challenge_tells_the_symptom_and_keeps_the_cause_for_the_first_hint() 
 
 def test_an_answer_knows_success() -> None:
     assert Answer(204, "").ok and not Answer(404, "no").ok
+
+
+class HealthServer:
+    """A pod's app on loopback that answers its readiness probe with `status` (a real HTTP server)."""
+
+    def __init__(self, status: int) -> None:
+        import http.server
+        import threading
+
+        answer = status
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b'{"status": "ok"}'
+                self.send_response(answer)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def slow_starter(port: int) -> tuple[object, object, list[object]]:
+    """A pod whose container has run a minute, its readiness probe failing once while it started."""
+    from datetime import UTC, datetime, timedelta
+
+    from kubernetes import client
+
+    started = datetime.now(UTC) - timedelta(seconds=60)
+    probe = client.V1Probe(http_get=client.V1HTTPGetAction(path="/health", port=port), period_seconds=2)
+    container = client.V1Container(name="web", image="workshop", readiness_probe=probe)
+    status = client.V1ContainerStatus(
+        name="web",
+        image="workshop",
+        image_id="",
+        ready=False,
+        restart_count=0,
+        state=client.V1ContainerState(running=client.V1ContainerStateRunning(started_at=started)),
+    )
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="web-1", namespace="bookstore"),
+        spec=client.V1PodSpec(containers=[container]),
+        status=client.V1PodStatus(pod_ip="127.0.0.1", container_statuses=[status]),
+    )
+    failed = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name="web-1.probe"),
+        involved_object=client.V1ObjectReference(kind="Pod", name="web-1"),
+        reason="Unhealthy",
+        message='Readiness probe failed: Get "http://127.0.0.1/health": connect: connection refused',
+        last_timestamp=started + timedelta(seconds=1),
+    )
+    return pod, status, [failed]
+
+
+@pytest.mark.parametrize(("answers", "outlook"), [(200, Outlook.PROGRESSING), (404, Outlook.STUCK)])
+def test_a_probe_that_failed_while_starting_is_judged_by_what_the_app_answers_now(
+    answers: int, outlook: Outlook
+) -> None:
+    """Under load a service can take longer to listen than its probe allows: if it answers now, it will be Ready."""
+    from types import SimpleNamespace
+
+    import httpx
+
+    from checkers.diagnosis._pods import _not_ready_yet
+
+    server = HealthServer(answers)
+    try:
+        pod, status, events = slow_starter(server.port)
+        with httpx.Client(trust_env=False) as http:
+            seen = _not_ready_yet(SimpleNamespace(http=http), pod, status, events, "web", {}, "look")  # type: ignore[arg-type]
+    finally:
+        server.close()
+    assert seen.outlook is outlook, seen.summary
