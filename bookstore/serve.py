@@ -76,6 +76,16 @@ def main(service: str, create_app: Callable[[Settings], ASGIApp]) -> None:
 
     host, port = sock.getsockname()[:2]
     _log.info("%s %s listening on http://%s:%d", service, settings.version, host, port)
-    config = uvicorn.Config(app, log_level=settings.log_level, lifespan="on", timeout_graceful_shutdown=10)
+    # httptools: llhttp parses requests for a third of the CPU h11 takes. asyncio's own loop, never
+    # uvloop: uvloop's sockets are libuv's, so a pod's calls would bypass localcluster's network shim
+    # and leave from 127.0.0.1 instead of the pod's address (its identity at the service proxy).
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        http="httptools",
+        loop="asyncio",
+    )
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.Server(config).run(sockets=[sock])

@@ -11,11 +11,13 @@ keeps their name.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
+from anyio import to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -29,7 +31,7 @@ from bookstore.settings import Settings
 from bookstore.tracing import ERROR_HEADER, TRACE_ID_PATTERN, Span, SpanRecorder, TracingMiddleware
 from bookstore.txn.faults import FaultInjectionMiddleware
 
-__all__ = ["MAX_BODY_BYTES", "SERVICE_HEADER", "VERSION_HEADER", "create_service_app"]
+__all__ = ["MAX_BODY_BYTES", "SERVICE_HEADER", "VERSION_HEADER", "create_service_app", "in_worker_thread"]
 
 SERVICE_HEADER = "x-bookstore-service"
 VERSION_HEADER = "x-bookstore-version"
@@ -39,6 +41,25 @@ MAX_BODY_BYTES = 256 * 1024
 _log = logging.getLogger("bookstore")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def in_worker_thread(endpoint: Callable[_Params, _Result]) -> Callable[_Params, Coroutine[Any, Any, _Result]]:
+    """A blocking endpoint (SQLite) as an async one that runs its body in a worker thread.
+
+    FastAPI runs a plain ``def`` endpoint in a worker thread, then goes back to one to validate its
+    answer: two thread handoffs per request, each a wake-up of a thread and then of the event loop.
+    This wrapper makes one, and the answer is validated on the loop. FastAPI reads the parameters
+    through ``functools.wraps``, so the endpoint is declared exactly as before.
+    """
+
+    @functools.wraps(endpoint)
+    async def run_in_worker_thread(*args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
+        return await to_thread.run_sync(functools.partial(endpoint, *args, **kwargs))
+
+    return run_in_worker_thread
 
 
 class Health(BaseModel):

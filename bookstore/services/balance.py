@@ -38,7 +38,7 @@ from bookstore.models import (
 from bookstore.settings import Settings
 from bookstore.txn import fence
 from bookstore.txn.participant import TccAction, create_participant_router
-from bookstore.web import create_service_app
+from bookstore.web import create_service_app, in_worker_thread
 
 __all__ = ["FREEZE_MONEY", "create_app"]
 
@@ -71,19 +71,22 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = create_service_app(settings, title="Bookstore balance service", lifespan=database.lifespan)
 
-    # Plain `def` routes: FastAPI runs them in worker threads, so SQLite never blocks the event loop.
+    # Each route's body runs in a worker thread, so SQLite never blocks the event loop.
     @app.post("/api/users", status_code=status.HTTP_201_CREATED, tags=["balance"])
+    @in_worker_thread
     def create_user(request: NewUser) -> Account:
         with database.transaction() as connection:
             return accounts.create_user(connection, request.name, timestamp())
 
     @app.get("/api/users/{name}", tags=["balance"])
+    @in_worker_thread
     def get_account(name: Annotated[UserName, Path()]) -> Account:
         with database.snapshot() as connection:
             account = accounts.get_account(connection, name)
             return account.model_copy(update={"frozen": accounts.frozen_total(connection, name)})
 
     @app.post("/api/payments", status_code=status.HTTP_201_CREATED, tags=["balance"])
+    @in_worker_thread
     def pay(request: PaymentRequest, response: Response) -> Payment:
         """Debit the user for an order; repeating a payment changes nothing."""
         with database.transaction() as connection:
@@ -93,22 +96,26 @@ def create_app(settings: Settings) -> FastAPI:
         return payment
 
     @app.get("/api/payments/{payment_id}", tags=["balance"])
+    @in_worker_thread
     def get_payment(payment_id: PaymentId) -> Payment:
         with database.snapshot() as connection:
             return accounts.get_payment(connection, payment_id)
 
     @app.post("/api/payments/{payment_id}/refund", tags=["balance"])
+    @in_worker_thread
     def refund(payment_id: PaymentId) -> Payment:
         """Give the money back; refunding twice gives it back once."""
         with database.transaction() as connection:
             return accounts.refund(connection, payment_id, timestamp())
 
     @app.get("/api/users/{name}/payments", tags=["balance"])
+    @in_worker_thread
     def list_payments(name: Annotated[UserName, Path()]) -> PaymentList:
         with database.snapshot() as connection:
             return PaymentList(payments=accounts.list_payments(connection, name))
 
     @app.get("/api/frozen", tags=["tcc"])
+    @in_worker_thread
     def list_frozen() -> FrozenList:
         """Money TCC tries hold, oldest first: none at rest once every transaction is decided."""
         with database.snapshot() as connection:

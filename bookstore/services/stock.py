@@ -40,7 +40,7 @@ from bookstore.models import (
 from bookstore.settings import Settings
 from bookstore.txn import fence
 from bookstore.txn.participant import TccAction, create_participant_router
-from bookstore.web import create_service_app
+from bookstore.web import create_service_app, in_worker_thread
 
 __all__ = ["RESERVE_STOCK", "create_app"]
 
@@ -69,19 +69,22 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = create_service_app(settings, title="Bookstore stock service", lifespan=database.lifespan)
 
-    # Plain `def` routes: FastAPI runs them in worker threads, so SQLite never blocks the event loop.
+    # Each route's body runs in a worker thread, so SQLite never blocks the event loop.
     @app.get("/api/books", tags=["stock"])
+    @in_worker_thread
     def list_books() -> BookList:
         """Every book in catalogue order with price (fen), stock and copies sold."""
         with database.snapshot() as connection:
             return BookList(books=inventory.list_books(connection))
 
     @app.get("/api/books/{book_id}", tags=["stock"])
+    @in_worker_thread
     def get_book(book_id: Annotated[str, Path(pattern=BOOK_ID_PATTERN)]) -> Book:
         with database.snapshot() as connection:
             return inventory.get_book(connection, book_id)
 
     @app.post("/api/orders", status_code=status.HTTP_201_CREATED, tags=["stock"])
+    @in_worker_thread
     def place_order(request: OrderRequest, response: Response) -> Order:
         """Take ``count`` copies and record the order, atomically; repeating an order changes nothing."""
         with database.transaction() as connection:
@@ -93,21 +96,25 @@ def create_app(settings: Settings) -> FastAPI:
         return order
 
     @app.get("/api/orders/{order_id}", tags=["stock"])
+    @in_worker_thread
     def get_order(order_id: Annotated[str, Path(pattern=ORDER_ID_PATTERN)]) -> Order:
         with database.snapshot() as connection:
             return inventory.get_order(connection, order_id)
 
     @app.get("/api/users/{name}/books", tags=["stock"])
+    @in_worker_thread
     def books_owned(name: Annotated[UserName, Path()]) -> OwnedBooks:
         with database.snapshot() as connection:
             return OwnedBooks(user=name, books=inventory.books_owned(connection, name))
 
     @app.get("/api/users/{name}/orders", tags=["stock"])
+    @in_worker_thread
     def list_orders(name: Annotated[UserName, Path()]) -> OrderList:
         with database.snapshot() as connection:
             return OrderList(orders=inventory.list_orders(connection, name))
 
     @app.get("/api/reservations", tags=["tcc"])
+    @in_worker_thread
     def list_reservations() -> ReservationList:
         """Copies TCC tries hold, oldest first: none at rest once every transaction is decided."""
         with database.snapshot() as connection:

@@ -36,6 +36,7 @@ from bookstore.txn.fence import (
     list_fences,
     try_branch,
 )
+from bookstore.web import in_worker_thread
 
 __all__ = ["BranchAnswer", "FenceList", "FenceView", "TccAction", "create_participant_router"]
 
@@ -93,6 +94,7 @@ def create_participant_router(database: Database, actions: list[TccAction[Any]])
         _add_action(router, database, action)
 
     @router.get("/fences")
+    @in_worker_thread
     def fences(
         xid: Annotated[str | None, Query(pattern=ORDER_ID_PATTERN)] = None,
         status: FenceStatus | None = None,
@@ -107,7 +109,7 @@ def create_participant_router(database: Database, actions: list[TccAction[Any]])
 
 
 def _add_action(router: APIRouter, database: Database, action: TccAction[Arguments]) -> None:
-    # Plain `def` routes: FastAPI runs them in worker threads, so SQLite never blocks the event loop.
+    # Each route's body runs in a worker thread, so SQLite never blocks the event loop.
     points = {phase: faults.FaultPoint(f"{action.service}.{phase}") for phase in ("try", "confirm", "cancel")}
 
     def try_(request: BranchRequest) -> BranchAnswer:
@@ -132,7 +134,7 @@ def _add_action(router: APIRouter, database: Database, action: TccAction[Argumen
 
     # FastAPI reads the body model from the annotation: each action's try takes its own arguments.
     try_.__annotations__["request"] = action.arguments
-    router.add_api_route(f"/{action.name}/try", try_, methods=["POST"], summary=f"try {action.name}")
+    router.add_api_route(f"/{action.name}/try", in_worker_thread(try_), methods=["POST"], summary=f"try {action.name}")
 
     def confirm(request: BranchRequest) -> BranchAnswer:
         key = BranchKey(request.xid, request.branch_id)
@@ -144,7 +146,9 @@ def _add_action(router: APIRouter, database: Database, action: TccAction[Argumen
         faults.after(points["confirm"])
         return BranchAnswer(action=action.name, xid=key.xid, branch_id=key.branch_id, fence=fence, outcome=outcome)
 
-    router.add_api_route(f"/{action.name}/confirm", confirm, methods=["POST"], summary=f"confirm {action.name}")
+    router.add_api_route(
+        f"/{action.name}/confirm", in_worker_thread(confirm), methods=["POST"], summary=f"confirm {action.name}"
+    )
 
     def cancel(request: BranchRequest) -> BranchAnswer:
         key = BranchKey(request.xid, request.branch_id)
@@ -156,4 +160,6 @@ def _add_action(router: APIRouter, database: Database, action: TccAction[Argumen
         faults.after(points["cancel"])
         return BranchAnswer(action=action.name, xid=key.xid, branch_id=key.branch_id, fence=fence, outcome=outcome)
 
-    router.add_api_route(f"/{action.name}/cancel", cancel, methods=["POST"], summary=f"cancel {action.name}")
+    router.add_api_route(
+        f"/{action.name}/cancel", in_worker_thread(cancel), methods=["POST"], summary=f"cancel {action.name}"
+    )
