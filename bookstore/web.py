@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -159,7 +159,7 @@ def create_service_app(settings: Settings, *, title: str, lifespan: Lifespan | N
     return app
 
 
-def _error(payload: dict[str, Any], status_code: int, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(payload: dict[str, Any], status_code: int, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """A JSON error whose code also travels in ERROR_HEADER."""
     return JSONResponse(payload, status_code=status_code, headers={**(headers or {}), ERROR_HEADER: payload["error"]})
 

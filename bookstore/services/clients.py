@@ -1,7 +1,7 @@
 """HTTP clients the storefront uses to call the stock and balance services.
 
-Calls go to a base URL such as ``http://stock`` with ``trust_env`` on, so ``HTTP_PROXY`` routes
-them through the cluster's service proxy. Each call carries the current trace context. Failures
+Calls go to a base URL such as ``http://stock`` through ``HTTP_PROXY`` (the cluster's service
+proxy), over :mod:`bookstore.transport`. Each call carries the current trace context. Failures
 become the bookstore's errors, naming the dependency: a refusal the service gave (unknown book,
 too little money ...) is re-raised as itself; no answer is :class:`DependencyUnavailable` (503) or
 :class:`DependencyTimeout` (504); an error or nonsense in reply is :class:`BadGateway` (502).
@@ -29,6 +29,7 @@ from bookstore.models import (
     ReserveStock,
 )
 from bookstore.tracing import outgoing_headers
+from bookstore.transport import service_http_client
 from bookstore.txn.participant import BranchAnswer
 
 __all__ = ["BalanceClient", "ServiceClient", "StockClient"]
@@ -44,9 +45,7 @@ class ServiceClient:
     ) -> None:
         self.name = name
         self.base_url = base_url
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, trust_env=True, transport=transport, follow_redirects=False
-        )
+        self._client = service_http_client(base_url=base_url, timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -36,6 +36,7 @@ from fastapi import FastAPI, Path, Query, Response, status
 from bookstore.db import Database
 from bookstore.models import ORDER_ID_PATTERN
 from bookstore.settings import Settings
+from bookstore.transport import service_http_client
 from bookstore.txn import faults
 from bookstore.txn.coordinator import Coordinator
 from bookstore.txn.log import NewTransaction, TransactionLog, create_schema
@@ -64,7 +65,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
     """
     database = Database(settings.database_path, [create_schema])
     log = TransactionLog(database)
-    http = http or httpx.AsyncClient(timeout=settings.http_timeout, trust_env=True, follow_redirects=False)
+    http = http or service_http_client(timeout=settings.http_timeout)
     coordinator = Coordinator(log, http)
 
     @asynccontextmanager
