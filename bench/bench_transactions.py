@@ -8,6 +8,9 @@ proxy, as a notebook calls them:
   the same machine load: first without tc (lab 02's purchase), then with tc (a global transaction);
 * purchases per second with ``--clients`` concurrent clients, for each of the three;
 * the ratios of each to the monolith (the targets: at most 2x without tc, 3x with);
+* CPU time per purchase in each process of the path (localcluster's, which holds the service proxy,
+  and each bookstore pod's), from purchases in a row, and the CPU ratios: CPU time is what a loaded
+  machine does not inflate, while wall-clock suffers more where more processes take turns;
 * recovery: stock is scaled to 0 while purchases run (tc cannot tell it the outcome), then back to 1;
   the time from its pod being Ready again to every transaction resolved.
 
@@ -22,11 +25,13 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import psutil
 
 from bench._stats import percentile, report, report_latencies
 
@@ -37,6 +42,19 @@ MONOLITH = "http://monolith"
 STOREFRONT = "http://storefront"
 BUYER = "bench"
 PURCHASE = {"user": BUYER, "book": "00002", "count": 1}
+#: The bookstore's processes, by the module their pod runs.
+POD_MODULES = {
+    "monolith": "bookstore.monolith",
+    "storefront": "bookstore.services.storefront",
+    "stock": "bookstore.services.stock",
+    "balance": "bookstore.services.balance",
+    "tc": "bookstore.services.tc",
+}
+#: The pods a purchase passes through, besides localcluster's process (the service proxy).
+MONOLITH_PATH = ("monolith",)
+SERVICES_PATH = ("storefront", "stock", "balance", "tc")
+#: Seconds over which localcluster's own idle CPU rate (API server, controllers, probes) is measured.
+IDLE_SECONDS = 2.0
 
 
 def timed_purchase(http: httpx.Client, url: str) -> float:
@@ -68,6 +86,64 @@ def throughput(http: httpx.Client, url: str, purchases: int, clients: int) -> fl
     return purchases / (time.perf_counter() - started)
 
 
+def path_processes(server_pid: int, pods: tuple[str, ...]) -> dict[str, psutil.Process]:
+    """localcluster's process (the service proxy, beside the API server and kubelet) and the ``pods``' processes."""
+    found = {"localcluster": psutil.Process(server_pid)}
+    for child in found["localcluster"].children(recursive=True):
+        try:
+            command = child.cmdline()
+        except psutil.Error:
+            continue
+        for name in pods:
+            if POD_MODULES[name] in command:
+                found.setdefault(name, child)
+    return found
+
+
+def cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    """User plus system CPU seconds of each process (its threads included) so far."""
+    return {name: sum(process.cpu_times()[:2]) for name, process in processes.items()}
+
+
+def cpu_per_purchase(
+    http: httpx.Client,
+    url: str,
+    purchases: int,
+    server_pid: int,
+    pods: tuple[str, ...],
+    *,
+    settled: Callable[[], bool] = lambda: True,
+) -> dict[str, float]:
+    """Milliseconds of CPU per purchase in each process of the path, over ``purchases`` in a row.
+
+    Counted until ``settled()`` (tc's phase two runs after the answer). localcluster's process also
+    serves the API, runs controllers and probes: its idle rate, measured just before, is subtracted.
+    """
+    from labkit import wait_for
+
+    processes = path_processes(server_pid, pods)
+    idle_before = cpu_seconds(processes)["localcluster"]
+    time.sleep(IDLE_SECONDS)
+    idle_rate = (cpu_seconds(processes)["localcluster"] - idle_before) / IDLE_SECONDS
+    before, started = cpu_seconds(processes), time.perf_counter()
+    for _ in range(purchases):
+        timed_purchase(http, url)
+    wait_for(settled, what="every transaction to be resolved", timeout=60)
+    after, elapsed = cpu_seconds(processes), time.perf_counter() - started
+    spent = {name: after[name] - before[name] for name in processes}
+    spent["localcluster"] = max(0.0, spent["localcluster"] - idle_rate * elapsed)
+    return {name: seconds * 1000 / purchases for name, seconds in spent.items()}
+
+
+def report_cpu(label: str, per_process: dict[str, float]) -> float:
+    """Print each process's CPU per purchase; returns the total."""
+    for name, milliseconds in per_process.items():
+        report(f"CPU per purchase, {label}, {name}", milliseconds, "ms")
+    total = sum(per_process.values())
+    report(f"CPU per purchase, {label}, all processes", total, "ms")
+    return total
+
+
 def recovery_seconds(ctx: Context, http: httpx.Client, purchases: int) -> tuple[float, int]:
     """Scale stock to 0 under purchases, back to 1: seconds from its Ready pod to every transaction resolved."""
     from checkers.lab01_monolith import look_at_deployment, wait_until_ready
@@ -94,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--purchases must be 10..2000 and --clients 1..32")
 
     from checkers import solve
-    from checkers.lab03_transactions import TC_URL, set_storefront_coordinator
+    from checkers.lab03_transactions import TC_URL, look_at_coordinator, set_storefront_coordinator
     from labkit.connection import connect
     from localcluster.testing import LocalClusterRunner
 
@@ -106,24 +182,38 @@ def main(argv: list[str] | None = None) -> None:
             solve(ctx, "03.1")
             solve(ctx, "03.3")
             http = ctx.http
+            server_pid = cluster.server_pid()
             ratios: dict[str, float] = {}
+            cpu_ratios: dict[str, float] = {}
             rates: dict[str, float] = {}
 
-            def measure(label: str) -> None:
+            def measure(label: str, settled: Callable[[], bool] = lambda: True) -> None:
                 samples = alternating(http, args.purchases)
                 report_latencies(f"purchase monolith (beside {label})", samples[MONOLITH])
                 report_latencies(f"purchase {label}", samples[STOREFRONT])
                 ratios[label] = percentile(samples[STOREFRONT], 0.5) / percentile(samples[MONOLITH], 0.5)
+                monolith_cpu = report_cpu(
+                    f"monolith (beside {label})",
+                    cpu_per_purchase(http, MONOLITH, args.purchases, server_pid, MONOLITH_PATH),
+                )
+                services_cpu = report_cpu(
+                    label,
+                    cpu_per_purchase(http, STOREFRONT, args.purchases, server_pid, SERVICES_PATH, settled=settled),
+                )
+                cpu_ratios[label] = services_cpu / monolith_cpu
                 rates[label] = throughput(http, STOREFRONT, args.purchases, args.clients)
 
             measure("services without tc")
             set_storefront_coordinator(ctx, TC_URL)
-            measure("services with tc")
+            measure("services with tc", settled=lambda: look_at_coordinator(http).unfinished == 0)
             rates["monolith"] = throughput(http, MONOLITH, args.purchases, args.clients)
             for label, rate in rates.items():
                 report(f"purchases/s with {args.clients} clients, {label}", rate, "purchases/s")
             for label, ratio in ratios.items():
                 report(f"p50 ratio to the monolith, {label}", ratio, "x")
+            for label, ratio in cpu_ratios.items():
+                report(f"CPU per purchase ratio to the monolith, {label}", ratio, "x")
+            report("load average (1 min) at the end", os.getloadavg()[0], "")
             seconds, waiting = recovery_seconds(ctx, http, 20)
             report("transactions waiting on stock while it was gone", waiting, "transactions")
             report("stock Ready again to every transaction resolved", seconds, "s")
