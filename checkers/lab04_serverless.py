@@ -15,6 +15,7 @@ answers: a burst through the service URL counted by `x-bookstore-version`, with 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -346,6 +347,8 @@ class RequestLoad:
     http: httpx.Client
     url: str
     concurrency: int = 8
+    #: Seconds one request may take: a load must stop soon when asked, whatever the storefront does.
+    request_timeout: float = 10.0
     in_flight: int = 0
     answered: Counter[str] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -361,10 +364,12 @@ class RequestLoad:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 30) -> Counter[str]:
+    def stop(self) -> Counter[str]:
+        """Stop asking; returns once every thread has had its last answer (or its request timed out)."""
         self._stop.set()
+        deadline = time.monotonic() + self.request_timeout + 1
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         return self.answered
 
     def _run(self) -> None:
@@ -372,7 +377,7 @@ class RequestLoad:
             with self._lock:
                 self.in_flight += 1
             try:
-                outcome = str(self.http.get(f"{self.url}/api/books").status_code)
+                outcome = str(self.http.get(f"{self.url}/api/books", timeout=self.request_timeout).status_code)
             except httpx.HTTPError:
                 outcome = "lost"
             with self._lock:

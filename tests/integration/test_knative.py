@@ -67,6 +67,11 @@ def condition(obj: dict[str, Any], kind: str = "Ready") -> dict[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
 
 
+def described(cluster: LocalCluster, *what: str) -> str:
+    """`kubectl describe` of each, for an assertion's message: what the cluster said when a wait gave up."""
+    return "\n".join(cluster.kubectl("describe", *item.split(), check=False).stdout for item in what)
+
+
 def wait_ready(cluster: LocalCluster, name: str) -> None:
     cluster.kubectl("wait", "--for=condition=Ready", f"ksvc/{name}", "--timeout=90s", timeout=100)
 
@@ -235,15 +240,20 @@ def test_a_revision_whose_command_fails_fails_the_service(
     broken["spec"]["template"]["spec"]["containers"][0]["command"] = [
         "python",
         "-c",
-        "import sys; print('no such module: storefrnt', file=sys.stderr); sys.exit(3)",
+        "import sys, time; time.sleep(0.5); print('no such module: storefrnt', file=sys.stderr); sys.exit(3)",
     ]
     apply(cluster, broken)
-    revision = poll_until(
-        lambda: get(custom, "revisions", "broken-00001"),
-        lambda obj: condition(obj).get("status") == "False",
-        "the broken revision to fail",
-        timeout=90,
-    )
+    try:
+        revision = poll_until(
+            lambda: get(custom, "revisions", "broken-00001"),
+            lambda obj: condition(obj).get("status") == "False",
+            "the broken revision to fail",
+            timeout=90,
+        )
+    except AssertionError as failure:
+        raise AssertionError(
+            f"{failure}\n{described(cluster, 'revision broken-00001', 'deployment', 'pods')}"
+        ) from None
     healthy = condition(revision, "ContainerHealthy")
     assert healthy["reason"] == "ExitCode3"
     # The user container's terminationMessagePolicy is FallbackToLogsOnError: the message is its output's end.
