@@ -1,6 +1,6 @@
 """Lab 04's live chart: the storefront's Ready pods and the requests in flight, second by second.
 
-    watch_scaling(load_seconds=30, calm_seconds=45)
+    watch_scaling(load_seconds=15, calm_seconds=20)
 
 A load of GETs starts (``RequestLoad``, ``concurrency`` threads), and a :class:`labkit.charts.LiveChart`
 redraws each second: how many requests wait for an answer (what Knative's autoscaler measures) and
@@ -39,8 +39,8 @@ def ready_pods(ctx: Context) -> int:
 
 def watch_scaling(
     *,
-    load_seconds: float = 30,
-    calm_seconds: float = 45,
+    load_seconds: float = 15,
+    calm_seconds: float = 20,
     concurrency: int = 8,
     every: float = 1.0,
     connection: Context | None = None,
