@@ -18,8 +18,7 @@ import httpx
 from kubernetes import client, config
 from kubernetes.client import rest
 
-from localcluster import state
-from localcluster.settings import Settings as ClusterSettings
+from labkit._lab_home import LabHomeError, LocalclusterServer, localcluster_state_file, running_localcluster
 
 #: How long a service call may take before `http` gives up (a purchase crosses several services).
 HTTP_TIMEOUT = 30.0
@@ -89,22 +88,18 @@ class FollowingApiClient(client.ApiClient):
 class LocalclusterProxy:
     """Where the running localcluster's service proxy is now (None when it is not running)."""
 
-    def __init__(self, settings: ClusterSettings) -> None:
-        self._settings = settings
+    def __init__(self, home: Path) -> None:
+        self.home = home
         self._seen: Stamp | None = None
-        self._server: state.ServerState | None = None
+        self._server: LocalclusterServer | None = None
 
-    @property
-    def home(self) -> Path:
-        return self._settings.home
-
-    def server(self) -> state.ServerState | None:
+    def server(self) -> LocalclusterServer | None:
         """The running server as its state file says (re-read only when the file changed)."""
-        now = _stamp([self._settings.state_path])
+        now = _stamp([localcluster_state_file(self.home)])
         if now != self._seen:
             try:
-                self._server = state.read_state(self._settings)
-            except state.StateError:
+                self._server = running_localcluster(self.home)
+            except LabHomeError:
                 self._server = None
             self._seen = now
         return self._server

@@ -9,6 +9,9 @@ Where the cluster is, in order:
 3. the real cluster `lab up --target cluster` recorded in `$LAB_HOME`;
 4. localcluster, the default: `$LAB_HOME/kubeconfig` and the service proxy of the running server.
 
+Both 3 and 4 are read from the files `lab` leaves in `$LAB_HOME` (labkit._lab_home), never by
+importing localcluster.
+
 On localcluster `http` sends `http://` URLs through the service proxy, which resolves short names
 (`http://stock/api/books`) in the connection's namespace; in a pod of a real cluster it goes direct
 (cluster DNS resolves them) and honours the environment's proxy settings. From outside a real cluster
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from labkit._lab_home import ClusterTarget, LabHomeError, localcluster_kubeconfig, recorded_target, running_localcluster
 from labkit.settings import Settings
 
 if TYPE_CHECKING:
@@ -153,28 +157,24 @@ def _localcluster(namespace: str) -> Connection:
     from kubernetes import config
 
     from labkit._following import FollowingApiClient, LocalclusterProxy, through_proxy
-    from localcluster import state
-    from localcluster.settings import Settings as ClusterSettings
 
-    cluster_settings = ClusterSettings.from_env()
+    home = Settings.from_env().lab_home
     try:
-        server = state.read_state(cluster_settings)
-    except state.StateError as exc:
+        server = running_localcluster(home)
+    except LabHomeError as exc:
         raise ClusterUnavailable(str(exc)) from exc
     if server is None:
-        raise ClusterUnavailable(
-            f"localcluster is not running: start it with `lab up` (LAB_HOME={cluster_settings.home})"
-        )
+        raise ClusterUnavailable(f"localcluster is not running: start it with `lab up` (LAB_HOME={home})")
     if not server.proxy:
         raise ClusterUnavailable("localcluster runs without its service proxy: restart it with `lab down && lab up`")
+    kubeconfig = localcluster_kubeconfig(home)
     try:
-        api = FollowingApiClient([cluster_settings.kubeconfig_path], None)
+        api = FollowingApiClient([kubeconfig], None)
     except (OSError, config.ConfigException) as exc:
         raise ClusterUnavailable(
-            f"localcluster's kubeconfig {cluster_settings.kubeconfig_path} is unusable ({exc}): "
-            "restart it with `lab down && lab up`"
+            f"localcluster's kubeconfig {kubeconfig} is unusable ({exc}): restart it with `lab down && lab up`"
         ) from exc
-    return _connection(api, namespace, through_proxy(LocalclusterProxy(cluster_settings), namespace), LOCALCLUSTER)
+    return _connection(api, namespace, through_proxy(LocalclusterProxy(home), namespace), LOCALCLUSTER)
 
 
 def _from_kubeconfig(kubeconfig: Path | None, context: str | None, namespace: str) -> Connection:
@@ -183,7 +183,6 @@ def _from_kubeconfig(kubeconfig: Path | None, context: str | None, namespace: st
     from kubernetes import config
 
     from labkit._following import FollowingApiClient, LocalclusterProxy, through_proxy
-    from localcluster.settings import Settings as ClusterSettings
 
     paths = _kubeconfig_files(kubeconfig)
     try:
@@ -192,7 +191,7 @@ def _from_kubeconfig(kubeconfig: Path | None, context: str | None, namespace: st
         where = " or ".join(str(p) for p in paths)
         wanted = f"context {context!r}" if context else "its current context"
         raise ClusterUnavailable(f"cannot use {wanted} of {where}: {exc}") from exc
-    proxy = LocalclusterProxy(ClusterSettings.from_env())
+    proxy = LocalclusterProxy(Settings.from_env().lab_home)
     server = proxy.server()
     is_localcluster = kubeconfig == _localcluster_kubeconfig() or (
         server is not None and server.url == api.configuration.host.rstrip("/")
@@ -201,17 +200,14 @@ def _from_kubeconfig(kubeconfig: Path | None, context: str | None, namespace: st
     return _connection(api, namespace, http, KUBECONFIG)
 
 
-def _recorded_target():  # -> localcluster.state.ClusterTarget | None
-    from localcluster import state
-    from localcluster.settings import Settings as ClusterSettings
-
+def _recorded_target() -> ClusterTarget | None:
     try:
-        return state.read_target(ClusterSettings.from_env())
-    except state.StateError as exc:
+        return recorded_target(Settings.from_env().lab_home)
+    except LabHomeError as exc:
         raise ClusterUnavailable(str(exc)) from exc
 
 
-def _to_target(target, namespace: str) -> Connection:  # target: localcluster.state.ClusterTarget
+def _to_target(target: ClusterTarget, namespace: str) -> Connection:
     connection = _from_kubeconfig(Path(target.kubeconfig) if target.kubeconfig else None, target.context, namespace)
     connection.http.close()
     http = httpx.Client(transport=ClusterTransport(connection.core.api_client, target.ingress), timeout=HTTP_TIMEOUT)
@@ -279,9 +275,7 @@ def _service_of(host: str) -> tuple[str, str] | None:
 
 
 def _localcluster_kubeconfig() -> Path:
-    from localcluster.settings import Settings as ClusterSettings
-
-    return ClusterSettings.from_env().kubeconfig_path
+    return localcluster_kubeconfig(Settings.from_env().lab_home)
 
 
 def _connection(api: client.ApiClient, namespace: str, http: httpx.Client, source: str) -> Connection:

@@ -1,15 +1,17 @@
 """One settings object for what notebooks and checkers need to know, read from the environment.
 
 labkit never imports localcluster (labs only speak Kubernetes), so the few names both sides agree on
-are repeated here as constants rather than imported.
+are repeated here as constants rather than imported (tests/unit/test_layers.py keeps it so).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import platformdirs
 
 #: The image every manifest of the project uses; localcluster runs it in the project's Python.
 PROJECT_IMAGE = "ghcr.io/cloud-native-bookstore/workshop:latest"
@@ -22,6 +24,14 @@ EVIDENCE_FILE_VARIABLE = "LAB_EVIDENCE_FILE"
 
 #: The repository root, where solutions/ and labs/ live.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: The per-user state directory localcluster uses when LAB_HOME is unset is named for this application.
+STATE_DIRECTORY_APP = "cloud-native-bookstore"
+
+
+def default_lab_home() -> Path:
+    """localcluster's state directory when LAB_HOME is unset (the same default as localcluster's)."""
+    return Path(platformdirs.user_state_dir(STATE_DIRECTORY_APP, appauthor=False))
 
 
 @dataclass(frozen=True)
@@ -37,10 +47,13 @@ class Settings:
     context: str | None = None
     #: Where check verdicts are recorded as evidence (while grading), or None.
     evidence_file: Path | None = None
+    #: localcluster's state directory, where a running localcluster leaves its kubeconfig (labkit._lab_home).
+    lab_home: Path = field(default_factory=default_lab_home)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read LAB_NAMESPACE, KUBECONFIG, LAB_CONTEXT and LAB_EVIDENCE_FILE, as a terminal beside a notebook would.
+        """Read LAB_NAMESPACE, KUBECONFIG, LAB_CONTEXT, LAB_EVIDENCE_FILE and LAB_HOME, as a terminal beside a
+        notebook would.
 
         In a pod without a kubeconfig (a JupyterHub attendee's), the namespace defaults to the pod's
         own, as kubectl and client-go default to it in a pod.
@@ -53,6 +66,7 @@ class Settings:
             kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
             context=env.get("LAB_CONTEXT") or None,
             evidence_file=Path(env[EVIDENCE_FILE_VARIABLE]) if env.get(EVIDENCE_FILE_VARIABLE) else None,
+            lab_home=Path(env["LAB_HOME"]).expanduser() if env.get("LAB_HOME") else default_lab_home(),
         )
 
 

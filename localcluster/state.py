@@ -1,6 +1,8 @@
 """What a running localcluster leaves in `$LAB_HOME`: its token, kubeconfig and state file.
 
 The CLI and the server share these helpers so both agree on where things are and what they mean.
+labkit reads the kubeconfig and the state file too, by their shape and without importing this
+(labkit._lab_home; tests/unit/frame/test_lab_home.py holds the two to one shape).
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def clear_state(settings: Settings, pid: int) -> None:
 
 @dataclass(frozen=True)
 class ClusterTarget:
-    """A real cluster `lab up --target cluster` connected this `$LAB_HOME` to (labkit.connect() uses it)."""
+    """A real cluster `lab up --target cluster` connected this `$LAB_HOME` to (labkit.connect() reads it)."""
 
     context: str
     #: The kubeconfig that holds the context ("" for the usual ~/.kube/config).
@@ -143,15 +145,6 @@ def write_target(settings: Settings, target: ClusterTarget) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(asdict(target)))
     temporary.replace(path)
-
-
-def read_target(settings: Settings) -> ClusterTarget | None:
-    try:
-        return ClusterTarget(**json.loads(_target_path(settings).read_text()))
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError) as exc:
-        raise StateError(f"{_target_path(settings)} is corrupt ({exc}); run `lab up --target cluster` again") from None
 
 
 def forget_target(settings: Settings) -> bool:

@@ -1,18 +1,14 @@
-"""`lab up --target cluster`'s record and labkit's HTTP into a real cluster from outside it: which requests
-go through the API server's service proxy and which to the ingress gateway (httpx's MockTransport stands
-in for the network; the routing is ours)."""
+"""labkit's HTTP into a real cluster from outside it: which requests go through the API server's service
+proxy and which to the ingress gateway (httpx's MockTransport stands in for the network; the routing is
+ours). `lab up --target cluster`'s record is read in test_lab_home.py."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import httpx
 import pytest
 from kubernetes import client
 
 from labkit.connection import ClusterTransport
-from localcluster import state
-from localcluster.settings import Settings
 
 
 @pytest.fixture
@@ -83,14 +79,3 @@ def test_without_an_ingress_other_hosts_are_a_clear_error() -> None:
         pytest.raises(httpx.ConnectError, match="no ingress gateway is reachable from here"),
     ):
         http.get("http://storefront.bookstore.example.com/")
-
-
-def test_the_target_is_recorded_read_and_forgotten(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)
-    assert state.read_target(settings) is None
-    state.write_target(settings, state.ClusterTarget("kind-bookstore", "", "http://127.0.0.1:8080"))
-    assert state.read_target(settings) == state.ClusterTarget("kind-bookstore", "", "http://127.0.0.1:8080")
-    assert state.forget_target(settings) and state.read_target(settings) is None
-    (tmp_path / "target.json").write_text("{")
-    with pytest.raises(state.StateError, match="lab up --target cluster"):
-        state.read_target(settings)
