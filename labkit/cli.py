@@ -1,6 +1,8 @@
-"""`lab check`, `lab solve`, `lab reset` and `lab release`: thin click commands over the checkers.
+"""The course frame's commands: `lab check`, `lab solve` and `lab reset` over the checkers, `lab release`
+over nbgrader, `lab jupyter` (JupyterLab as the workshop runs it) and the instructor's (labkit.course_cli).
 
-Imports of the kubernetes client happen inside the commands, so `lab --help` stays instant.
+`COMMANDS` is what the `lab` command (localcluster.cli) attaches; `python -m labkit.cli` runs them
+alone. Imports of the kubernetes client happen inside the commands, so `lab --help` stays instant.
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ def jupyter_command(root: Path, jupyter_args: tuple[str, ...]) -> None:
 
 
 #: What the main `lab` group attaches (`for command in COMMANDS: main.add_command(command)`).
-COMMANDS = (check_command, solve_command, reset_command, release_command, *course_cli.COMMANDS)
+COMMANDS = (check_command, solve_command, reset_command, release_command, jupyter_command, *course_cli.COMMANDS)
 
 
 @click.group()

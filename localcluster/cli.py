@@ -1,4 +1,10 @@
-"""The `lab` command: start, stop and inspect localcluster (and, through the course frame, the labs)."""
+"""The `lab` command: start, stop and inspect localcluster (and, through the course frame, the labs).
+
+This is where the stack is composed, and the one module of localcluster that imports the course
+frame: the `lab` group attaches labkit.cli's commands (check, solve, reset LAB, release, collect,
+grade, progress). Nothing else in localcluster imports labkit, and labkit never imports localcluster
+(tests/unit/test_layers.py holds both to it).
+"""
 
 from __future__ import annotations
 
@@ -17,9 +23,8 @@ import httpx
 import psutil
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
-from labkit.cli import check_command, jupyter_command, release_command, solve_command
+from labkit.cli import COMMANDS as COURSE_FRAME_COMMANDS
 from labkit.cli import reset_command as reset_lab_command
-from labkit.course_cli import COMMANDS as COURSE_COMMANDS
 from localcluster import processes, state
 from localcluster.settings import CONTEXT_NAME, DEFAULT_NAMESPACE, Settings
 
@@ -348,8 +353,10 @@ def reset(ctx: click.Context, lab: str | None, yes: bool) -> None:
     click.echo(f"State cleared in {settings.home}.")
 
 
-for _command in (check_command, solve_command, release_command, jupyter_command, *COURSE_COMMANDS):
-    main.add_command(_command)
+# The course frame's commands; its `reset LAB` is reached through localcluster's own `reset` above.
+for _command in COURSE_FRAME_COMMANDS:
+    if _command is not reset_lab_command:
+        main.add_command(_command)
 
 if __name__ == "__main__":
     main()

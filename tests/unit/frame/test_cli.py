@@ -122,7 +122,15 @@ def test_the_commands_to_attach_are_exported() -> None:
         "solve",
         "reset",
         "release",
+        "jupyter",
         "collect",
         "grade",
         "progress",
     ]
+
+
+def test_the_lab_command_attaches_them_with_its_own_reset() -> None:
+    from localcluster.cli import main, reset
+
+    assert all(main.commands[command.name] is command for command in cli.COMMANDS if command is not cli.reset_command)
+    assert main.commands["reset"] is reset
