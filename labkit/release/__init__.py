@@ -1,6 +1,6 @@
 """Generate labs/ from solutions/ with nbgrader: solutions and hidden checks removed.
 
-    python -m labkit.release          regenerate labs/
+    python -m labkit.release          regenerate labs/ (as `lab release`; see __main__.py)
     python -m labkit.release --check  exit 1 if labs/ is out of date
 
 Each solutions/NN-slug.ipynb becomes an nbgrader assignment `NN-slug` in a temporary course
@@ -100,9 +100,3 @@ def release(solutions: Path = SOLUTIONS, labs: Path = LABS) -> list[Path]:
             shutil.copyfile(path, labs / name)
             written.append(labs / name)
     return written
-
-
-if __name__ == "__main__":
-    from labkit.cli import release_command
-
-    release_command(prog_name="python -m labkit.release")
