@@ -19,7 +19,8 @@ from checkers._context import Context
 from checkers._evidence import record
 from checkers._registry import DEFAULT_TIMEOUT, Check
 from checkers._result import CheckResult
-from labkit._waiting import Observation, ProgressReporter, poll, reporting_progress
+from labkit._progress import ProgressReporter
+from labkit._waiting import Observation, poll, reporting_progress
 
 T = TypeVar("T")
 C = TypeVar("C", bound=Context)

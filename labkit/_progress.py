@@ -1,6 +1,6 @@
 """What a waiting cell or command shows while it waits: a live line in the notebook, a line on the terminal.
 
-Both are `ProgressReporter`s (labkit._waiting): polls hand them each look, from whichever thread
+Both are `ProgressReporter`s: polls (labkit._waiting) hand them each look, from whichever thread
 polls. The notebook line is redrawn only from the thread that showed it (the cell's own), because
 Jupyter routes output by the cell that is executing; a check running in a worker thread therefore
 has its caller `refresh()` the line while it waits.
@@ -12,16 +12,43 @@ import html
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import IO, Any
-
-from labkit._waiting import Progress
 
 #: How often a waiting cell redraws its line (the elapsed time moves even between two looks).
 REFRESH_INTERVAL = 0.5
 #: Without a terminal to redraw a line in, one line per this many seconds.
 LOG_INTERVAL = 5.0
 _GREY = "#5f6b7a"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One look while waiting: what is awaited, since when, until when, and what was seen."""
+
+    what: str
+    started: float
+    elapsed: float
+    timeout: float
+    seen: str = ""
+
+    @property
+    def deadline(self) -> datetime:
+        return datetime.fromtimestamp(self.started + self.timeout).astimezone()
+
+    def text(self) -> str:
+        """One line: "waiting for X: 12 s of at most 90 s (until 14:03:22); now: what was seen"."""
+        line = (
+            f"waiting for {self.what}: {self.elapsed:.0f} s of at most {self.timeout:.0f} s "
+            f"(until {self.deadline:%H:%M:%S})"
+        )
+        return f"{line}; now: {self.seen}" if self.seen else line
+
+
+ProgressReporter = Callable[[Progress], None]
 
 
 def in_kernel() -> bool:

@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Generic, TypeVar
 
 import tenacity
+
+from labkit._progress import LiveProgress, Progress, ProgressReporter, in_kernel
 
 T = TypeVar("T")
 
@@ -43,30 +44,6 @@ class Observation(Generic[T]):
     reached: bool
 
 
-@dataclass(frozen=True)
-class Progress:
-    """One look while waiting: what is awaited, since when, until when, and what was seen."""
-
-    what: str
-    started: float
-    elapsed: float
-    timeout: float
-    seen: str = ""
-
-    @property
-    def deadline(self) -> datetime:
-        return datetime.fromtimestamp(self.started + self.timeout).astimezone()
-
-    def text(self) -> str:
-        """One line: "waiting for X: 12 s of at most 90 s (until 14:03:22); now: what was seen"."""
-        line = (
-            f"waiting for {self.what}: {self.elapsed:.0f} s of at most {self.timeout:.0f} s "
-            f"(until {self.deadline:%H:%M:%S})"
-        )
-        return f"{line}; now: {self.seen}" if self.seen else line
-
-
-ProgressReporter = Callable[[Progress], None]
 _reporter: ContextVar[ProgressReporter | None] = ContextVar("labkit_progress_reporter", default=None)
 
 
@@ -133,6 +110,4 @@ def wait_for(
 
 
 def _live_line_in_kernel() -> AbstractContextManager[ProgressReporter | None]:
-    from labkit._progress import LiveProgress, in_kernel
-
     return LiveProgress() if in_kernel() else nullcontext(None)
