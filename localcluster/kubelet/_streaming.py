@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,7 +27,8 @@ from localcluster.kubelet._logs import choose_container
 from localcluster.kubelet._portforward import serve_port_forward
 
 if TYPE_CHECKING:
-    from localcluster.kubelet._kubelet import Kubelet
+    from localcluster.api.cluster import Cluster
+    from localcluster.api.resources import ResourceType
     from localcluster.kubelet._worker import ContainerRunner, PodWorker
 
 _POD_PATH = "/api/v1/namespaces/{namespace}/pods/{name}"
@@ -42,10 +43,21 @@ class Target:
     runner: ContainerRunner
 
 
+class RunningPods(Protocol):
+    """Where the streaming server finds a pod and the worker running it (the kubelet)."""
+
+    @property
+    def cluster(self) -> Cluster: ...
+    @property
+    def pods(self) -> ResourceType: ...
+    @property
+    def workers(self) -> dict[str, PodWorker]: ...
+
+
 class StreamingServer:
     """Serves exec, attach and port-forward for the kubelet's pods."""
 
-    def __init__(self, kubelet: Kubelet) -> None:
+    def __init__(self, kubelet: RunningPods) -> None:
         self.kubelet = kubelet
 
     def routes(self) -> list[BaseRoute]:

@@ -14,27 +14,29 @@ import logging
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from localcluster.api.cluster import now
+from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.kubelet import _env, _status
 from localcluster.kubelet._backoff import CrashBackOff
 from localcluster.kubelet._env import ContainerConfigError, expand
 from localcluster.kubelet._images import pull_error, runs_locally
-from localcluster.kubelet._logs import termination_message
+from localcluster.kubelet._logs import LogLimits, LogService, termination_message
 from localcluster.kubelet._probes import ProbeState, ProbeTarget, run_probe
 from localcluster.kubelet._processes import Instance, StartError, signal_group, start
 from localcluster.kubelet._security import EVENT_REASON as SECURITY_EVENT_REASON
-from localcluster.kubelet._security import SecurityPlan, apply_fs_group, blocked_by, fs_group_warning, plan
+from localcluster.kubelet._security import NodeUser, SecurityPlan, apply_fs_group, blocked_by, fs_group_warning, plan
 from localcluster.kubelet._status import ContainerRecord
 from localcluster.kubelet._volumes import MountTable, VolumeError, prepare_volumes
 
 if TYPE_CHECKING:
-    from localcluster.kubelet._kubelet import Kubelet
+    import httpx
+
+    from localcluster.api.resources import ResourceType
 
 log = logging.getLogger("localcluster.kubelet")
 
@@ -64,8 +66,39 @@ class Launch:
         return self.security.run_as.process_options() if self.security.run_as else {}
 
 
+class PodHost(Protocol):
+    """What a pod worker asks of the kubelet that runs it (`Kubelet` is the one there is)."""
+
+    @property
+    def home(self) -> Path: ...
+    @property
+    def pods_dir(self) -> Path: ...
+    @property
+    def cluster(self) -> Cluster: ...
+    @property
+    def pods(self) -> ResourceType: ...
+    @property
+    def host(self) -> _env.HostEndpoints: ...
+    @property
+    def node_user(self) -> NodeUser: ...
+    @property
+    def http(self) -> httpx.AsyncClient: ...
+    @property
+    def logs(self) -> LogService: ...
+    @property
+    def log_limits(self) -> LogLimits: ...
+
+    def lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def service_account_token(self, pod: dict[str, Any], audience: str, expiration_seconds: int) -> str: ...
+    def services(self, namespace: str) -> list[dict[str, Any]]: ...
+    def allocate_ip(self) -> str: ...
+    def owns_ip(self, address: str | None) -> bool: ...
+    def forget_old_logs(self, pod_dir: Path, container: str, keep: set[str]) -> None: ...
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
+
+
 class PodWorker:
-    def __init__(self, kubelet: Kubelet, pod: dict[str, Any]) -> None:
+    def __init__(self, kubelet: PodHost, pod: dict[str, Any]) -> None:
         self.kubelet = kubelet
         self.pod = pod
         metadata, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
