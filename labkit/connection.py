@@ -27,6 +27,7 @@ and `kubectl()` reaches the same cluster (`kubectl_target`).
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,11 +40,18 @@ from labkit.settings import Settings
 if TYPE_CHECKING:
     from kubernetes import client
 
+    from checkers import Context
+
 #: How long a service call may take before `http` gives up (a purchase crosses several services).
 HTTP_TIMEOUT = 30.0
 _DEFAULT_KUBECONFIG = Path("~/.kube/config")
 #: Where the cluster came from.
 LOCALCLUSTER, KUBECONFIG, IN_CLUSTER, TARGET = "localcluster", "kubeconfig", "in-cluster", "target"
+
+
+#: The connection labkit helpers use when given none (labkit._default): the last `connect()`'s.
+_last: Context | None = None
+_last_lock = threading.Lock()
 
 
 class ClusterUnavailable(ConnectionError):
@@ -64,9 +72,7 @@ class Connection:
 
     def close(self) -> None:
         """Close the HTTP client and the API client's connection pool (and stop being the default)."""
-        from labkit._default import forget
-
-        forget(self)
+        forget_default(self)
         self.http.close()
         self.core.api_client.close()
 
@@ -83,8 +89,6 @@ def connect(context: str | None = None, *, namespace: str | None = None) -> Conn
     The connection becomes the one labkit helpers (`labkit.check`, `labkit.apply` ...) use when they
     are given none. Raises ClusterUnavailable with what to do when there is nothing to connect to.
     """
-    from labkit._default import use
-
     settings = Settings.from_env()
     context = context or settings.context
     namespace = namespace or settings.namespace
@@ -98,8 +102,28 @@ def connect(context: str | None = None, *, namespace: str | None = None) -> Conn
         connection = _localcluster(namespace)
     else:
         connection = _from_kubeconfig(settings.kubeconfig, context, namespace)
-    use(connection)
+    make_default(connection)
     return connection
+
+
+def make_default(connection: Context) -> None:
+    """Make `connection` the one labkit helpers use when given none (`connect()` does this with each it makes)."""
+    global _last
+    with _last_lock:
+        _last = connection
+
+
+def forget_default(connection: Context | None = None) -> None:
+    """Drop the default (only if it is `connection`, when one is given): the next helper connects again."""
+    global _last
+    with _last_lock:
+        if connection is None or _last is connection:
+            _last = None
+
+
+def last_connection() -> Context | None:
+    """The default labkit helpers use: the last `connect()`'s connection (None before any, or once closed)."""
+    return _last
 
 
 def _source(settings: Settings, context: str | None) -> str:

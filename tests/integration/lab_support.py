@@ -17,8 +17,7 @@ import pytest
 import labkit
 from checkers import CheckResult, Context, Status, find_lab, run_check, select
 from labkit import apply
-from labkit._default import forget, use
-from labkit.connection import Connection, connect
+from labkit.connection import Connection, connect, forget_default, make_default
 from labkit.settings import PROJECT_ROOT, Settings
 from tests.integration.conftest import KUBECTL, LocalCluster
 
@@ -130,11 +129,11 @@ def follow(hint: str, ctx: Context, cluster: LocalCluster, workdir: Path) -> lis
 @contextmanager
 def notebook_default(ctx: Context) -> Iterator[None]:
     """`ctx` as the notebook's connection: labkit helpers called without one (`labkit.admin_headers()`) use it."""
-    use(ctx)
+    make_default(ctx)
     try:
         yield
     finally:
-        forget(ctx)
+        forget_default(ctx)
 
 
 def follow_until_passed(

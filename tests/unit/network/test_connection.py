@@ -11,7 +11,8 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from labkit.connection import ClusterUnavailable, connect
+from labkit._default import resolve
+from labkit.connection import ClusterUnavailable, Connection, connect
 
 
 @pytest.fixture
@@ -104,3 +105,18 @@ def test_namespace_comes_from_lab_namespace_unless_given(
     monkeypatch.setenv("LAB_NAMESPACE", "attendee-7")
     with connect() as configured, connect(namespace="other") as explicit:
         assert (configured.namespace, explicit.namespace) == ("attendee-7", "other")
+
+
+def test_the_last_connection_is_the_helpers_default_until_it_is_closed(
+    lab_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "config", {"only": "https://127.0.0.1:6441"}, current="only")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    with connect() as first, connect(namespace="other") as second:
+        assert resolve(None) is second
+        assert resolve(first) is first
+        second.close()
+        fresh = resolve(None)
+        assert isinstance(fresh, Connection) and fresh not in (first, second)
+        assert fresh.namespace == "bookstore"
+        fresh.close()
