@@ -1,5 +1,9 @@
 """What the notebooks import: connect, apply, wait, kubectl, checks and live views.
 
+labkit reaches a cluster only through the Kubernetes API and the services over HTTP, and never
+imports localcluster, so a notebook runs the same on a real cluster; it finds a running localcluster
+by the kubeconfig and state file localcluster leaves in `$LAB_HOME` (labkit._lab_home).
+
 Imports are lazy (PEP 562) so `import labkit` and `lab check` in a terminal stay fast: the
 kubernetes client and ipywidgets load only when a helper that needs them is first used.
 """
