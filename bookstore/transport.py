@@ -1,11 +1,13 @@
-"""Service-to-service HTTP: httpx's interface over aiohttp's connection pool and C parser.
+"""Service-to-service HTTP: httpx's requests and responses, aiohttp's connection pool and C parser.
 
 A purchase makes two to six calls between services (storefront to stock, balance and tc; tc to the
-participants). httpx's own transport (httpcore: pure-Python HTTP/1.1 on anyio streams, the request
-head and body in two writes) spends about a millisecond of CPU on each; aiohttp's, with its llhttp
-parser and one write per small request, about a third of that. So the clients keep httpx's API,
-its errors and its test transports (``httpx.ASGITransport`` in the unit tests), and only the
-transport underneath changes.
+participants). With ``httpx.AsyncClient`` each cost about a millisecond of CPU: httpcore's
+pure-Python HTTP/1.1 on anyio streams (the request head and body in two writes), and the client's
+own per-request work (base URL merging, default headers, the cookie jar, auth and redirect flows)
+that calls between services never use. :class:`ServiceHttp` hands an ``httpx.Request`` straight to
+a transport, by default :class:`AiohttpTransport` (aiohttp's llhttp parser, one write per small
+request): about two fifths of that CPU. The errors stay httpx's, and tests still give any httpx
+transport (``httpx.ASGITransport`` to call an app in the same process, ``httpx.MockTransport``).
 
 ``HTTP_PROXY`` and ``NO_PROXY`` are honoured as httpx honours them with ``trust_env``: looked up
 once per origin (aiohttp would read them, and ``~/.netrc``, on every request).
@@ -14,28 +16,54 @@ once per origin (aiohttp would read them, and ``~/.netrc``, on every request).
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
 
 import aiohttp
 import httpx
 
-__all__ = ["AiohttpTransport", "service_http_client"]
+__all__ = ["AiohttpTransport", "ServiceHttp"]
 
 
-def service_http_client(
-    *, timeout: float, base_url: str = "", transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """A client for calls between services: through the cluster's proxy when the environment names one.
+class ServiceHttp:
+    """Calls to other services, through the cluster's proxy when the environment names one.
 
-    ``transport`` replaces the network (e.g. ``httpx.ASGITransport`` to call an app in the same process).
+    ``url`` is ``base_url`` followed by what a call gives; every call may take ``timeout`` seconds to
+    connect and as long again between reads. ``transport`` replaces the network.
     """
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=timeout,
-        # The transport reads the proxy settings itself: httpx would mount its own transport for them.
-        trust_env=False,
-        transport=transport or AiohttpTransport(),
-        follow_redirects=False,
-    )
+
+    def __init__(
+        self, *, timeout: float, base_url: str = "", transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.base_url = base_url
+        self._timeouts = httpx.Timeout(timeout).as_dict()
+        self._transport = transport or AiohttpTransport()
+
+    async def request(
+        self, method: str, url: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """Send one request and read its whole answer; httpx's exceptions if none came."""
+        request = httpx.Request(
+            method, self.base_url + url, json=json, headers=headers, extensions={"timeout": self._timeouts}
+        )
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> ServiceHttp:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

@@ -29,7 +29,7 @@ from bookstore.models import (
     ReserveStock,
 )
 from bookstore.tracing import outgoing_headers
-from bookstore.transport import service_http_client
+from bookstore.transport import ServiceHttp
 from bookstore.txn.participant import BranchAnswer
 
 __all__ = ["BalanceClient", "ServiceClient", "StockClient"]
@@ -45,16 +45,16 @@ class ServiceClient:
     ) -> None:
         self.name = name
         self.base_url = base_url
-        self._client = service_http_client(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = ServiceHttp(base_url=base_url, timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     async def call(self, model: type[_Model], method: str, path: str, body: BaseModel | None = None) -> _Model:
         """``method path`` with ``body`` as JSON; the answer parsed as ``model``."""
         what = f"{method} {self.base_url}{path}"
         try:
-            response = await self._client.request(
+            response = await self._http.request(
                 method,
                 path,
                 json=body.model_dump(mode="json") if body is not None else None,

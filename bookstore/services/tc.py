@@ -29,14 +29,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import httpx
 from anyio import to_thread
 from fastapi import FastAPI, Path, Query, Response, status
 
 from bookstore.db import Database
 from bookstore.models import ORDER_ID_PATTERN
 from bookstore.settings import Settings
-from bookstore.transport import service_http_client
+from bookstore.transport import ServiceHttp
 from bookstore.txn import faults
 from bookstore.txn.coordinator import Coordinator
 from bookstore.txn.log import NewTransaction, TransactionLog, create_schema
@@ -57,7 +56,7 @@ __all__ = ["create_app"]
 XidPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
 
 
-def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> FastAPI:
+def create_app(settings: Settings, *, http: ServiceHttp | None = None) -> FastAPI:
     """The coordinator's ASGI app: its log opens, and its watcher starts (recovering), at start-up.
 
     ``http`` replaces the client phase two calls participants with (e.g. to reach apps in the same
@@ -65,7 +64,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
     """
     database = Database(settings.database_path, [create_schema])
     log = TransactionLog(database)
-    http = http or service_http_client(timeout=settings.http_timeout)
+    http = http or ServiceHttp(timeout=settings.http_timeout)
     coordinator = Coordinator(log, http)
 
     @asynccontextmanager

@@ -20,6 +20,7 @@ from anyio import to_thread
 
 from bookstore.errors import BranchConflict
 from bookstore.tracing import outgoing_headers
+from bookstore.transport import ServiceHttp
 from bookstore.txn.faults import FAULT_HEADER
 from bookstore.txn.log import Delivery, DeliveryOutcome, PendingBranch, PhaseTwo, TransactionLog
 
@@ -34,7 +35,7 @@ class Coordinator:
     def __init__(
         self,
         log: TransactionLog,
-        http: httpx.AsyncClient,
+        http: ServiceHttp,
         *,
         scan_interval: float = 0.5,
         first_delay: float = 0.05,
@@ -105,7 +106,8 @@ class Coordinator:
             headers[FAULT_HEADER] = phase.faults
         url = f"{branch.url}/txn/{branch.action}/{verb}"
         try:
-            answer = await self.http.post(url, json={"xid": branch.xid, "branch_id": branch.branch_id}, headers=headers)
+            key = {"xid": branch.xid, "branch_id": branch.branch_id}
+            answer = await self.http.request("POST", url, json=key, headers=headers)
         except httpx.HTTPError as exc:
             return Delivery(branch, DeliveryOutcome.RETRY, f"{verb} at {url}: {type(exc).__name__} {exc}")
         body = _json(answer)

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, closing
 import httpx
 import pytest
 
-from bookstore.transport import service_http_client
+from bookstore.transport import ServiceHttp
 
 pytestmark = pytest.mark.anyio
 
@@ -60,14 +60,12 @@ def answer_with(status_line: bytes, body: bytes, seen: list[tuple[bytes, bytes]]
     return handle
 
 
-async def test_a_call_sends_the_request_and_returns_the_answer_as_httpx_does() -> None:
+async def test_a_call_sends_the_request_and_returns_the_answer_read_whole() -> None:
     seen: list[tuple[bytes, bytes]] = []
     handler = answer_with(b"HTTP/1.1 201 Created", b'{"id": "1"}', seen)
-    async with listening(handler) as port:
-        client = service_http_client(timeout=5, base_url=f"http://127.0.0.1:{port}")
-        async with client:
-            first = await client.post("/api/orders", json={"count": 2}, headers={"traceparent": "00-ab-cd-01"})
-            second = await client.get("/api/orders/1")
+    async with listening(handler) as port, ServiceHttp(timeout=5, base_url=f"http://127.0.0.1:{port}") as http:
+        first = await http.request("POST", "/api/orders", json={"count": 2}, headers={"traceparent": "00-ab-cd-01"})
+        second = await http.request("GET", "/api/orders/1")
 
     assert (first.status_code, first.reason_phrase, first.json()) == (201, "Created", {"id": "1"})
     assert first.headers["x-served-by"] == "test"
@@ -86,10 +84,10 @@ async def test_calls_go_through_the_proxy_the_environment_names_unless_no_proxy_
     async with listening(answer_with(b"HTTP/1.1 200 OK", b"{}", seen)) as proxy_port:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
         monkeypatch.setenv("NO_PROXY", "localhost,direct.example")
-        async with service_http_client(timeout=5) as client:
-            proxied = await client.get("http://stock/api/books")
+        async with ServiceHttp(timeout=5) as http:
+            proxied = await http.request("GET", "http://stock/api/books")
             with pytest.raises(httpx.ConnectError):
-                await client.get("http://direct.example:9/")  # not proxied: nothing resolves that name here
+                await http.request("GET", "http://direct.example:9/")  # not proxied: nothing resolves that name here
 
     assert proxied.status_code == 200
     ((head, _),) = seen
@@ -100,9 +98,9 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with service_http_client(timeout=2) as client:
+    async with ServiceHttp(timeout=2) as http:
         with pytest.raises(httpx.ConnectError):
-            await client.get(f"http://127.0.0.1:{port}/")
+            await http.request("GET", f"http://127.0.0.1:{port}/")
 
 
 async def test_a_server_that_does_not_answer_is_a_read_timeout() -> None:
@@ -110,9 +108,9 @@ async def test_a_server_that_does_not_answer_is_a_read_timeout() -> None:
         with closing(writer):
             await reader.read()
 
-    async with listening(silent) as port, service_http_client(timeout=0.2) as client:
+    async with listening(silent) as port, ServiceHttp(timeout=0.2) as http:
         with pytest.raises(httpx.ReadTimeout):
-            await client.get(f"http://127.0.0.1:{port}/")
+            await http.request("GET", f"http://127.0.0.1:{port}/")
 
 
 @pytest.mark.parametrize("reply", [b"", b"this is not HTTP\r\n\r\n"])
@@ -122,7 +120,7 @@ async def test_a_connection_closed_without_an_answer_is_a_transport_error_not_a_
             await read_request(reader)
             writer.write(reply)
 
-    async with listening(hang_up) as port, service_http_client(timeout=2) as client:
+    async with listening(hang_up) as port, ServiceHttp(timeout=2) as http:
         with pytest.raises(httpx.TransportError) as raised:
-            await client.get(f"http://127.0.0.1:{port}/")
+            await http.request("GET", f"http://127.0.0.1:{port}/")
     assert not isinstance(raised.value, httpx.TimeoutException)

@@ -23,6 +23,7 @@ from bookstore.catalog import INITIAL_BALANCE, INITIAL_STOCK
 from bookstore.services import balance, stock, storefront, tc
 from bookstore.services.clients import BalanceClient, StockClient
 from bookstore.settings import Settings
+from bookstore.transport import ServiceHttp
 from bookstore.txn.client import CoordinatorClient
 
 pytestmark = pytest.mark.anyio
@@ -80,11 +81,11 @@ FINISHED = {"committed", "rollbacked", "timeout_rollbacked"}
 async def open_shop(stack: AsyncExitStack, data_dir: Path) -> Shop:
     stock_app = stock.create_app(lab("stock", data_dir))
     balance_app = balance.create_app(lab("balance", data_dir))
-    to_participants = httpx.AsyncClient(
-        mounts={
-            "http://stock": httpx.ASGITransport(app=stock_app),
-            "http://balance": httpx.ASGITransport(app=balance_app),
-        }
+    to_participants = ServiceHttp(
+        timeout=5,
+        transport=ByHost(
+            {"stock": httpx.ASGITransport(app=stock_app), "balance": httpx.ASGITransport(app=balance_app)}
+        ),
     )
     tc_app = tc.create_app(lab("tc", data_dir), http=to_participants)
     storefront_app = storefront.create_app(
@@ -232,7 +233,7 @@ async def test_a_restarted_tc_finishes_what_its_predecessor_decided(tmp_path: Pa
         stock_app = stock.create_app(lab("stock", tmp_path))
         stock_client = await serve(stack, stock_app)
         # The first tc cannot reach the participant: its phase two stays unfinished when it stops.
-        unreachable = httpx.AsyncClient(transport=httpx.MockTransport(_refuse_connection))
+        unreachable = ServiceHttp(timeout=5, transport=httpx.MockTransport(_refuse_connection))
         async with AsyncExitStack() as first:
             first_tc = await serve(first, tc.create_app(lab("tc", tmp_path), http=unreachable))
             began = (await first_tc.post("/api/transactions", json=_one_stock_branch())).json()
@@ -248,7 +249,7 @@ async def test_a_restarted_tc_finishes_what_its_predecessor_decided(tmp_path: Pa
                 assert time.monotonic() < deadline, "the first tc never tried to confirm"
                 await asyncio.sleep(0.05)
         # A new tc on the same log, with the participant reachable: its first watch recovers the transaction.
-        reachable = httpx.AsyncClient(mounts={"http://stock": httpx.ASGITransport(app=stock_app)})
+        reachable = ServiceHttp(timeout=5, transport=httpx.ASGITransport(app=stock_app))
         second_tc = await serve(stack, tc.create_app(lab("tc", tmp_path), http=reachable))
         deadline = time.monotonic() + 10
         while (await second_tc.get(f"/api/transactions/{began['xid']}")).json()["status"] != "committed":
@@ -256,6 +257,16 @@ async def test_a_restarted_tc_finishes_what_its_predecessor_decided(tmp_path: Pa
             await asyncio.sleep(0.05)
         book = (await stock_client.get("/api/books/00001")).json()
         assert (book["sold"], book["reserved"]) == (1, 0)
+
+
+class ByHost(httpx.AsyncBaseTransport):
+    """Each request to the transport of its host (the apps of several services in this process)."""
+
+    def __init__(self, transports: dict[str, httpx.AsyncBaseTransport]) -> None:
+        self.transports = transports
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.transports[request.url.host].handle_async_request(request)
 
 
 def _refuse_connection(request: httpx.Request) -> httpx.Response:
