@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from localcluster.kubelet._images import PROJECT_BIN
+from localcluster.images import PROJECT_BIN
 from localcluster.kubelet._podnet import HOST_IP, SHIM_DIR
 
 #: The variables the workshop image's Dockerfile sets (ENV); HOME and HOSTNAME are per pod.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcluster.kubelet._images import runs_locally
+from localcluster.images import runs_locally
 from localcluster.kubelet._podnet import HOST_IP
 
 TERMINAL_PHASES = ("Succeeded", "Failed")

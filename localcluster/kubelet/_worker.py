@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
+from localcluster.images import pull_error, runs_locally
 from localcluster.kubelet import _env, _status
 from localcluster.kubelet._backoff import CrashBackOff
 from localcluster.kubelet._env import ContainerConfigError, expand
-from localcluster.kubelet._images import pull_error, runs_locally
 from localcluster.kubelet._logs import LogLimits, LogService, termination_message
 from localcluster.kubelet._probes import ProbeState, ProbeTarget, run_probe
 from localcluster.kubelet._processes import Instance, StartError, signal_group, start

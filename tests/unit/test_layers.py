@@ -5,6 +5,10 @@ notebook and checker run on a real cluster. localcluster imports none of them, b
 `localcluster.cli`, the `lab` command, attaches the course frame's commands (labkit.cli). And no
 module comes back to itself through the modules its imports name.
 
+Inside localcluster the parts (api, store, controllers, kubelet, network, knative, and the modules
+beside them) depend one way too, so each can be read knowing only those below it: what two of them
+share lives below both (`localcluster.images` for the kubelet and the Knative revision controller).
+
 Every import counts: at the top, inside a function, under `if TYPE_CHECKING:`, in a `__main__` block.
 A package counts where an import names it (`from labkit import connect`), not where Python only runs
 its `__init__` on the way to a module below it: labkit's imports nothing when it runs (PEP 562).
@@ -120,6 +124,26 @@ def test_no_module_imports_itself_back() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def parts_graph(graph: Graph, package: str) -> Graph:
+    """The imports between the parts of `package` (its subpackages and modules, each taken whole)."""
+
+    def part(module: str) -> str:
+        return ".".join(module.split(".")[: package.count(".") + 2])
+
+    parts: Graph = {}
+    for module, targets in graph.items():
+        if in_package(module, package) and module != package:
+            parts.setdefault(part(module), set()).update(
+                part(target) for target in targets if in_package(target, package) and target != package
+            )
+    return {name: targets - {name} for name, targets in parts.items()}
+
+
+def test_the_parts_of_localcluster_depend_one_way() -> None:
+    cycle = first_cycle(parts_graph(project_imports(), "localcluster"))
+    assert cycle is None, "localcluster's parts import each other: " + " -> ".join(cycle)
+
+
 def test_the_reading_sees_every_kind_of_import(tmp_path: Path) -> None:
     """A cycle closed lazily, under TYPE_CHECKING or by a relative import is one all the same."""
     package = tmp_path / "pkg"
@@ -135,5 +159,7 @@ def test_the_reading_sees_every_kind_of_import(tmp_path: Path) -> None:
     cycle = first_cycle(graph)
     assert cycle is not None and set(cycle) == {"pkg.top", "pkg.sub.lazy", "pkg.sub.typed"}
     assert all(after in graph[before] for before, after in pairwise(cycle)), cycle
+    assert parts_graph(graph, "pkg") == {"pkg.top": {"pkg.sub"}, "pkg.sub": {"pkg.top"}}
     (package / "sub" / "typed.py").write_text("T = int\n")
     assert first_cycle(named_imports(modules)) is None
+    assert first_cycle(parts_graph(named_imports(modules), "pkg")) is None

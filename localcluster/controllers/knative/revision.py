@@ -28,6 +28,7 @@ from localcluster.controllers.knative._base import (
     same,
 )
 from localcluster.controllers.knative.autoscaling import KPAController
+from localcluster.images import pull_error, runs_locally
 from localcluster.knative import autoscaler as kpa
 from localcluster.knative import conditions as cs
 from localcluster.knative.conditions import ConditionManager
@@ -46,7 +47,6 @@ from localcluster.knative.keys import (
     SERVICE_TYPE_LABEL,
 )
 from localcluster.knative.names import deployment_name, private_service_name
-from localcluster.kubelet._images import pull_error, runs_locally
 from localcluster.store import WatchEvent
 
 DEFAULT_USER_PORT = 8080

@@ -4,6 +4,10 @@ There is no container runtime, so an image is not pulled but mapped to a local r
 workshop image (`PROJECT_IMAGE`, or its repository without a tag, which means `:latest`) runs with
 the virtualenv of `sys.executable` first on PATH; any other image is refused with a message that
 says so, and the container stays Waiting in `ErrImagePull` / `ImagePullBackOff` as upstream.
+
+A module of its own, below both its readers: the kubelet runs images, and the Knative revision
+controller resolves them before any pod exists (upstream's digest resolution), so neither package
+imports the other for it.
 """
 
 from __future__ import annotations
