@@ -1,15 +1,23 @@
-"""What every in-process controller shares: a watch-driven loop that reconciles after changes."""
+"""What every in-process controller shares: a watch-driven loop that reconciles after changes, and
+the writes every controller makes alike: the controller reference a child carries, an update that
+a newer change may refuse, and a status written back only when it changed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Collection
+from typing import Any
 
 from localcluster.api.cluster import Cluster
+from localcluster.api.errors import ApiError
+from localcluster.api.resources import ResourceType
 from localcluster.store import WatchEvent
 
 log = logging.getLogger("localcluster.controllers")
+
+Obj = dict[str, Any]
 
 
 async def reconcile_on_changes(
@@ -50,3 +58,49 @@ async def reconcile_on_changes(
     except asyncio.CancelledError:
         store.stop_watch(watch)
         raise
+
+
+def owner_reference(owner: Obj) -> Obj:
+    """metav1.NewControllerRef: the reference that makes `owner` a child's controller (and its garbage collector's
+    reason to delete the child with it)."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def replace_object(cluster: Cluster, resource_type: ResourceType, obj: Obj, agent: str) -> Obj | None:
+    """PUT `obj` as `agent`: the stored object, or None when refused (logged; the next pass tries again)."""
+    metadata = obj["metadata"]
+    try:
+        return cluster.replace(resource_type, "v1", metadata["namespace"], metadata["name"], obj, user_agent=agent).obj
+    except ApiError as exc:
+        log.info("%s: %s %s not updated: %s", agent, resource_type.kind, metadata["name"], exc.message)
+        return None
+
+
+def write_status(cluster: Cluster, resource_type: ResourceType, obj: Obj, status: Obj, agent: str) -> None:
+    """PUT `status` on `obj`'s /status subresource as `agent`, unless it is what is stored already.
+
+    A refusal (a newer resourceVersion, the object gone) is only logged: the change that caused it
+    starts another pass, which computes the status afresh.
+    """
+    if obj.get("status") == status:
+        return
+    metadata = obj["metadata"]
+    try:
+        cluster.replace(
+            resource_type,
+            "v1",
+            metadata["namespace"],
+            metadata["name"],
+            {**obj, "status": status},  # /status takes only the status; the rest is read back from the store
+            subresource="status",
+            user_agent=agent,
+        )
+    except ApiError as exc:
+        log.info("%s: status of %s not written: %s", agent, metadata["name"], exc.message)

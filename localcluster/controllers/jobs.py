@@ -22,6 +22,7 @@ from typing import Any
 
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
+from localcluster.controllers.base import write_status
 from localcluster.controllers.endpoints import is_pod_ready
 from localcluster.controllers.workloads import WorkloadController, is_active, log, seconds_since
 from localcluster.store import WatchEvent
@@ -138,7 +139,7 @@ class JobController(WorkloadController):
                 del status[field]
         if not conditions:
             del status["conditions"]
-        self._write_status(self.jobs, job, status)
+        write_status(self.cluster, self.jobs, job, status, self.agent)
 
     def _outcome(self, job: Obj, succeeded: int, failed: int, active: list[Obj]) -> tuple[str, tuple[str, str]] | None:
         """The Job's end, if it has come: ("Complete" | "Failed", (reason, message))."""

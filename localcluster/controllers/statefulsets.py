@@ -21,12 +21,12 @@ from typing import Any
 
 from localcluster.api.cluster import Cluster
 from localcluster.api.errors import ApiError
+from localcluster.controllers.base import owner_reference, write_status
 from localcluster.controllers.endpoints import is_pod_ready
 from localcluster.controllers.workloads import (
     WorkloadController,
     is_pod_available,
     log,
-    owner_reference,
     template_hash,
 )
 from localcluster.store import WatchEvent
@@ -209,4 +209,4 @@ class StatefulSetController(WorkloadController):
         for field in ("readyReplicas", "currentReplicas", "updatedReplicas"):
             if not status[field]:
                 del status[field]
-        self._write_status(self.stateful_sets, stateful_set, status)
+        write_status(self.cluster, self.stateful_sets, stateful_set, status, self.agent)

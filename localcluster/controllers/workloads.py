@@ -21,6 +21,7 @@ from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.api.resources import ResourceType
 from localcluster.api.selectors import selector_from_label_selector_object
+from localcluster.controllers.base import owner_reference, replace_object, write_status
 from localcluster.controllers.endpoints import is_pod_ready
 from localcluster.store import WatchEvent
 
@@ -47,17 +48,6 @@ def controller_uid(obj: Obj) -> str | None:
         if reference.get("controller"):
             return reference.get("uid")
     return None
-
-
-def owner_reference(owner: Obj) -> Obj:
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def seconds_since(timestamp: str | None) -> float:
@@ -135,25 +125,6 @@ class WorkloadController:
         entries, _version = self.cluster.store.list(key)
         return [entry.obj for entry in entries]
 
-    def _write_status(self, resource_type, obj: Obj, status: Obj) -> None:
-        if obj.get("status") == status:
-            return
-        updated = json.loads(json.dumps(obj))
-        updated["status"] = status
-        metadata = obj["metadata"]
-        try:
-            self.cluster.replace(
-                resource_type,
-                "v1",
-                metadata["namespace"],
-                metadata["name"],
-                updated,
-                subresource="status",
-                user_agent=self.agent,
-            )
-        except ApiError as exc:
-            log.info("%s: status of %s not written: %s", self.agent, metadata["name"], exc.message)
-
     def create_pod(self, owner: Obj, metadata: Obj, spec: Obj) -> Obj | None:
         """Create a pod `owner` controls, recording upstream's SuccessfulCreate/FailedCreate events."""
         pod = {
@@ -193,16 +164,6 @@ class WorkloadController:
         )
         return True
 
-    def _replace(self, resource_type, obj: Obj) -> Obj | None:
-        metadata = obj["metadata"]
-        try:
-            return self.cluster.replace(
-                resource_type, "v1", metadata["namespace"], metadata["name"], obj, user_agent=self.agent
-            ).obj
-        except ApiError as exc:
-            log.info("%s: %s not updated: %s", self.agent, metadata["name"], exc.message)
-            return None
-
 
 class ReplicaSetController(WorkloadController):
     def __init__(self, cluster: Cluster) -> None:
@@ -230,7 +191,7 @@ class ReplicaSetController(WorkloadController):
             "availableReplicas": sum(1 for p in active if is_pod_available(p, min_ready)),
             "observedGeneration": metadata.get("generation", 1),
         }
-        self._write_status(self.replica_sets, replica_set, status)
+        write_status(self.cluster, self.replica_sets, replica_set, status, self.agent)
 
     def _create_pod(self, replica_set: Obj) -> None:
         template = json.loads(json.dumps(replica_set["spec"]["template"]))
@@ -330,14 +291,14 @@ class DeploymentController(WorkloadController):
     def _annotate_revision(self, replica_set: Obj, revision: int) -> Obj | None:
         updated = json.loads(json.dumps(replica_set))
         updated["metadata"].setdefault("annotations", {})[REVISION] = str(revision)
-        return self._replace(self.replica_sets, updated)
+        return replace_object(self.cluster, self.replica_sets, updated, self.agent)
 
     def _annotate_deployment_revision(self, deployment: Obj, new: Obj) -> None:
         revision = new["metadata"].get("annotations", {}).get(REVISION)
         if deployment["metadata"].get("annotations", {}).get(REVISION) != revision:
             updated = json.loads(json.dumps(deployment))
             updated["metadata"].setdefault("annotations", {})[REVISION] = revision
-            if self._replace(self.deployments, updated) is not None:
+            if replace_object(self.cluster, self.deployments, updated, self.agent) is not None:
                 deployment["metadata"] = updated["metadata"]
 
     def _scale(self, deployment: Obj, replica_set: Obj, replicas: int) -> None:
@@ -348,7 +309,7 @@ class DeploymentController(WorkloadController):
         updated["spec"]["replicas"] = replicas
         annotations = updated["metadata"].setdefault("annotations", {})
         annotations["deployment.kubernetes.io/desired-replicas"] = str(deployment["spec"].get("replicas", 1))
-        if self._replace(self.replica_sets, updated) is not None:
+        if replace_object(self.cluster, self.replica_sets, updated, self.agent) is not None:
             replica_set["spec"]["replicas"] = replicas
             direction = "up" if replicas > current else "down"
             self.cluster.record_event(
@@ -483,7 +444,7 @@ class DeploymentController(WorkloadController):
                 conditions, "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.'
             )
         status["conditions"] = sorted(conditions, key=lambda c: c["type"])
-        self._write_status(self.deployments, deployment, status)
+        write_status(self.cluster, self.deployments, deployment, status, self.agent)
 
 
 def _same_template(replica_set_template: Obj, deployment_template: Obj) -> bool:

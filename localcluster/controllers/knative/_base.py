@@ -21,6 +21,7 @@ import yaml
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.api.resources import ResourceType
+from localcluster.controllers.base import write_status
 from localcluster.knative import config as knative_config
 from localcluster.knative.conditions import READY, ConditionManager, ConditionSet
 from localcluster.knative.keys import GROUP
@@ -45,18 +46,6 @@ class KnativeConfig:
     defaults: knative_config.DefaultsConfig
     domain: knative_config.DomainConfig
     network: knative_config.NetworkConfig
-
-
-def owner_reference(owner: Obj) -> Obj:
-    """kmeta.NewControllerRef."""
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def controlled_by(obj: Obj, owner: Obj) -> bool:
@@ -132,34 +121,6 @@ class KnativeReconciler:
         """Create through the API pipeline (defaults, webhooks, validation); ApiError on refusal."""
         return self.cluster.create(resource_type, "v1", namespace, obj, user_agent=self.agent).obj
 
-    def update(self, resource_type: ResourceType, obj: Obj) -> Obj | None:
-        metadata = obj["metadata"]
-        try:
-            return self.cluster.replace(
-                resource_type, "v1", metadata["namespace"], metadata["name"], obj, user_agent=self.agent
-            ).obj
-        except ApiError as exc:
-            log.info("%s: %s %s not updated: %s", self.agent, resource_type.kind, metadata["name"], exc.message)
-            return None
-
-    def write_status(self, resource_type: ResourceType, obj: Obj, status: Obj) -> None:
-        if obj.get("status") == status:
-            return
-        updated = {**obj, "status": status}
-        metadata = obj["metadata"]
-        try:
-            self.cluster.replace(
-                resource_type,
-                "v1",
-                metadata["namespace"],
-                metadata["name"],
-                updated,
-                subresource="status",
-                user_agent=self.agent,
-            )
-        except ApiError as exc:
-            log.info("%s: status of %s not written: %s", self.agent, metadata["name"], exc.message)
-
     def event(self, involved: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         self.cluster.record_event(
             involved, reason, message, event_type="Warning" if warning else "Normal", component=self.agent
@@ -191,7 +152,7 @@ class KnativeReconciler:
                 log.exception("%s: reconciling %s/%s failed", self.agent, resource_type.kind, obj["metadata"]["name"])
             status["observedGeneration"] = generation(obj)
             _keep_transition_times(obj.get("status") or {}, status)
-            self.write_status(resource_type, obj, status)
+            write_status(self.cluster, resource_type, obj, status, self.agent)
 
 
 def _keep_transition_times(before: Obj, after: Obj) -> None:

@@ -12,13 +12,13 @@ import copy
 
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import AlreadyExists, ApiError
+from localcluster.controllers.base import owner_reference
 from localcluster.controllers.knative._base import (
     KnativeReconciler,
     Obj,
     condition,
     controlled_by,
     generation,
-    owner_reference,
     same,
 )
 from localcluster.knative import conditions as cs

@@ -19,12 +19,12 @@ import copy
 
 from localcluster.api.cluster import Cluster
 from localcluster.api.errors import ApiError
+from localcluster.controllers.base import owner_reference, replace_object
 from localcluster.controllers.knative._base import (
     KnativeConfig,
     KnativeReconciler,
     Obj,
     controlled_by,
-    owner_reference,
     same,
 )
 from localcluster.controllers.knative.autoscaling import KPAController
@@ -262,7 +262,7 @@ class RevisionReconciler(KnativeReconciler):
             return deployment
         updated = {**deployment, "spec": wanted}
         updated["metadata"] = {**deployment["metadata"], "labels": desired["metadata"]["labels"]}
-        return self.update(self.deployments, updated) or deployment
+        return replace_object(self.cluster, self.deployments, updated, self.agent) or deployment
 
     @staticmethod
     def _propagate_deployment(deployment: Obj, manager: ConditionManager) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from localcluster.api.cluster import Cluster, now
 from localcluster.api.errors import ApiError
 from localcluster.api.resources import ResourceType
-from localcluster.controllers.knative._base import KnativeReconciler, Obj, controlled_by, owner_reference, same
+from localcluster.controllers.base import owner_reference, replace_object
+from localcluster.controllers.knative._base import KnativeReconciler, Obj, controlled_by, same
 from localcluster.knative import conditions as cs
 from localcluster.knative import traffic as routing
 from localcluster.knative.conditions import ConditionManager
@@ -144,7 +145,12 @@ class RouteReconciler(KnativeReconciler):
                 )
                 return False
             elif not same(existing["spec"].get("externalName"), desired["spec"]["externalName"]):
-                self.update(self.kube_services, {**existing, "spec": {**existing["spec"], **desired["spec"]}})
+                replace_object(
+                    self.cluster,
+                    self.kube_services,
+                    {**existing, "spec": {**existing["spec"], **desired["spec"]}},
+                    self.agent,
+                )
         for service in self.objects(self.kube_services, metadata["namespace"]):
             if controlled_by(service, route) and service["metadata"]["name"] not in wanted:
                 try:
@@ -212,4 +218,9 @@ class RouteReconciler(KnativeReconciler):
                 annotations[ROUTING_STATE_MODIFIED_ANNOTATION] = now()
         if annotations == (metadata.get("annotations") or {}) and labels == (metadata.get("labels") or {}):
             return
-        self.update(resource_type, {**obj, "metadata": {**metadata, "annotations": annotations, "labels": labels}})
+        replace_object(
+            self.cluster,
+            resource_type,
+            {**obj, "metadata": {**metadata, "annotations": annotations, "labels": labels}},
+            self.agent,
+        )

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from localcluster.api.cluster import Cluster
 from localcluster.api.errors import ApiError
 from localcluster.api.resources import ResourceType
+from localcluster.controllers.base import owner_reference, replace_object
 from localcluster.controllers.knative._base import (
     KnativeReconciler,
     Obj,
     condition,
     controlled_by,
     generation,
-    owner_reference,
     same,
 )
 from localcluster.knative import conditions as cs
@@ -174,7 +174,7 @@ class ServiceReconciler(KnativeReconciler):
             "labels": desired["metadata"]["labels"],
             "annotations": desired["metadata"]["annotations"],
         }
-        return self.update(resource_type, updated) or existing
+        return replace_object(self.cluster, resource_type, updated, self.agent) or existing
 
     @staticmethod
     def _propagate_configuration(configuration: Obj, status: Obj, manager: ConditionManager) -> None:
