@@ -42,23 +42,35 @@ def pss_mib(processes: list[psutil.Process]) -> float:
     return total / 2**20
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
+def cpu_by_process(processes: list[psutil.Process]) -> dict[tuple[int, float], float]:
+    """CPU seconds used so far by each process, keyed by (pid, create time) so a reused pid is another process."""
+    used = {}
     for process in processes:
         try:
-            times = process.cpu_times()
+            with process.oneshot():
+                times = process.cpu_times()
+                used[(process.pid, process.create_time())] = times.user + times.system
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        total += times.user + times.system
-    return total
+    return used
+
+
+def cpu_since(before: dict[tuple[int, float], float], processes: list[psutil.Process]) -> float:
+    """CPU seconds the processes alive now used since `before` (a new process counts whole).
+
+    A process that exited in between (a Knative revision scaled to zero) drops out rather than
+    making the sum negative: its last seconds are not counted.
+    """
+    return sum(used - before.get(key, 0.0) for key, used in cpu_by_process(processes).items())
 
 
 def idle_cores(cluster: LocalClusterRunner) -> tuple[float, float]:
     """Average cores used by (server, pods) over IDLE_WINDOW seconds with nothing asked of them."""
     server, pods = split_processes(cluster)
-    before = (cpu_seconds(server), cpu_seconds(pods))
+    before = cpu_by_process(server + pods)
     time.sleep(IDLE_WINDOW)  # a measurement window, not a wait for state
-    return (cpu_seconds(server) - before[0]) / IDLE_WINDOW, (cpu_seconds(pods) - before[1]) / IDLE_WINDOW
+    server, pods = split_processes(cluster)
+    return cpu_since(before, server) / IDLE_WINDOW, cpu_since(before, pods) / IDLE_WINDOW
 
 
 def main() -> None:
@@ -68,7 +80,7 @@ def main() -> None:
         for lab_id in lab_ids:
             started = time.perf_counter()
             server, pods = split_processes(cluster)
-            cpu_before = cpu_seconds(server) + cpu_seconds(pods)
+            cpu_before = cpu_by_process(server + pods)
             solved = cluster.lab("solve", lab_id.split("-")[0], check=False, timeout=900)
             elapsed = time.perf_counter() - started
             if solved.returncode != 0:
@@ -76,9 +88,7 @@ def main() -> None:
                 break
             server, pods = split_processes(cluster)
             report(f"after {lab_id}: solve time", elapsed, "s")
-            report(
-                f"after {lab_id}: solve CPU (server + pods)", cpu_seconds(server) + cpu_seconds(pods) - cpu_before, "s"
-            )
+            report(f"after {lab_id}: solve CPU (server + pods)", cpu_since(cpu_before, server + pods), "s")
             report(f"after {lab_id}: pods", len(pods), "processes")
             report(f"after {lab_id}: PSS pods", pss_mib(pods), "MiB")
             report(f"after {lab_id}: PSS server", pss_mib(server), "MiB")
