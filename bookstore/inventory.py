@@ -90,8 +90,24 @@ def get_book(connection: sqlite3.Connection, book_id: str) -> Book:
     """One book, or :class:`UnknownBook`."""
     row = connection.execute(f"{_BOOK_WITH_SALES} WHERE b.id = ?", (book_id,)).fetchone()
     if row is None:
-        raise UnknownBook(f"there is no book {book_id!r}", book=book_id)
+        raise _unknown_book(book_id)
     return Book(**row)
+
+
+def _unknown_book(book_id: str) -> UnknownBook:
+    return UnknownBook(f"there is no book {book_id!r}", book=book_id)
+
+
+def _on_shelf(connection: sqlite3.Connection, book_id: str) -> sqlite3.Row:
+    """The book's shelf row (id, title, price, stock), or :class:`UnknownBook`.
+
+    What a sale needs, without :func:`get_book`'s copies sold and reserved: those are sums over every
+    order and reservation of the book, a cost that grows with each sale.
+    """
+    row = connection.execute("SELECT id, title, price, stock FROM books WHERE id = ?", (book_id,)).fetchone()
+    if row is None:
+        raise _unknown_book(book_id)
+    return row
 
 
 def get_order(connection: sqlite3.Connection, order_id: str) -> Order:
@@ -117,14 +133,15 @@ def place_order(
         if (existing.user, existing.book, existing.count) != (user, book_id, count):
             raise OrderConflict(f"order {order_id} already exists with other content", order=order_id)
         return existing, False
-    book = _take_copies(connection, book_id, count)
+    shelf = _on_shelf(connection, book_id)
+    _take_copies(connection, shelf, count)
     order = Order(
         id=order_id,
         user=user,
         book=book_id,
         count=count,
-        price=book.price,
-        amount=book.price * count,
+        price=shelf["price"],
+        amount=shelf["price"] * count,
         created_at=now,
     )
     _insert_order(connection, order)
@@ -136,18 +153,16 @@ def _check_count(count: int) -> None:
         raise InvalidRequest(f"count must be between 1 and {MAX_PURCHASE_COUNT}, not {count}", count=count)
 
 
-def _take_copies(connection: sqlite3.Connection, book_id: str, count: int) -> Book:
-    """Take ``count`` copies off the shelf, or refuse with :class:`InsufficientStock`; the book as it was."""
-    book = get_book(connection, book_id)
-    if book.stock < count:
+def _take_copies(connection: sqlite3.Connection, shelf: sqlite3.Row, count: int) -> None:
+    """Take ``count`` copies off the ``shelf`` row's book, or refuse with :class:`InsufficientStock`."""
+    if shelf["stock"] < count:
         raise InsufficientStock(
-            f"only {book.stock} copies of {book.title!r} are left, cannot sell {count}",
-            book=book_id,
-            stock=book.stock,
+            f"only {shelf['stock']} copies of {shelf['title']!r} are left, cannot sell {count}",
+            book=shelf["id"],
+            stock=shelf["stock"],
             requested=count,
         )
-    connection.execute("UPDATE books SET stock = stock - ? WHERE id = ?", (count, book_id))
-    return book
+    connection.execute("UPDATE books SET stock = stock - ? WHERE id = ?", (count, shelf["id"]))
 
 
 def _insert_order(connection: sqlite3.Connection, order: Order) -> None:
@@ -167,12 +182,14 @@ def reserve(connection: sqlite3.Connection, reservation: Reservation) -> Reserva
     refused, so the money frozen at balance always matches the order stock will record.
     """
     _check_count(reservation.count)
-    book = get_book(connection, reservation.book)
-    if book.price != reservation.price:
+    shelf = _on_shelf(connection, reservation.book)
+    if shelf["price"] != reservation.price:
         raise OrderConflict(
-            f"{book.title!r} costs {book.price} fen now, not {reservation.price}", book=book.id, price=book.price
+            f"{shelf['title']!r} costs {shelf['price']} fen now, not {reservation.price}",
+            book=shelf["id"],
+            price=shelf["price"],
         )
-    _take_copies(connection, reservation.book, reservation.count)
+    _take_copies(connection, shelf, reservation.count)
     connection.execute(
         """INSERT INTO reservations (xid, branch_id, order_id, user, book_id, count, price, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
