@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from labkit._apply import ApplyError, ManifestError, apply, load_manifests, manifest
     from labkit._cluster_view import ClusterView, cluster_view, snapshot
     from labkit._kubectl import KubectlError, KubectlRun, kubectl
-    from labkit._panel import CheckPanel, check
+    from labkit._panel import CheckPanel, check, hint
     from labkit._waiting import WaitTimeout, wait_for
     from labkit.admin import admin_headers, ensure_admin_secret
     from labkit.charts import LiveChart
@@ -45,6 +45,7 @@ _EXPORTS = {
     "admin_headers": "labkit.admin",
     "apply": "labkit._apply",
     "check": "labkit._panel",
+    "hint": "labkit._panel",
     "cluster_view": "labkit._cluster_view",
     "connect": "labkit.connection",
     "ensure_admin_secret": "labkit.admin",
@@ -72,6 +73,7 @@ __all__ = [
     "cluster_view",
     "connect",
     "ensure_admin_secret",
+    "hint",
     "kubectl",
     "load_manifests",
     "manifest",

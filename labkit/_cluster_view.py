@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labkit._default import resolve
-from labkit._panel import WIDGET_MIMETYPE, _in_kernel
+from labkit._panel import WIDGET_MIMETYPE
+from labkit._progress import in_kernel
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -135,7 +136,7 @@ class ClusterView:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": self._render_text()}
-        if _in_kernel():
+        if in_kernel():
             bundle[WIDGET_MIMETYPE] = self.widget()._repr_mimebundle_()[WIDGET_MIMETYPE]
         return bundle
 

@@ -69,6 +69,8 @@ def _table_rows(result: CheckResult) -> Iterator[str]:
     yield f"{INDENT}{result.message}"
     if result.hint:
         yield f"{INDENT}hint: {result.hint}"
+    if len(result.hints) > 1:
+        yield f"{INDENT}stuck? `lab hint {result.check_id}` gives the next hint"
 
 
 def _summary(results: list[CheckResult], seconds: float) -> str:
@@ -86,13 +88,17 @@ def check_command(selector: str, as_json: bool) -> None:
     Exit status: 0 all passed, 1 something to fix, 2 the environment failed (never your fault).
     """
     from checkers import exit_code, run_check
+    from labkit._progress import TerminalProgress
 
     started = time.monotonic()
     checks = _select(selector)
     ctx = _open_context_or_exit(as_json, checks)
     results: list[CheckResult] = []
     for one in checks:
-        result = run_check(one, ctx)
+        # What the check waits for goes to stderr, live, so stdout stays the verdicts (and --json parses).
+        waiting = TerminalProgress(title=one.check_id)
+        result = run_check(one, ctx, progress=waiting)
+        waiting.clear()
         results.append(result)
         if not as_json:
             click.echo("\n".join(_table_rows(result)))
@@ -101,6 +107,32 @@ def check_command(selector: str, as_json: bool) -> None:
     else:
         click.echo(_summary(results, time.monotonic() - started))
     sys.exit(exit_code(results))
+
+
+@click.command("hint")
+@click.argument("check_id", metavar="CHECK")
+@click.argument("level", type=click.IntRange(1), default=2, required=False)
+def hint_command(check_id: str, level: int) -> None:
+    """Show hint LEVEL (default 2: the one after `lab check`'s) of a check's current verdict.
+
+    Hints climb from where to look to the literal fix; the last one, followed as written, repairs it.
+    """
+    from checkers import CHECK_ID_PATTERN, run_check
+
+    if not CHECK_ID_PATTERN.match(check_id):
+        raise click.BadParameter(f"one check id like 02.6, not {check_id!r}", param_hint="CHECK")
+    (one,) = _select(check_id)
+    result = run_check(one, _open_context_or_exit())
+    if result.ok:
+        click.echo(f"{check_id} passes: nothing to fix.")
+        return
+    if not result.hints:
+        click.echo(f"{check_id}: {result.message} (no hint)")
+        return
+    shown = min(level, len(result.hints))
+    last = " (the last one)" if shown == len(result.hints) else f" (next: `lab hint {check_id} {shown + 1}`)"
+    click.echo(f"{check_id}: {result.message}")
+    click.echo(f"{INDENT}hint {shown} of {len(result.hints)}{last}: {result.hints[shown - 1]}")
 
 
 def _run_lab_action(action: str, selector: str) -> None:
@@ -221,7 +253,15 @@ def jupyter_command(root: Path, jupyter_args: tuple[str, ...]) -> None:
 
 
 #: What the main `lab` group attaches (`for command in COMMANDS: main.add_command(command)`).
-COMMANDS = (check_command, solve_command, reset_command, release_command, jupyter_command, *course_cli.COMMANDS)
+COMMANDS = (
+    check_command,
+    hint_command,
+    solve_command,
+    reset_command,
+    release_command,
+    jupyter_command,
+    *course_cli.COMMANDS,
+)
 
 
 @click.group()

@@ -49,7 +49,9 @@ def main(ctx: click.Context, home: Path | None) -> None:
     lab status      what runs, where, and the pods
     lab kubeconfig  the kubeconfig path, for kubectl and the kubernetes client
     lab check 00    check a lab's steps against the live cluster (exit 0/1/2)
+    lab hint 00.3   the next hint of a check, up to the literal fix
     lab solve 00    do what a lab's solution does; lab reset 00 undoes it
+    lab jupyter     JupyterLab as `make run` opens it
     lab down        stop localcluster and everything it started
     lab reset       stop and forget all state
 

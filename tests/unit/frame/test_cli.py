@@ -46,6 +46,17 @@ def test_a_failure_exits_1_and_shows_the_hint(connected: FakeConnection) -> None
     assert out.splitlines()[-1].startswith("1 check: 1 failed")
 
 
+def test_lab_hint_climbs_one_step_past_what_lab_check_shows(connected: FakeConnection) -> None:
+    _, out, _ = invoke("check", "00.3")
+    assert "stuck? `lab hint 00.3` gives the next hint" in out
+    code, out, _ = invoke("hint", "00.3")
+    assert code == 0
+    assert "hint 2 of 2 (the last one): Or apply the manifest from anywhere: `kubectl apply --server-side -f" in out
+    assert "00-setup/hello-pod.yaml`" in out
+    code, out, _ = invoke("hint", "00.3", "1")
+    assert "hint 1 of 2 (next: `lab hint 00.3 2`): Run the cell that applies" in out
+
+
 def test_json_is_for_machines(connected: FakeConnection) -> None:
     code, out, _ = invoke("check", "00-setup", "--json")
     report = json.loads(out)
@@ -119,6 +130,7 @@ def test_solve_with_the_cluster_down_exits_2(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_commands_to_attach_are_exported() -> None:
     assert [command.name for command in cli.COMMANDS] == [
         "check",
+        "hint",
         "solve",
         "reset",
         "release",

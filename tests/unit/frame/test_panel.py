@@ -80,3 +80,41 @@ def test_import_labkit_does_not_load_widgets_or_the_kubernetes_client() -> None:
     probe = "import sys, labkit, labkit.cli; print([m for m in ('ipywidgets', 'kubernetes') if m in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def ladder() -> CheckPanel:
+    hints = ("Look: `kubectl describe pod x`", "Fix: `kubectl apply -f x.yaml`")
+    return CheckPanel(CheckResult(Status.FAILED, "Pod x cannot start.", hints).named("01.1", "Pod", 0.1))
+
+
+def test_the_panel_shows_the_first_hint_and_offers_the_next() -> None:
+    panel = ladder()
+    assert str(panel).splitlines()[2:] == [
+        "  Hint 1 of 2: Look: `kubectl describe pod x`",
+        "  (stuck? another hint: labkit.hint('01.1'))",
+    ]
+    assert "<code>kubectl describe pod x</code>" in panel._repr_html_()
+    assert "<details><summary>Stuck? More hints</summary>" in panel._repr_html_()
+
+
+def test_the_button_climbs_the_ladder_then_goes_away() -> None:
+    panel = ladder()
+    widget = panel.widget()
+    header, button = widget.children
+    assert button.description == "Stuck? Show hint 2 of 2"
+    assert "kubectl apply" not in header.value
+    button.click()
+    assert "<code>kubectl apply -f x.yaml</code>" in header.value
+    assert button.layout.display == "none"
+    assert panel.reveal() is None
+    widget.close_all()
+
+
+def test_labkit_hint_climbs_the_ladder_of_the_verdict_last_shown(cluster: FakeConnection) -> None:
+    cluster.core.namespaces.clear()
+    shown = labkit.check("00.2", connection=cluster)
+    assert shown.shown == 1
+    second = labkit.hint("00.2")
+    assert (second.level, second.count) == (2, 2)
+    assert "labkit.apply(" in second.text and "(the last one" in str(second)
+    assert labkit.hint("00.2").level == 2  # the last stays the last
