@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import weakref
 from collections.abc import Iterable, Mapping
@@ -109,12 +110,41 @@ def _dynamic(api_client: ApiClient) -> DynamicClient:
     return _dynamic_clients[api_client]
 
 
-def apply(source: ManifestSource, *, connection: Context | None = None) -> list[Manifest]:
+class Applied(list[Manifest]):
+    """The objects as the cluster stored them, shown as kubectl shows an apply: one line per object.
+
+    `deployment.apps/stock created`, `... configured` or `... unchanged`, never the stored objects
+    themselves (hundreds of lines of status and managedFields); they are the list's items.
+    """
+
+    def __init__(self, objects: Iterable[Manifest], lines: Iterable[str]) -> None:
+        super().__init__(objects)
+        self.lines = list(lines)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return f'<pre style="margin:0">{html.escape(str(self))}</pre>'
+
+
+def _kubectl_name(obj: Mapping[str, Any]) -> str:
+    """How kubectl names an object in its output: `deployment.apps/stock`, `service/stock`."""
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    kind = str(obj.get("kind", "")).lower()
+    return f"{kind}.{group}/{obj['metadata']['name']}" if group else f"{kind}/{obj['metadata']['name']}"
+
+
+def apply(source: ManifestSource, *, connection: Context | None = None) -> Applied:
     """Server-side apply every object in `source` (as `kubectl apply --server-side --force-conflicts`).
 
     Namespaced objects without a namespace go to the connection's namespace. Returns the objects as
-    the server stored them. Raises ManifestError for a malformed manifest or a kind the cluster does
-    not serve, ApplyError when the server refuses an object.
+    the server stored them, shown as one line per object saying what changed. Raises ManifestError
+    for a malformed manifest or a kind the cluster does not serve, ApplyError when the server
+    refuses an object.
     """
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
@@ -122,12 +152,14 @@ def apply(source: ManifestSource, *, connection: Context | None = None) -> list[
     objects = load_manifests(source)
     client = _dynamic(ctx.core.api_client)
     applied: list[Manifest] = []
+    lines: list[str] = []
     for obj in objects:
         try:
             resource = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
         except ResourceNotFoundError as exc:
             raise ManifestError(f"the cluster serves no kind {obj['kind']!r} in {obj['apiVersion']!r}") from exc
         namespace = (obj["metadata"].get("namespace") or ctx.namespace) if resource.namespaced else None
+        before = _resource_version(resource, obj["metadata"]["name"], namespace)
         try:
             stored = client.server_side_apply(
                 resource, body=obj, namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True
@@ -137,7 +169,20 @@ def apply(source: ManifestSource, *, connection: Context | None = None) -> list[
                 raise ApplyError(obj, exc.status, _status_message(exc)) from exc
             raise
         applied.append(stored.to_dict())
-    return applied
+        after = applied[-1]["metadata"].get("resourceVersion")
+        verb = "created" if before is None else "unchanged" if before == after else "configured"
+        lines.append(f"{_kubectl_name(obj)} {verb}")
+    return Applied(applied, lines)
+
+
+def _resource_version(resource: Any, name: str, namespace: str | None) -> str | None:
+    """The object's resourceVersion before the apply, None if it does not exist yet."""
+    try:
+        return str(resource.get(name=name, namespace=namespace).metadata.resourceVersion)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def _status_message(exc: ApiException) -> str:

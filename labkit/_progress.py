@@ -72,13 +72,15 @@ class LiveProgress:
         self._title = title
         self._latest: Progress | None = None
         self._handle: Any = None
+        self._drawn: dict[str, str] | None = None
         self._owner = threading.get_ident()
 
     def __enter__(self) -> LiveProgress:
         from IPython.display import display
 
         self._owner = threading.get_ident()
-        self._handle = display(self._bundle(), raw=True, display_id=True)
+        self._drawn = self._bundle()
+        self._handle = display(self._drawn, raw=True, display_id=True)
         return self
 
     def __exit__(
@@ -94,8 +96,10 @@ class LiveProgress:
 
     def refresh(self) -> None:
         """Redraw the line (from the cell's thread), moving the elapsed time on since the last look."""
-        if self._handle is not None:
-            self._handle.update(self._bundle(), raw=True)
+        bundle = self._bundle()
+        if self._handle is not None and bundle != self._drawn:
+            self._handle.update(bundle, raw=True)
+            self._drawn = bundle
 
     def _current(self) -> Progress | None:
         latest = self._latest

@@ -87,8 +87,12 @@ def connect(context: str | None = None, *, namespace: str | None = None) -> Conn
     """Connect to the notebook's cluster (see the module docstring for which one) and namespace.
 
     The connection becomes the one labkit helpers (`labkit.check`, `labkit.apply` ...) use when they
-    are given none. Raises ClusterUnavailable with what to do when there is nothing to connect to.
+    are given none; in a notebook, cell errors are shown as one paragraph from then on (labkit._errors).
+    Raises ClusterUnavailable with what to do when there is nothing to connect to.
     """
+    from labkit._errors import install
+
+    install()  # in a notebook: cell errors as one paragraph from now on
     settings = Settings.from_env()
     context = context or settings.context
     namespace = namespace or settings.namespace

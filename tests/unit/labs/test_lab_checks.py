@@ -99,3 +99,31 @@ def test_requests_go_to_the_services_cluster_name() -> None:
         == "http://storefront.bookstore.svc.cluster.local/api/books"
     )
     assert service_url("stock", "team-a", "", "a=1") == "http://stock.team-a.svc.cluster.local/?a=1"
+
+
+def test_the_call_tree_is_drawn_as_a_waterfall_with_the_text_tree_as_fallback() -> None:
+    from bookstore.calltree import CallTree, build_call_tree
+    from bookstore.tracing import Span
+    from labkit.traces import CallTreeView
+
+    def span(service: str, span_id: str, parent: str | None, start: float, ms: float, status: int = 200) -> Span:
+        return Span(
+            service=service,
+            version="v1",
+            operation="POST /x",
+            trace_id="a" * 32,
+            span_id=span_id * 16,
+            parent_id=parent * 16 if parent else None,
+            start=start,
+            duration_ms=ms,
+            status=status,
+            error=False,
+        )
+
+    spans = [span("storefront", "1", None, 100.0, 40.0), span("stock", "2", "1", 100.010, 10.0, 409)]
+    view = CallTreeView(CallTree("a" * 32, build_call_tree(spans)))
+    page = view._repr_html_()
+    assert page.count('class="labkit-span"') == 2
+    # stock starts a quarter into the 40 ms trace and lasts a quarter of it; its refusal is outlined red.
+    assert "left:25.00%;width:25.00%" in page and "outline:2px solid #c62828" in page
+    assert str(view).splitlines()[1:] == ["storefront POST /x 200 (40.0 ms)", "  stock POST /x 409 (10.0 ms)"]
