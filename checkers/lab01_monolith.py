@@ -10,18 +10,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from kubernetes.client import V1Deployment, V1Pod
+from kubernetes.client import V1ConfigMapEnvSource, V1Deployment, V1EnvFromSource, V1EnvVar, V1Pod
 from kubernetes.client.exceptions import ApiException
 
 from bookstore.catalog import INITIAL_BALANCE, INITIAL_STOCK
+from checkers import challenges
 from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
+from checkers.challenges import challenge
 from checkers.diagnosis import (
+    Problem,
     answer_of,
     await_service,
     await_workload,
@@ -174,7 +178,7 @@ def _template_problem(seen: WorkloadState, *, persistent: bool) -> CheckResult |
     """How a Deployment's pod template differs from what the lab asks for, or None when it does not."""
     name = seen.name
     look = f"`kubectl get deployment {name} -o yaml` (spec.template)"
-    fix = _reapply(name)
+    fix = reapply_fix(name)
     missing_labels = [key for key in ("app", "version") if key not in seen.labels]
     if missing_labels:
         return CheckResult.failed(
@@ -210,7 +214,7 @@ def _template_problem(seen: WorkloadState, *, persistent: bool) -> CheckResult |
     return None
 
 
-def _reapply(name: str) -> str:
+def reapply_fix(name: str) -> str:
     """The literal fix for a Deployment that differs from the lab's: apply the lab's manifest again."""
     found = base_manifest("Deployment", name)
     path = found[0] if found else f"infra/base/{name}/deployment.yaml"
@@ -552,6 +556,118 @@ def try_bad_purchases(ctx: Context) -> None:
         buy(ctx, MONOLITH, purchase)
 
 
+# --- 01.5: the fix-it challenge ------------------------------------------------------------------
+
+#: The ConfigMap the challenge moves the monolith's settings into, and the one it leaves out.
+SETTINGS_CONFIGMAP = "monolith-settings"
+MOVED_SETTINGS = {"BOOKSTORE_VERSION": "VERSION", "BOOKSTORE_RANKING": "RANKING"}
+SETTINGS_GIVEN = {"VERSION": "v2"}
+MISSING_SETTING = {"data": {"RANKING": "by-sales"}}
+READ_SETTINGS = [
+    {
+        "op": "add",
+        "path": "/spec/template/spec/containers/0/envFrom",
+        "value": [{"configMapRef": {"name": SETTINGS_CONFIGMAP}}],
+    }
+]
+
+
+def _compact(document: object) -> str:
+    """JSON as a kubectl -p argument: no spaces, so it survives being typed in quotes."""
+    return json.dumps(document, separators=(",", ":"))
+
+
+@challenge(
+    "01.5",
+    title="Challenge: the shop is down since its settings moved",
+    story=(
+        f"The shop's owner moved the monolith's settings into a ConfigMap, `{SETTINGS_CONFIGMAP}`, and rolled "
+        "the monolith out again. Since then the shop is down: http://monolith does not answer, and customers "
+        f"cannot buy. Bring it back, with its settings kept in `{SETTINGS_CONFIGMAP}`, and without losing "
+        "anybody's books or money."
+    ),
+    timeout=60,
+)
+def shop_is_back(ctx: Context) -> CheckResult:
+    state = look_at_deployment(ctx, APP)
+    if not state.exists:
+        return diagnose_workload(ctx, APP).failed(symptom="The shop is still down: there is no monolith at all.")
+    if not _reads_settings_from_configmap(ctx):
+        return CheckResult.failed(
+            f"The monolith no longer takes its settings from the ConfigMap {SETTINGS_CONFIGMAP!r}.",
+            f"The owner wants them there: look at `kubectl get deployment {APP} -o yaml` (the container's envFrom).",
+            f"Read them from it again: `kubectl patch deployment {APP} --type=json -p '{_compact(READ_SETTINGS)}'`.",
+        )
+    workload = await_workload(ctx, APP)
+    if not workload.ready:
+        return workload.failed(
+            symptom="The shop is still down: the monolith has no Ready pod.",
+            fixes={
+                Problem.CRASH_LOOP: (
+                    "Give the setting it lacks to the ConfigMap, then restart the pods so they read it: "
+                    f"`kubectl patch configmap {SETTINGS_CONFIGMAP} -p '{_compact(MISSING_SETTING)}'`, then "
+                    f"`kubectl rollout restart deployment {APP}`."
+                )
+            },
+        )
+    service = await_service(ctx, APP, path=HEALTH_PATH)
+    if not service.ready:
+        return service.failed(symptom="The shop is still down: http://monolith does not answer.")
+    try:
+        shop = look_at_shop(ctx, MONOLITH)
+    except ShopUnreachable as unreachable:
+        return unreachable.result(ctx)
+    if shop.buyer is None or not shop.bought:
+        return CheckResult.failed(
+            f"The shop answers again, but {BUYER}'s account and books are gone: the monolith lost its data.",
+            "Its database lives on the claim `monolith-data`: a new or emptied claim starts an empty shop.",
+            "Start lab 01 again with its data: `lab reset 01`, then run the notebook from the top.",
+            **shop.evidence(),
+        )
+    return CheckResult.passed(
+        f"The shop is back: the monolith reads its settings from {SETTINGS_CONFIGMAP!r}, is Ready, answers, and "
+        f"{BUYER} still owns {shop.bought} book(s).",
+        **shop.evidence(),
+    )
+
+
+def _reads_settings_from_configmap(ctx: Context) -> bool:
+    deployment: V1Deployment = ctx.apps.read_namespaced_deployment(APP, ctx.namespace)
+    container = deployment.spec.template.spec.containers[0]
+    sources = container.env_from or []
+    return any(source.config_map_ref and source.config_map_ref.name == SETTINGS_CONFIGMAP for source in sources)
+
+
+@shop_is_back.breaks
+def move_settings_to_a_configmap(ctx: Context) -> None:
+    """The owner's change: settings in a ConfigMap, read through `$(VAR)` references; one was forgotten."""
+    apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": SETTINGS_CONFIGMAP}, "data": SETTINGS_GIVEN},
+        connection=ctx,
+    )
+    deployment: V1Deployment = ctx.apps.read_namespaced_deployment(APP, ctx.namespace)
+    container = deployment.spec.template.spec.containers[0]
+    kept = [variable for variable in container.env or [] if variable.name not in MOVED_SETTINGS]
+    container.env = kept + [V1EnvVar(name=name, value=f"$({key})") for name, key in MOVED_SETTINGS.items()]
+    container.env_from = [V1EnvFromSource(config_map_ref=V1ConfigMapEnvSource(name=SETTINGS_CONFIGMAP))]
+    ctx.apps.replace_namespaced_deployment(APP, ctx.namespace, deployment)
+
+
+@shop_is_back.solution
+def give_the_missing_setting(ctx: Context) -> None:
+    ctx.core.patch_namespaced_config_map(SETTINGS_CONFIGMAP, ctx.namespace, MISSING_SETTING)
+    restart_pods(ctx, APP)
+    wait_until_ready(ctx, [APP])
+    wait_until_reachable(ctx, [APP])
+
+
+def restart_pods(ctx: Context, name: str) -> None:
+    """What `kubectl rollout restart` does: a new pod-template annotation, so the Deployment replaces its pods."""
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+    ctx.apps.patch_namespaced_deployment(name, ctx.namespace, patch)
+
+
 # --- Reset -----------------------------------------------------------------------------------------
 
 
@@ -649,5 +765,7 @@ def _delete(call: Callable[[], object]) -> None:
 
 
 def reset(ctx: Context) -> None:
-    """Remove the monolith, its Service and its volume claim."""
+    """Remove the monolith, its Service, its volume claim and what the challenge added."""
     delete_lab_objects(ctx, LAB_ID)
+    _delete(lambda: ctx.core.delete_namespaced_config_map(SETTINGS_CONFIGMAP, ctx.namespace))
+    challenges.forget(ctx, "01")

@@ -15,16 +15,20 @@ from datetime import datetime
 from bookstore.calltree import SpanNode, collect_trace
 from bookstore.models import Book
 from bookstore.modules.host import BUNDLED_MODULES, LoadedModule, bundled_source, load_module
+from checkers import challenges
 from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
+from checkers.challenges import challenge
+from checkers.diagnosis import answer_of, await_service
 from checkers.lab01_monolith import (
     BAD_PURCHASES,
+    BUYER,
+    HEALTH_PATH,
     PURCHASE,
     PURCHASE_OPERATION,
     PodState,
     ShopUnreachable,
-    _reapply,
     apply_kinds,
     bad_purchases_changed_nothing,
     buy,
@@ -33,6 +37,7 @@ from checkers.lab01_monolith import (
     deployments_ready,
     look_at_deployment,
     purchase_kept_invariants,
+    reapply_fix,
     service_url,
     services_reachable,
     shop_get,
@@ -156,7 +161,7 @@ def purchase_traced(ctx: Context) -> CheckResult:
             f"The traced purchase {seen.trace_id} shows no call to {' or '.join(missing)}.",
             "The storefront finds stock and balance by their Service names (http://stock, http://balance): look "
             "at its BOOKSTORE_STOCK_URL and BOOKSTORE_BALANCE_URL (`kubectl set env deployment/storefront --list`).",
-            _reapply("storefront"),
+            reapply_fix("storefront"),
             trace_id=seen.trace_id,
             call_tree=seen.drawing,
         )
@@ -315,6 +320,74 @@ def switch_ranking(ctx: Context) -> None:
     installed.raise_for_status()
 
 
+# --- 02.7: the fix-it challenge ------------------------------------------------------------------
+
+#: Where the challenge sends balance's traffic: a port the balance pods do not listen on.
+UNUSED_PORT = 8081
+
+
+@challenge(
+    "02.7",
+    title="Challenge: purchases fail since the platform team's change",
+    story=(
+        "The platform team made a change to the cluster this morning. Since then customers cannot buy: "
+        f"the storefront answers every purchase with an error about balance, and nobody touched the storefront. "
+        f"Make purchases work again for {BUYER}, without losing anybody's books or money."
+    ),
+    timeout=60,
+)
+def purchases_work_again(ctx: Context) -> CheckResult:
+    answer = ctx.http.get(f"{STOREFRONT}/api/users/{BUYER}")
+    found = answer_of(answer.status_code, answer.text)
+    if answer.status_code in (502, 503, 504):
+        symptom = (
+            f"The storefront still cannot reach balance: GET {STOREFRONT}/api/users/{BUYER} answered {found.status}."
+        )
+        balance = await_service(ctx, "balance", path=HEALTH_PATH)
+        if not balance.ready:
+            return balance.failed(symptom=symptom)
+        storefront = await_service(ctx, "storefront", path=HEALTH_PATH)
+        if not storefront.ready:
+            return storefront.failed(symptom=symptom)
+        return CheckResult.failed(
+            f"{symptom} ({found.text})",
+            "Where to look: the storefront's BOOKSTORE_BALANCE_URL (`kubectl set env deployment/storefront --list`).",
+            reapply_fix("storefront"),
+        )
+    if answer.status_code == 404:
+        return CheckResult.failed(
+            f"The storefront reaches balance again, but {BUYER}'s account is gone: balance lost its data.",
+            "balance keeps its accounts on its claim `balance-data`: a new claim starts empty.",
+            "Start lab 02 again with its data: `lab reset 02`, then run the notebook from the top.",
+            answer=f"{found.status} {found.text}",
+        )
+    if answer.status_code != 200:
+        return CheckResult.failed(
+            f"GET {STOREFRONT}/api/users/{BUYER} answered {found.status}: {found.text}",
+            "Where to look: `kubectl logs deployment/storefront` and `kubectl logs deployment/balance`.",
+        )
+    return CheckResult.passed(
+        f"The storefront reaches balance again: {BUYER} has {answer.json()['balance']} fen and their books.",
+        account=answer.json(),
+    )
+
+
+@purchases_work_again.breaks
+def send_balance_traffic_to_another_port(ctx: Context) -> None:
+    """The platform team's change: balance's Service now targets a port its pods do not listen on."""
+    service = ctx.core.read_namespaced_service("balance", ctx.namespace)
+    service.spec.ports[0].target_port = UNUSED_PORT
+    ctx.core.replace_namespaced_service("balance", ctx.namespace, service)
+
+
+@purchases_work_again.solution
+def point_balance_at_its_pods(ctx: Context) -> None:
+    patch = {"spec": {"ports": [{"port": 80, "targetPort": "http"}]}}
+    ctx.core.patch_namespaced_service("balance", ctx.namespace, patch)
+    wait_until_reachable(ctx, ["balance"])
+
+
 def reset(ctx: Context) -> None:
-    """Remove the three services' Deployments, Services and volume claims."""
+    """Remove the three services' Deployments, Services and volume claims, and forget the challenge."""
     delete_lab_objects(ctx, LAB_ID)
+    challenges.forget(ctx, "02")

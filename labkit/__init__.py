@@ -22,6 +22,7 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 if TYPE_CHECKING:
     from labkit._apply import ApplyError, ManifestError, apply, load_manifests, manifest
+    from labkit._challenge import challenge
     from labkit._cluster_view import ClusterView, cluster_view, snapshot
     from labkit._kubectl import KubectlError, KubectlRun, kubectl
     from labkit._panel import CheckPanel, check, hint
@@ -44,6 +45,7 @@ _EXPORTS = {
     "WaitTimeout": "labkit._waiting",
     "admin_headers": "labkit.admin",
     "apply": "labkit._apply",
+    "challenge": "labkit._challenge",
     "check": "labkit._panel",
     "hint": "labkit._panel",
     "cluster_view": "labkit._cluster_view",
@@ -69,6 +71,7 @@ __all__ = [
     "WaitTimeout",
     "admin_headers",
     "apply",
+    "challenge",
     "check",
     "cluster_view",
     "connect",

@@ -101,14 +101,14 @@ class Diagnosis:
         """The FAILED verdict: the cause as the message, then where to look, then the fix.
 
         `fixes` gives the lab's own instruction for problems only it knows how to repair. `symptom`
-        replaces the cause in the message (a fix-it challenge says what is seen, never why), and the
-        cause becomes the first hint.
+        replaces the cause in the message (a fix-it challenge says what is seen, never why): the
+        cause then comes as the hint after where to look, before the fix.
         """
         fix = (fixes or {}).get(self.problem) or self.fix
         message = _sentence(self.summary)
         hints = [f"Where to look: {self.look}" if self.look else "", fix]
         if symptom is not None:
-            hints.insert(0, message)
+            hints.insert(1, f"What it shows: {message}")
             message = symptom
         return CheckResult(Status.FAILED, message, hints=tuple(hints), evidence=self.evidence)
 

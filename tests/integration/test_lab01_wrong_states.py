@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import checkers
+import labkit
 from checkers.lab01_monolith import LAB_ID, MONOLITH, PURCHASE, wait_until_ready
 from labkit import apply
 from labkit.admin import ADMIN_SECRET
@@ -95,3 +96,17 @@ def test_01_1_a_missing_deployment_after_a_good_start(ctx: Connection, fix: Fixe
     failed = diagnosed(ctx, "01.1", "no Deployment 'monolith'")
     assert fix("01.1", failed).ok
     wait_until_ready(ctx, ["monolith"])
+
+
+def test_01_5_the_challenge_tells_the_symptom_and_its_hints_lead_to_the_fix(ctx: Connection, fix: Fixer) -> None:
+    not_started = diagnosed(ctx, "01.5", "has not started yet")
+    assert 'labkit.challenge("01.5")' in not_started.hints[-1]
+    card = labkit.challenge("01.5", connection=ctx)
+    assert "ConfigMap" in card.story and "RANKING" not in card.story  # the symptom, never the cause
+    failed = diagnosed(ctx, "01.5", "The shop is still down")
+    assert "RANKING" not in failed.message
+    where, cause, answer = failed.hints
+    assert "kubectl logs" in where and "--previous" in where
+    assert "exited with code 2" in cause and "$(RANKING)" in cause
+    assert "kubectl rollout restart deployment monolith" in answer
+    assert fix("01.5", failed).ok

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import checkers
+import labkit
 from checkers.lab01_monolith import PURCHASE
 from checkers.lab02_microservices import LAB_ID, NEW_RANKING, STOREFRONT
 from labkit import admin_headers, apply, ensure_admin_secret
@@ -97,4 +98,15 @@ def test_02_1_an_image_that_cannot_be_pulled_is_named(cluster: LocalCluster, ctx
     cluster.kubectl("set", "image", "deployment/stock", "stock=ghcr.io/cloud-native-bookstore/workshop:v2")
     failed = diagnosed(ctx, "02.1", "workshop:v2")
     assert fix("02.1", failed).ok
-    checkers.reset(ctx, "02")
+
+
+def test_02_7_the_challenge_tells_the_symptom_and_its_hints_lead_to_the_fix(ctx: Connection, fix: Fixer) -> None:
+    checkers.solve(ctx, "02.6")
+    labkit.challenge("02.7", connection=ctx)
+    failed = diagnosed(ctx, "02.7", "The storefront still cannot reach balance")
+    assert "targetPort" not in failed.message and "8081" not in failed.message
+    where, cause, answer = failed.hints
+    assert "kubectl get endpoints balance" in where
+    assert "nothing listens there" in cause and "8081" in cause
+    assert "targetPort" in answer
+    assert fix("02.7", failed).ok

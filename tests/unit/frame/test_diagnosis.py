@@ -58,7 +58,7 @@ def test_a_failed_verdict_names_the_cause_then_where_to_look_then_the_fix() -> N
     )
 
 
-def test_a_challenge_tells_the_symptom_and_keeps_the_cause_for_the_first_hint() -> None:
+def test_a_challenge_tells_the_symptom_and_keeps_the_cause_for_after_where_to_look() -> None:
     found = Diagnosis(
         "Service balance",
         Outlook.STUCK,
@@ -68,8 +68,8 @@ def test_a_challenge_tells_the_symptom_and_keeps_the_cause_for_the_first_hint() 
     )
     verdict = found.failed(symptom="The storefront cannot reach balance.")
     assert verdict.message == "The storefront cannot reach balance."
-    assert verdict.hints[0] == "Nothing listens on 9090."
-    assert verdict.hints[1].endswith("`kubectl get endpoints balance`")
+    assert verdict.hints[0] == "Where to look: `kubectl get endpoints balance`"
+    assert verdict.hints[1] == "What it shows: Nothing listens on 9090."
 
 
 def test_an_answer_knows_success() -> None:

@@ -1,0 +1,164 @@
+"""Fix-it challenges: the lab breaks something, the attendee finds out what and repairs it.
+
+Each lab ends with one, in Kubeasy's style: the story states the symptom as a user would report it,
+never the cause, and its title does not name the fix; the check judges the outcome (the shop works
+again, nothing lost), whatever the repair. Its FAILED verdict says the symptom too, and its hints
+climb from where to look, through the cause `kubectl describe` shows, to the literal fix.
+
+A lab adds its challenge like this (labs 01 and 02 do)::
+
+    @challenge("01.5", title="The shop is down since the settings moved", story="...", timeout=60)
+    def shop_is_back(ctx: Context) -> CheckResult:
+        ...                                      # judge the outcome; `diagnosis.failed(symptom=...)` helps
+
+    @shop_is_back.breaks
+    def move_the_settings(ctx: Context) -> None:
+        ...                                      # what the lab breaks: `labkit.challenge("01.5")` runs it
+
+    @shop_is_back.solution
+    def put_the_setting_back(ctx: Context) -> None:
+        ...                                      # one repair, for `lab solve` and CI
+
+and in its notebook: a cell `labkit.challenge("01.5")` (shows the story and breaks the lab), a
+solution cell where the attendee repairs it, and the graded check cell `labkit.check("01.5")`.
+
+Until the challenge is started its check is FAILED ("start the challenge first"), so CI's proof
+(FAILED before the step, PASSED after) holds: the step is "start it, then repair it". Which
+challenges were started is kept in the namespace, in the ConfigMap `lab-challenges`, so a check
+run from a terminal or by nbgrader knows too; the lab's reset calls `forget`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from kubernetes.client.exceptions import ApiException
+
+from checkers._context import Context
+from checkers._registry import DEFAULT_TIMEOUT, REGISTRY, Check, CheckFunction, SolutionStep
+from checkers._result import CheckResult
+
+__all__ = ["CHALLENGES", "MARKER", "Challenge", "challenge", "forget", "started"]
+
+#: The ConfigMap that records which challenges were started (check id → when), in the lab's namespace.
+MARKER = "lab-challenges"
+
+
+@dataclass
+class Challenge:
+    """A registered challenge: its check, its story, and what breaks the lab."""
+
+    check: Check
+    story: str
+    breaker: SolutionStep | None = None
+    repair: SolutionStep | None = field(default=None)
+
+    @property
+    def check_id(self) -> str:
+        return self.check.check_id
+
+    @property
+    def title(self) -> str:
+        return self.check.title
+
+    def breaks(self, step: SolutionStep) -> SolutionStep:
+        """Register what the lab breaks (decorator)."""
+        self.breaker = step
+        return step
+
+    def solution(self, step: SolutionStep) -> SolutionStep:
+        """Register one repair (decorator): CI and `lab solve` start the challenge, then run it."""
+        self.repair = step
+
+        def start_then_repair(ctx: Context) -> None:
+            if not started(ctx, self.check_id):
+                self.begin(ctx)
+            step(ctx)
+
+        self.check.solution(start_then_repair)
+        return step
+
+    def begin(self, ctx: Context) -> None:
+        """Break the lab as the story says, and record that the challenge started."""
+        if self.breaker is None:
+            raise RuntimeError(f"challenge {self.check_id} has no @breaks step")
+        self.breaker(ctx)
+        _record(ctx, self.check_id)
+
+
+#: Every registered challenge by check id.
+CHALLENGES: dict[str, Challenge] = {}
+
+
+def challenge(
+    check_id: str, *, title: str, story: str, timeout: float = DEFAULT_TIMEOUT
+) -> Callable[[CheckFunction], Challenge]:
+    """Register a challenge's check under `check_id`; `story` tells the symptom, never the cause."""
+
+    def register(judge: CheckFunction) -> Challenge:
+        def judged(ctx: Context) -> CheckResult:
+            if not started(ctx, check_id):
+                return CheckResult.failed(
+                    f"The challenge {check_id} has not started yet.",
+                    "It is the lab's last section: its first cell breaks something and tells what is seen.",
+                    f'Start it from the notebook: `labkit.challenge("{check_id}")`, then repair what it shows.',
+                )
+            return judge(ctx)
+
+        registered = Challenge(REGISTRY.check(check_id, title=title, timeout=timeout)(judged), story)
+        CHALLENGES[check_id] = registered
+        return registered
+
+    return register
+
+
+def started(ctx: Context, check_id: str) -> bool:
+    """Whether the challenge was started in this namespace (and not forgotten by a reset since)."""
+    return check_id in _marks(ctx)
+
+
+def forget(ctx: Context, lab_number: str) -> None:
+    """Forget the lab's started challenges (its reset calls this)."""
+    marks = _marks(ctx)
+    kept = {key: value for key, value in marks.items() if not key.startswith(f"{lab_number}.")}
+    if kept == marks:
+        return
+    if kept:
+        _write(ctx, kept)
+        return
+    try:
+        ctx.core.delete_namespaced_config_map(MARKER, ctx.namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def _marks(ctx: Context) -> dict[str, str]:
+    try:
+        found = ctx.core.read_namespaced_config_map(MARKER, ctx.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return dict(found.data or {})
+
+
+def _record(ctx: Context, check_id: str) -> None:
+    _write(ctx, {**_marks(ctx), check_id: datetime.now(UTC).isoformat(timespec="seconds")})
+
+
+def _write(ctx: Context, marks: dict[str, str]) -> None:
+    """Server-side apply the marks whole: keys left out are removed (the same field manager owns them all)."""
+    from labkit._apply import apply
+
+    apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": MARKER, "labels": {"app.kubernetes.io/part-of": "bookstore"}},
+            "data": marks,
+        },
+        connection=ctx,
+    )
