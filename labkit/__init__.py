@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from labkit._cluster_view import ClusterView, cluster_view, snapshot
     from labkit._kubectl import KubectlError, KubectlRun, kubectl
     from labkit._panel import CheckPanel, check, hint
+    from labkit._ready import NotReady, wait_until_ready
     from labkit._waiting import WaitTimeout, wait_for
     from labkit.admin import admin_headers, ensure_admin_secret
     from labkit.charts import LiveChart
@@ -42,6 +43,7 @@ _EXPORTS = {
     "ManifestError": "labkit._apply",
     "PROJECT_IMAGE": "labkit.settings",
     "Settings": "labkit.settings",
+    "NotReady": "labkit._ready",
     "WaitTimeout": "labkit._waiting",
     "admin_headers": "labkit.admin",
     "apply": "labkit._apply",
@@ -56,6 +58,7 @@ _EXPORTS = {
     "manifest": "labkit._apply",
     "snapshot": "labkit._cluster_view",
     "wait_for": "labkit._waiting",
+    "wait_until_ready": "labkit._ready",
 }
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "KubectlRun",
     "LiveChart",
     "ManifestError",
+    "NotReady",
     "Settings",
     "WaitTimeout",
     "admin_headers",
@@ -82,6 +86,7 @@ __all__ = [
     "manifest",
     "snapshot",
     "wait_for",
+    "wait_until_ready",
 ]
 
 

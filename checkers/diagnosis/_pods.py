@@ -58,6 +58,9 @@ def diagnose_workload(ctx: Context, name: str) -> Diagnosis:
             look=f"`kubectl get deployment {name}` (READY 0/0)",
             fix=f"Scale it back up: `kubectl scale deployment {name} --replicas=1`.",
         )
+    observed = deployment.status.observed_generation if deployment.status else None
+    if observed is not None and (meta(deployment).generation or 0) > observed:
+        return Diagnosis(subject, Outlook.PROGRESSING, Problem.STARTING, f"{subject} is rolling out its change.")
     events = namespace_events(ctx)
     newest = _newest_replica_set(ctx, deployment)
     if newest is None:
