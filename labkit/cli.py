@@ -206,31 +206,32 @@ def release_command(only_check: bool, solutions: Path | None, labs: Path | None,
         raise click.ClickException(str(exc)) from exc
 
 
-#: The workshop's Jupyter server extensions: the bookstore's pages under /bookstore/, and terminals
-#: with the project's `lab` and `kubectl` first on PATH.
-JUPYTER_EXTENSIONS = ("labkit.jupyter_proxy", "labkit.jupyter_terminal")
+#: The attendee's Jupyter configuration: the workshop's server extensions (the bookstore's pages under
+#: /bookstore/, terminals with the project's `lab` and `kubectl` first on PATH) on, nbgrader's authoring
+#: UI (menu, create-assignment, formgrader, course and assignment lists) off. Binder and JupyterHub
+#: images use the same directory (JUPYTER_CONFIG_PATH, see infra/README.md).
+JUPYTER_CONFIG = Path(__file__).resolve().parent / "jupyter-config"
 
 
 def jupyter_arguments(root: Path) -> list[str]:
     """`jupyter lab`'s arguments as the workshop runs it (`make run`, the browser tests)."""
-    extensions = "{" + ", ".join(f"'{name}': True" for name in JUPYTER_EXTENSIONS) + "}"
     return [
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.root_dir={root}",
         # CI, Binder and containers run as root; JupyterLab refuses root unless told.
         "--ServerApp.allow_root=True",
-        f"--ServerApp.jpserver_extensions={extensions}",
     ]
 
 
 def jupyter_environment(environ: dict[str, str]) -> dict[str, str]:
-    """The server's environment: the project's tools first on PATH, KUBECONFIG for the cluster `connect()`
-    finds, so kernels and terminals (kubectl there too) talk to the same cluster."""
+    """The server's environment: the attendee's Jupyter configuration, the project's tools first on PATH,
+    KUBECONFIG for the cluster `connect()` finds, so kernels and terminals (kubectl there too) talk to it."""
     from labkit.connection import kubectl_target
     from labkit.jupyter_terminal import TOOLS
 
     env = dict(environ)
     env["PATH"] = os.pathsep.join([str(TOOLS), env.get("PATH", "")])
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(JUPYTER_CONFIG), env.get("JUPYTER_CONFIG_PATH")]))
     paths, _ = kubectl_target()
     if paths and not env.get("KUBECONFIG"):
         env["KUBECONFIG"] = os.pathsep.join(str(path) for path in paths)

@@ -8,11 +8,10 @@ project's virtual environment, first on the server's PATH, is gone, so `lab` is 
 front. The server's environment (KUBECONFIG, LAB_HOME) passes through unchanged.
 
 It changes nothing when the server is given a terminal command of its own
-(`--ServerApp.terminado_settings={'shell_command': [...]}`). Enable it as `lab jupyter` does::
+(`--ServerApp.terminado_settings={'shell_command': [...]}`). `lab jupyter` enables it through
+labkit/jupyter-config (infra/README.md says how Binder and JupyterHub images do), or alone::
 
     jupyter lab --ServerApp.jpserver_extensions="{'labkit.jupyter_terminal': True}"
-
-or for Binder and JupyterHub images in ``<sys.prefix>/etc/jupyter/jupyter_server_config.d/``.
 """
 
 from __future__ import annotations

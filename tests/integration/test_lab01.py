@@ -23,7 +23,7 @@ def ctx(cluster: LocalCluster) -> Iterator[Connection]:
 
 
 def test_each_check_fails_before_its_step_and_passes_after(ctx: Connection) -> None:
-    assert prove_each_step(ctx, "01") == ["01.1", "01.2", "01.3", "01.4"]
+    assert prove_each_step(ctx, "01") == ["01.1", "01.2", "01.3", "01.4", "01.5"]
     assert set(verdicts(ctx, "01").values()) == {Status.PASSED}
 
 
@@ -50,14 +50,14 @@ def test_reset_removes_the_lab_and_its_data(ctx: Connection) -> None:
     assert not ctx.core.list_namespaced_persistent_volume_claim(ctx.namespace, label_selector=selector).items
     assert not ctx.core.list_namespaced_pod(ctx.namespace).items
     # The lab can be done again from the start: the new shop does not know the old buyer.
-    assert prove_each_step(ctx, "01") == ["01.1", "01.2", "01.3", "01.4"]
+    assert prove_each_step(ctx, "01") == ["01.1", "01.2", "01.3", "01.4", "01.5"]
 
 
 def test_the_lab_commands_solve_check_and_reset(cluster: LocalCluster, ctx: Connection) -> None:
     """`lab solve 01`, `lab check 01` (exit 0), `lab reset 01`, then `lab check 01.1` fails (exit 1)."""
     cluster.lab("reset", "01")
     solved = cluster.lab("solve", "01", timeout=240)
-    assert [line.split()[0] for line in solved.stdout.splitlines()] == ["01.1", "01.2", "01.3", "01.4"]
+    assert [line.split()[0] for line in solved.stdout.splitlines()] == ["01.1", "01.2", "01.3", "01.4", "01.5"]
     assert cluster.lab("check", "01", check=False).returncode == 0
     cluster.lab("reset", "01")
     assert cluster.lab("check", "01.1", check=False).returncode == 1

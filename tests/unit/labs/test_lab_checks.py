@@ -127,3 +127,19 @@ def test_the_call_tree_is_drawn_as_a_waterfall_with_the_text_tree_as_fallback() 
     # stock starts a quarter into the 40 ms trace and lasts a quarter of it; its refusal is outlined red.
     assert "left:25.00%;width:25.00%" in page and "outline:2px solid #c62828" in page
     assert str(view).splitlines()[1:] == ["storefront POST /x 200 (40.0 ms)", "  stock POST /x 409 (10.0 ms)"]
+
+
+@pytest.mark.parametrize(("number", "check_id"), [("01", "01.5"), ("02", "02.7")])
+def test_each_lab_ends_with_a_challenge_that_tells_the_symptom(number: str, check_id: str) -> None:
+    from checkers.challenges import CHALLENGES
+
+    lab = find_lab(number)
+    assert lab.checks[-1].check_id == check_id and check_id in CHALLENGES
+    found = CHALLENGES[check_id]
+    assert found.breaker is not None and found.repair is not None
+    # Kubeasy's rule: the story and the title say what is seen, never the cause or the fix.
+    words = f"{found.story} {found.title}".lower()
+    for cause in ("ranking", "targetport", "8081", "$(", "rollout", "patch"):
+        assert cause not in words, f"{check_id} gives away {cause!r}"
+    notebook = (SOLUTIONS / f"{lab.lab_id}.ipynb").read_text(encoding="utf-8")
+    assert f'labkit.challenge(\\"{check_id}\\")' in notebook
