@@ -411,7 +411,7 @@ def purchase_kept_invariants(ctx: Context, url: str) -> CheckResult:
 #: The refusals step "bad purchases" asks for, by the code the shop refuses them with, in words.
 REQUIRED_REFUSALS = {
     "unknown_book": "a book that does not exist",
-    "insufficient_balance": f"more than {BUYER} can pay for",
+    "insufficient_balance": f"more copies than {BUYER} can pay for",
 }
 
 
@@ -446,7 +446,7 @@ def bad_purchases_changed_nothing(ctx: Context, url: str) -> CheckResult:
             if code not in refused
         )
         return CheckResult.failed(
-            f"{url} has not yet refused a purchase of {' nor of '.join(missing)} ({seen}).",
+            f"{url} has not yet refused a purchase of {', nor one of '.join(missing)} ({seen}).",
             "Try what the shop must refuse: a book id that is not on the shelf (00001 … 00005 are), and more "
             f"copies than {BUYER}'s ¥1 000 000 pay for while the shelf has enough of them.",
             f"In the notebook: {calls}.",

@@ -10,10 +10,12 @@ test-artifacts/browser/.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 from labkit import release
@@ -51,6 +53,8 @@ def test_live_waiting_an_escalated_hint_and_a_challenge_solved(jupyterlab: Jupyt
     # While the monolith starts, the waiting cell says what it waits for, for how long and until when.
     waiting = page.locator(".labkit-waiting", has_text="until").first
     expect(waiting).to_be_visible(timeout=RUN_TIMEOUT)
+    with contextlib.suppress(PlaywrightError):  # the line goes away as soon as the wait is over
+        waiting.scroll_into_view_if_needed(timeout=2_000)
     page.screenshot(path=SCREENSHOTS / "lab01-live-waiting.png")
     expect(waiting).to_contain_text(re.compile(r"waiting for .+ \d+ s of at most \d+ s \(until \d\d:\d\d:\d\d\)"))
 

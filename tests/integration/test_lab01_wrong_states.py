@@ -86,7 +86,7 @@ def test_01_3_no_account_yet_points_to_opening_one_and_buying(ctx: Connection, f
 
 def test_01_4_only_one_kind_of_refusal_is_not_enough(ctx: Connection, fix: Fixer) -> None:
     ctx.http.post(f"{MONOLITH}/api/purchase", json={**PURCHASE, "book": "99999"})
-    failed = diagnosed(ctx, "01.4", "more than ada can pay for")
+    failed = diagnosed(ctx, "01.4", "more copies than ada can pay for")
     assert "a book that does not exist" not in failed.message
     assert fix("01.4", failed).ok
 

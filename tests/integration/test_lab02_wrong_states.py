@@ -74,7 +74,7 @@ def test_02_3_a_storefront_that_cannot_reach_balance_says_why(ctx: Connection, f
 
 def test_02_4_only_one_kind_of_refusal_is_not_enough(ctx: Connection, fix: Fixer) -> None:
     ctx.http.post(f"{STOREFRONT}/api/purchase", json={**PURCHASE, "book": "99999"})
-    failed = diagnosed(ctx, "02.4", "more than ada can pay for")
+    failed = diagnosed(ctx, "02.4", "more copies than ada can pay for")
     assert fix("02.4", failed).ok
 
 
