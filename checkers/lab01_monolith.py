@@ -18,7 +18,7 @@ from kubernetes.client import V1ConfigMapEnvSource, V1Deployment, V1EnvFromSourc
 from kubernetes.client.exceptions import ApiException
 
 from bookstore.catalog import INITIAL_BALANCE, INITIAL_STOCK
-from checkers import challenges
+from checkers import challenges, history
 from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
@@ -426,14 +426,23 @@ def refused_purchases(ctx: Context, url: str) -> list[str]:
     ]
 
 
-def bad_purchases_changed_nothing(ctx: Context, url: str) -> CheckResult:
-    """PASSED when the shop refused both kinds of bad purchase and the invariants still hold."""
+def bad_purchases_changed_nothing(ctx: Context, url: str, check_id: str) -> CheckResult:
+    """PASSED when the shop refused both kinds of bad purchase and the invariants still hold.
+
+    The refusals are read from the shop's spans, which its pod keeps in memory: what a pass saw is
+    remembered (checkers.history), so replacing the pod later does not undo the step.
+    """
     try:
         refused = refused_purchases(ctx, url)
         shop = look_at_shop(ctx, url)
     except ShopUnreachable as unreachable:
         return unreachable.result(ctx)
     missing = [words for code, words in REQUIRED_REFUSALS.items() if code not in refused]
+    serving = _serving_pod(ctx, url)
+    remembered = history.recall(ctx, check_id, serving) if missing else None
+    if remembered is not None:
+        refused = list(remembered["refused"])
+        missing = []
     if missing:
         seen = f"it refused: {', '.join(sorted(set(refused)))}" if refused else "it has refused no purchase"
         tries = {
@@ -462,11 +471,21 @@ def bad_purchases_changed_nothing(ctx: Context, url: str) -> CheckResult:
             refused=refused,
             **shop.evidence(),
         )
+    if remembered is None and serving is not None:
+        history.remember(ctx, check_id, serving, {"refused": refused})
+    earlier = " (seen by the pod before this one: the spans went with it)" if remembered is not None else ""
     return CheckResult.passed(
-        f"{len(refused)} purchase(s) refused ({', '.join(sorted(set(refused)))}), and no copy or fen moved for them.",
+        f"{len(refused)} purchase(s) refused ({', '.join(sorted(set(refused)))}){earlier}, and no copy or fen moved "
+        "for them.",
         refused=refused,
         **shop.evidence(),
     )
+
+
+def _serving_pod(ctx: Context, url: str) -> str | None:
+    """The uid of the Ready pod behind `http://<app>` (the Deployment named as the Service)."""
+    ready = look_at_deployment(ctx, str(httpx.URL(url).host)).ready_pods
+    return ready[0].uid if ready else None
 
 
 # --- What the solution does ------------------------------------------------------------------------
@@ -547,7 +566,7 @@ def buy_from_monolith(ctx: Context) -> None:
 
 @check("01.4", title="Bad purchases were refused and changed nothing", timeout=30)
 def monolith_refusals(ctx: Context) -> CheckResult:
-    return bad_purchases_changed_nothing(ctx, MONOLITH)
+    return bad_purchases_changed_nothing(ctx, MONOLITH, "01.4")
 
 
 @monolith_refusals.solution
@@ -769,3 +788,4 @@ def reset(ctx: Context) -> None:
     delete_lab_objects(ctx, LAB_ID)
     _delete(lambda: ctx.core.delete_namespaced_config_map(SETTINGS_CONFIGMAP, ctx.namespace))
     challenges.forget(ctx, "01")
+    history.forget(ctx, "01")

@@ -15,7 +15,7 @@ from datetime import datetime
 from bookstore.calltree import SpanNode, collect_trace
 from bookstore.models import Book
 from bookstore.modules.host import BUNDLED_MODULES, LoadedModule, bundled_source, load_module
-from checkers import challenges
+from checkers import challenges, history
 from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
@@ -95,7 +95,7 @@ def buy_from_storefront(ctx: Context) -> None:
 
 @check("02.4", title="Bad purchases were refused and changed nothing", timeout=30)
 def storefront_refusals(ctx: Context) -> CheckResult:
-    return bad_purchases_changed_nothing(ctx, STOREFRONT)
+    return bad_purchases_changed_nothing(ctx, STOREFRONT, "02.4")
 
 
 @storefront_refusals.solution
@@ -391,3 +391,4 @@ def reset(ctx: Context) -> None:
     """Remove the three services' Deployments, Services and volume claims, and forget the challenge."""
     delete_lab_objects(ctx, LAB_ID)
     challenges.forget(ctx, "02")
+    history.forget(ctx, "02")

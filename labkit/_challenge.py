@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from labkit._default import resolve
-from labkit._panel import rich_text
+from labkit._text import rich_text
 
 if TYPE_CHECKING:
     from checkers import Context

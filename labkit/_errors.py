@@ -17,6 +17,8 @@ import traceback
 from types import TracebackType
 from typing import Any
 
+from labkit._text import message_text, rich_text
+
 _NAME = re.compile(r"name '([^']+)' is not defined")
 _RED = "#c62828"
 
@@ -80,7 +82,7 @@ def _show(
             "text/html": (
                 f'<div class="labkit-error" style="border-left:6px solid {_RED};padding:4px 10px">'
                 f'<div style="color:{_RED};font-weight:bold">This cell stopped</div>'
-                f"<div>{_rich(paragraph)}</div>"
+                f"<div>{rich_text(paragraph)}</div>"
                 f"<details><summary>Traceback</summary><pre>{html.escape(full)}</pre></details></div>"
             ),
         },
@@ -89,12 +91,6 @@ def _show(
     short = [f"{kind.__name__}: {error}"]
     shell._showtraceback(kind, error, short)
     return short
-
-
-def _rich(text: str) -> str:
-    from labkit._panel import rich_text
-
-    return rich_text(text)
 
 
 def _status_message(error: Any) -> str:
@@ -106,10 +102,7 @@ def _status_message(error: Any) -> str:
 
 
 def _body_text(body: str) -> str:
-    """A JSON error body as its message (the bookstore's and the proxy's errors both carry one)."""
-    from checkers.diagnosis import answer_of
-
-    return answer_of(0, body).text or "(empty answer)"
+    return message_text(body) or "(empty answer)"
 
 
 def _request_url(error: Any) -> str:

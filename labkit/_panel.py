@@ -8,7 +8,6 @@ hints are a ladder (`CheckResult.hints`): the panel shows the first; the button 
 from __future__ import annotations
 
 import html
-import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from checkers import CHECK_ID_PATTERN, CheckResult, EnvironmentUnavailable, Stat
 from checkers import select as select_checks
 from labkit._default import resolve
 from labkit._progress import LiveProgress, in_kernel
+from labkit._text import rich_text
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -26,16 +26,9 @@ if TYPE_CHECKING:
 COLOURS = {Status.PASSED: "#1b873f", Status.FAILED: "#c62828", Status.ERROR: "#b26a00"}
 ICONS = {Status.PASSED: "✔", Status.FAILED: "✘", Status.ERROR: "⚠"}
 WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
-_CODE = re.compile(r"`([^`]+)`")
 
 #: The panel last shown for each check id, so `labkit.hint(...)` climbs the ladder the attendee sees.
 _SHOWN: dict[str, CheckPanel] = {}
-
-
-def rich_text(text: str) -> str:
-    """Escaped text with its `code spans` as <code>, so commands stand out and copy cleanly."""
-    escaped = html.escape(text)
-    return _CODE.sub(lambda match: f"<code>{match[1]}</code>", escaped)
 
 
 class CheckPanel:

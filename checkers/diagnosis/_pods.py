@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from checkers._context import Context
 from checkers.diagnosis._fields import meta, name_of, pod_spec, uid_of
 from checkers.diagnosis._model import Answer, Diagnosis, Outlook, Problem
+from labkit._text import message_text
 from labkit.kustomize import base_manifest
 from labkit.settings import PROJECT_IMAGE
 
@@ -394,10 +395,8 @@ def answer_of(status: int, body: str) -> Answer:
     try:
         document = json.loads(body)
     except ValueError:
-        return Answer(status, body.strip()[:300])
-    if isinstance(document, dict) and isinstance(document.get("message"), str):
-        return Answer(status, document["message"], document)
-    return Answer(status, json.dumps(document, ensure_ascii=False)[:300], document)
+        document = None
+    return Answer(status, message_text(body), document)
 
 
 def proxy_reason(answer: Answer) -> str | None:
