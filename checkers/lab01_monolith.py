@@ -659,7 +659,12 @@ def _reads_settings_from_configmap(ctx: Context) -> bool:
 
 @shop_is_back.breaks
 def move_settings_to_a_configmap(ctx: Context) -> None:
-    """The owner's change: settings in a ConfigMap, read through `$(VAR)` references; one was forgotten."""
+    """The owner's change: settings in a ConfigMap, read through `$(VAR)` references; one was forgotten.
+
+    The rollout replaces the pod, and with it the spans 01.4 reads its refusals from: 01.4 looks first,
+    so what it sees is remembered (checkers.history) even when its cell was never run (`lab solve 01`).
+    """
+    bad_purchases_changed_nothing(ctx, MONOLITH, "01.4")
     apply(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": SETTINGS_CONFIGMAP}, "data": SETTINGS_GIVEN},
         connection=ctx,
