@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from labkit.settings import PROJECT_ROOT
 from tests.browser.conftest import SCREENSHOTS, JupyterLab
-from tests.browser.test_lab00_in_jupyterlab import RUN_TIMEOUT, UI_TIMEOUT, run_from_menu, type_into_cell
+from tests.browser.jupyterlab_ui import RUN_TIMEOUT, UI_TIMEOUT, run_from_menu, type_into_cell
 from tests.integration.conftest import LocalCluster
 
 pytestmark = pytest.mark.browser
