@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from kubernetes.client import V1ConfigMapEnvSource, V1Deployment, V1EnvFromSource, V1EnvVar, V1Pod
+from kubernetes.client import V1ConfigMapEnvSource, V1Container, V1Deployment, V1EnvFromSource, V1EnvVar, V1Pod
 from kubernetes.client.exceptions import ApiException
 
 from bookstore.catalog import INITIAL_BALANCE, INITIAL_STOCK
@@ -650,9 +650,16 @@ def shop_is_back(ctx: Context) -> CheckResult:
     )
 
 
+def monolith_container(deployment: V1Deployment) -> V1Container:
+    """The Deployment's one container (the monolith's pod has no other)."""
+    pod_spec = deployment.spec.template.spec if deployment.spec else None
+    if pod_spec is None:
+        raise ValueError(f"Deployment {APP!r} has no pod template")
+    return pod_spec.containers[0]
+
+
 def _reads_settings_from_configmap(ctx: Context) -> bool:
-    deployment: V1Deployment = ctx.apps.read_namespaced_deployment(APP, ctx.namespace)
-    container = deployment.spec.template.spec.containers[0]
+    container = monolith_container(ctx.apps.read_namespaced_deployment(APP, ctx.namespace))
     sources = container.env_from or []
     return any(source.config_map_ref and source.config_map_ref.name == SETTINGS_CONFIGMAP for source in sources)
 
@@ -670,7 +677,7 @@ def move_settings_to_a_configmap(ctx: Context) -> None:
         connection=ctx,
     )
     deployment: V1Deployment = ctx.apps.read_namespaced_deployment(APP, ctx.namespace)
-    container = deployment.spec.template.spec.containers[0]
+    container = monolith_container(deployment)
     kept = [variable for variable in container.env or [] if variable.name not in MOVED_SETTINGS]
     container.env = kept + [V1EnvVar(name=name, value=f"$({key})") for name, key in MOVED_SETTINGS.items()]
     container.env_from = [V1EnvFromSource(config_map_ref=V1ConfigMapEnvSource(name=SETTINGS_CONFIGMAP))]

@@ -375,9 +375,8 @@ def purchases_work_again(ctx: Context) -> CheckResult:
 @purchases_work_again.breaks
 def send_balance_traffic_to_another_port(ctx: Context) -> None:
     """The platform team's change: balance's Service now targets a port its pods do not listen on."""
-    service = ctx.core.read_namespaced_service("balance", ctx.namespace)
-    service.spec.ports[0].target_port = UNUSED_PORT
-    ctx.core.replace_namespaced_service("balance", ctx.namespace, service)
+    patch = {"spec": {"ports": [{"port": 80, "targetPort": UNUSED_PORT}]}}
+    ctx.core.patch_namespaced_service("balance", ctx.namespace, patch)
 
 
 @purchases_work_again.solution

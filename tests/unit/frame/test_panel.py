@@ -64,14 +64,14 @@ def test_raise_for_status_is_what_hidden_tests_call() -> None:
 
 
 def test_labkit_check_runs_one_check_on_the_given_connection(cluster: FakeConnection) -> None:
-    shown = labkit.check("00.2", connection=cluster)
+    shown = labkit.check("00.2", connection=cluster)  # type: ignore[arg-type]
     assert shown.result.status is Status.PASSED
     assert shown.result.check_id == "00.2"
 
 
 def test_labkit_check_wants_one_check_id(cluster: FakeConnection) -> None:
     with pytest.raises(ValueError, match=r"one check id like '00\.2', not '00'"):
-        labkit.check("00", connection=cluster)
+        labkit.check("00", connection=cluster)  # type: ignore[arg-type]
 
 
 def test_import_labkit_does_not_load_widgets_or_the_kubernetes_client() -> None:
@@ -112,7 +112,7 @@ def test_the_button_climbs_the_ladder_then_goes_away() -> None:
 
 def test_labkit_hint_climbs_the_ladder_of_the_verdict_last_shown(cluster: FakeConnection) -> None:
     cluster.core.namespaces.clear()
-    shown = labkit.check("00.2", connection=cluster)
+    shown = labkit.check("00.2", connection=cluster)  # type: ignore[arg-type]
     assert shown.shown == 1
     second = labkit.hint("00.2")
     assert (second.level, second.count) == (2, 2)
