@@ -62,6 +62,15 @@ _TOKEN_REQUEST = "io.k8s.api.authentication.v1.TokenRequest"
 _INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _JSON = "application/json"
 _ONE_YEAR_SECONDS = 365 * 24 * 3600
+#: How both documents (v2 securityDefinitions, v3 securitySchemes) describe the API's one credential.
+_BEARER_TOKEN_SCHEME = {
+    "BearerToken": {
+        "description": "Bearer Token authentication",
+        "in": "header",
+        "name": "authorization",
+        "type": "apiKey",
+    }
+}
 _YAML = "application/yaml"
 _PROTOBUF = "application/vnd.kubernetes.protobuf"
 _STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -198,14 +207,7 @@ class _GroupVersionBuilder:
             "paths": dict(sorted(paths.items())),
             "components": {
                 "schemas": schemas,
-                "securitySchemes": {
-                    "BearerToken": {
-                        "description": "Bearer Token authentication",
-                        "in": "header",
-                        "name": "authorization",
-                        "type": "apiKey",
-                    }
-                },
+                "securitySchemes": _BEARER_TOKEN_SCHEME,
             },
             "security": [{"BearerToken": []}],
         }
@@ -486,14 +488,7 @@ class OpenAPIDocuments:
             "info": {"title": "Kubernetes", "version": KUBERNETES_SCHEMA_VERSION},
             "paths": paths,
             "definitions": {name: _convert(self._definition(name), _V2_REF, v3=False) for name in self._closure(roots)},
-            "securityDefinitions": {
-                "BearerToken": {
-                    "description": "Bearer Token authentication",
-                    "in": "header",
-                    "name": "authorization",
-                    "type": "apiKey",
-                }
-            },
+            "securityDefinitions": _BEARER_TOKEN_SCHEME,
             "security": [{"BearerToken": []}],
         }
         return _encoded(document)

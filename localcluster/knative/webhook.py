@@ -32,6 +32,15 @@ from localcluster.knative.config import (
     AutoscalerConfig,
     DefaultsConfig,
 )
+from localcluster.name_syntax import (
+    DNS1035_LABEL,
+    DNS1035_LABEL_ERROR,
+    DNS1123_LABEL_MAX,
+    DNS1123_SUBDOMAIN,
+    DNS1123_SUBDOMAIN_MAX,
+    QUALIFIED_NAME_ERROR,
+    QUALIFIED_NAME_PART,
+)
 
 Obj = dict[str, Any]
 Errors = fe.Errors
@@ -39,19 +48,6 @@ Errors = fe.Errors
 VALIDATION_WEBHOOK = "validation.webhook.serving.knative.dev"
 KINDS = ("Service", "Configuration", "Route", "Revision")
 
-_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS1035_ERROR = (
-    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
-    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
-    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
-)
-_QUALIFIED_NAME_ERROR = (
-    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
-    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-)
 _RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091, 8008})
 _RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
 _RESERVED_CONTAINER_NAMES = frozenset({"queue-proxy"})
@@ -340,11 +336,11 @@ def _name_change(template: Any, previous: Any) -> Errors:
 
 def _revision_name(name: str, generate_name: str, parent: Obj) -> Errors:
     if generate_name and not _is_dns1035_label(generate_name, prefix=True):
-        return fe.invalid_value(f"not a DNS 1035 label prefix: [{_DNS1035_ERROR}]", "metadata.generateName")
+        return fe.invalid_value(f"not a DNS 1035 label prefix: [{DNS1035_LABEL_ERROR}]", "metadata.generateName")
     if not name:
         return []
     if not _is_dns1035_label(name, prefix=False):
-        return fe.invalid_value(f"not a DNS 1035 label: [{_DNS1035_ERROR}]", "metadata.name")
+        return fe.invalid_value(f"not a DNS 1035 label: [{DNS1035_LABEL_ERROR}]", "metadata.name")
     parent_name = parent.get("name") or ""
     if not parent_name and parent.get("generateName"):
         return fe.disallowed_fields("metadata.name")
@@ -357,7 +353,7 @@ def _revision_name(name: str, generate_name: str, parent: Obj) -> Errors:
 def _is_dns1035_label(value: str, *, prefix: bool) -> bool:
     if prefix:
         value = value[:-1] if value.endswith("-") else value
-    return len(value) <= 63 and bool(_DNS1035_LABEL.fullmatch(value))
+    return len(value) <= DNS1123_LABEL_MAX and bool(DNS1035_LABEL.fullmatch(value))
 
 
 def _traffic_list(traffic: list[Any], *, default_configuration: bool) -> Errors:
@@ -376,7 +372,7 @@ def _traffic_list(traffic: list[Any], *, default_configuration: bool) -> Errors:
         if not tag:
             continue
         if not _is_dns1035_label(tag, prefix=False):
-            errors += fe.invalid_array_value(f"not a DNS 1035 label: [{_DNS1035_ERROR}]", "tag", index)
+            errors += fe.invalid_array_value(f"not a DNS 1035 label: [{DNS1035_LABEL_ERROR}]", "tag", index)
         if tag in tags:
             errors.append(fe.FieldError(f'Multiple definitions for "{tag}"', (f"[{index}].tag", f"[{tags[tag]}].tag")))
         else:
@@ -401,11 +397,11 @@ def _traffic_target(target: Obj, *, default_configuration: bool) -> Errors:
     elif revision and configuration:
         errors += fe.multiple_one_of("revisionName", "configurationName")
     elif revision:
-        if len(revision) > 63 or not _QUALIFIED_NAME.fullmatch(revision):
-            errors += fe.invalid_key_name(revision, "revisionName", _QUALIFIED_NAME_ERROR)
+        if len(revision) > DNS1123_LABEL_MAX or not QUALIFIED_NAME_PART.fullmatch(revision):
+            errors += fe.invalid_key_name(revision, "revisionName", QUALIFIED_NAME_ERROR)
     elif configuration:
-        if len(configuration) > 63 or not _QUALIFIED_NAME.fullmatch(configuration):
-            errors += fe.invalid_key_name(configuration, "configurationName", _QUALIFIED_NAME_ERROR)
+        if len(configuration) > DNS1123_LABEL_MAX or not QUALIFIED_NAME_PART.fullmatch(configuration):
+            errors += fe.invalid_key_name(configuration, "configurationName", QUALIFIED_NAME_ERROR)
     elif not default_configuration:
         errors += fe.missing_one_of("revisionName", "configurationName")
     percent = target.get("percent")
@@ -474,7 +470,7 @@ def _pod_spec(spec: Obj, config: WebhookConfig) -> Errors:
         names.add(name)
         errors += fe.via(fe.via_index(found, index), "containers")
     account = spec.get("serviceAccountName")
-    if account and not (len(account) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(account)):
+    if account and not (len(account) <= DNS1123_SUBDOMAIN_MAX and DNS1123_SUBDOMAIN.fullmatch(account)):
         errors += fe.invalid_value(account, "serviceAccountName")
     return errors
 

@@ -139,10 +139,7 @@ def _container(container: JsonObject, path: str, volume_names: set[str], port_na
             causes += _fields.port_number(child(port_path, "containerPort"), container_port)
         port_name = port.get("name")
         if port_name:
-            causes += _fields.port_name(child(port_path, "name"), port_name)
-            if port_name in port_names:
-                causes.append(_fields.duplicate(child(port_path, "name"), port_name))
-            port_names.add(port_name)
+            causes += _unique_name(child(port_path, "name"), port_name, port_names, _fields.port_name)
         protocol = port.get("protocol")
         if protocol and protocol not in _PROTOCOLS:
             causes.append(_fields.not_supported(child(port_path, "protocol"), protocol, _PROTOCOLS))
@@ -164,6 +161,13 @@ def _container(container: JsonObject, path: str, volume_names: set[str], port_na
     return causes
 
 
+def _unique_name(field: str, name: str, seen: set[str], syntax: Callable[[str, str], list[Cause]]) -> list[Cause]:
+    """A list item's name by its syntax rule, and a Duplicate value if an earlier item had it (`seen` remembers)."""
+    duplicate = [_fields.duplicate(field, name)] if name in seen else []
+    seen.add(name)
+    return syntax(field, name) + duplicate
+
+
 def _volumes(spec: JsonObject, path: str) -> tuple[list[Cause], set[str]]:
     causes: list[Cause] = []
     names: set[str] = set()
@@ -172,10 +176,7 @@ def _volumes(spec: JsonObject, path: str) -> tuple[list[Cause], set[str]]:
         if not name:
             causes.append(_fields.required(child(volume_path, "name")))
         else:
-            causes += _fields.dns1123_label(child(volume_path, "name"), name)
-            if name in names:
-                causes.append(_fields.duplicate(child(volume_path, "name"), name))
-            names.add(name)
+            causes += _unique_name(child(volume_path, "name"), name, names, _fields.dns1123_label)
         sources = [key for key, value in volume.items() if key not in _VOLUME_SOURCE_EXEMPT and value is not None]
         if not sources:
             causes.append(_fields.required(volume_path, "must specify a volume type"))
@@ -198,10 +199,7 @@ def pod_spec(spec: JsonObject, path: str, *, allowed_restart_policies: tuple[str
             if not name:
                 causes.append(_fields.required(child(container_path, "name")))
             else:
-                causes += _fields.dns1123_label(child(container_path, "name"), name)
-                if name in container_names:
-                    causes.append(_fields.duplicate(child(container_path, "name"), name))
-                container_names.add(name)
+                causes += _unique_name(child(container_path, "name"), name, container_names, _fields.dns1123_label)
             causes += _container(container, container_path, volume_names, port_names)
     supported = allowed_restart_policies or ("Always", "OnFailure", "Never")
     restart_policy = spec.get("restartPolicy")
@@ -495,10 +493,7 @@ def _service(service: JsonObject, old: JsonObject | None) -> list[Cause]:
             if len(ports) > 1:
                 causes.append(_fields.required(child(port_path, "name")))
         else:
-            causes += _fields.dns1123_label(child(port_path, "name"), name)
-            if name in names:
-                causes.append(_fields.duplicate(child(port_path, "name"), name))
-            names.add(name)
+            causes += _unique_name(child(port_path, "name"), name, names, _fields.dns1123_label)
         if port.get("port") is not None:  # a missing port is the schema's Required value
             causes += _fields.port_number(child(port_path, "port"), port["port"])
         protocol = port.get("protocol")

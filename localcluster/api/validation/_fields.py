@@ -1,7 +1,8 @@
-"""Field errors worded as upstream's `field.Error` renders them, and the name and label syntax rules.
+"""Field errors worded as upstream's `field.Error` renders them, and the name and label syntax rules as causes.
 
-Messages follow k8s.io/apimachinery/pkg/util/validation (`IsDNS1123Label`, `IsQualifiedName`, ...), so
-an attendee sees on localcluster the words a real cluster would print.
+The rules and their messages are k8s.io/apimachinery/pkg/util/validation's (`IsDNS1123Label`,
+`IsQualifiedName`, ..., kept in `localcluster.name_syntax`), so an attendee sees on localcluster the
+words a real cluster would print.
 """
 
 from __future__ import annotations
@@ -12,47 +13,25 @@ from collections.abc import Iterable
 from typing import Any
 
 from localcluster.api.errors import Cause
+from localcluster.name_syntax import (
+    CONFIG_KEY,
+    CONFIG_KEY_ERROR,
+    DNS1035_LABEL,
+    DNS1035_LABEL_ERROR,
+    DNS1123_LABEL,
+    DNS1123_LABEL_ERROR,
+    DNS1123_LABEL_MAX,
+    DNS1123_SUBDOMAIN,
+    DNS1123_SUBDOMAIN_ERROR,
+    DNS1123_SUBDOMAIN_MAX,
+    HAS_LETTER,
+    IANA_SVC_NAME,
+    LABEL_VALUE,
+    LABEL_VALUE_ERROR,
+    QUALIFIED_NAME_ERROR,
+    QUALIFIED_NAME_PART,
+)
 
-DNS1123_LABEL_MAX = 63
-DNS1123_SUBDOMAIN_MAX = 253
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_QUALIFIED_NAME_PART = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
-_IANA_SVC_NAME = re.compile(r"[-a-z0-9]+")
-_HAS_LETTER = re.compile(r"[a-z]")
-
-DNS1123_LABEL_ERROR = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
-DNS1123_SUBDOMAIN_ERROR = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
-    "start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-DNS1035_LABEL_ERROR = (
-    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
-    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
-    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
-)
-_QUALIFIED_NAME_ERROR = (
-    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
-    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-)
-_LABEL_VALUE_ERROR = (
-    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
-    "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
-    "for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
-)
-_CONFIG_KEY_ERROR = (
-    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
-    "'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
-)
 PORT_RANGE_ERROR = "must be between 1 and 65535, inclusive"
 
 
@@ -115,15 +94,15 @@ def immutable(field: str, value: Any) -> Cause:
 
 
 def dns1123_label(field: str, value: str) -> list[Cause]:
-    return _pattern_name(field, value, _DNS1123_LABEL, DNS1123_LABEL_ERROR, DNS1123_LABEL_MAX)
+    return _pattern_name(field, value, DNS1123_LABEL, DNS1123_LABEL_ERROR, DNS1123_LABEL_MAX)
 
 
 def dns1123_subdomain(field: str, value: str) -> list[Cause]:
-    return _pattern_name(field, value, _DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_ERROR, DNS1123_SUBDOMAIN_MAX)
+    return _pattern_name(field, value, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_ERROR, DNS1123_SUBDOMAIN_MAX)
 
 
 def dns1035_label(field: str, value: str) -> list[Cause]:
-    return _pattern_name(field, value, _DNS1035_LABEL, DNS1035_LABEL_ERROR, DNS1123_LABEL_MAX)
+    return _pattern_name(field, value, DNS1035_LABEL, DNS1035_LABEL_ERROR, DNS1123_LABEL_MAX)
 
 
 def path_segment_name(field: str, value: str) -> list[Cause]:
@@ -148,24 +127,19 @@ def qualified_name(field: str, value: str) -> list[Cause]:
     causes = []
     if slash and not prefix:
         causes.append(invalid(field, value, "prefix part must be non-empty"))
-    elif prefix and (len(prefix) > DNS1123_SUBDOMAIN_MAX or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
+    elif prefix and (len(prefix) > DNS1123_SUBDOMAIN_MAX or not DNS1123_SUBDOMAIN.fullmatch(prefix)):
         causes.append(invalid(field, value, f"prefix part {DNS1123_SUBDOMAIN_ERROR}"))
     if not name:
         causes.append(invalid(field, value, "name part must be non-empty"))
     elif len(name) > DNS1123_LABEL_MAX:
         causes.append(invalid(field, value, f"name part must be no more than {DNS1123_LABEL_MAX} characters"))
-    elif not _QUALIFIED_NAME_PART.fullmatch(name):
-        causes.append(invalid(field, value, _QUALIFIED_NAME_ERROR))
+    elif not QUALIFIED_NAME_PART.fullmatch(name):
+        causes.append(invalid(field, value, QUALIFIED_NAME_ERROR))
     return causes
 
 
 def label_value(field: str, value: str) -> list[Cause]:
-    causes = []
-    if len(value) > DNS1123_LABEL_MAX:
-        causes.append(invalid(field, value, f"must be no more than {DNS1123_LABEL_MAX} characters"))
-    if not _LABEL_VALUE.fullmatch(value):
-        causes.append(invalid(field, value, _LABEL_VALUE_ERROR))
-    return causes
+    return _pattern_name(field, value, LABEL_VALUE, LABEL_VALUE_ERROR, DNS1123_LABEL_MAX)
 
 
 def labels(field: str, value: Any) -> list[Cause]:
@@ -181,12 +155,8 @@ def labels(field: str, value: Any) -> list[Cause]:
 
 
 def config_key(field: str, value: str) -> list[Cause]:
-    causes = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
-        causes.append(invalid(field, value, f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters"))
-    if not _CONFIG_KEY.fullmatch(value):
-        causes.append(invalid(field, value, _CONFIG_KEY_ERROR))
-    elif value in (".", "..") or value.startswith(".."):
+    causes = _pattern_name(field, value, CONFIG_KEY, CONFIG_KEY_ERROR, DNS1123_SUBDOMAIN_MAX)
+    if CONFIG_KEY.fullmatch(value) and (value in (".", "..") or value.startswith("..")):
         causes.append(invalid(field, value, "must not be '.' or '..' or start with '..'"))
     return causes
 
@@ -202,11 +172,11 @@ def port_name(field: str, value: str) -> list[Cause]:
     details = []
     if len(value) > 15:
         details.append("must be no more than 15 characters")
-    if not _IANA_SVC_NAME.fullmatch(value):
+    if not IANA_SVC_NAME.fullmatch(value):
         details.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
     if "--" in value:
         details.append("must not contain consecutive hyphens")
-    if not _HAS_LETTER.search(value):
+    if not HAS_LETTER.search(value):
         details.append("must contain at least one letter (a-z)")
     if value.startswith("-") or value.endswith("-"):
         details.append("must not begin or end with a hyphen")
