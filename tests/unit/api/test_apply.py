@@ -11,12 +11,6 @@ from localcluster.api.apply import decode_apply_body, fields_v1, record_update, 
 from localcluster.api.errors import BadRequest, Conflict
 from localcluster.api.resources import ResourceRegistry, ResourceType
 from localcluster.api.schemas import SchemaIndex
-from localcluster.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
 
 
 @pytest.fixture(scope="module")

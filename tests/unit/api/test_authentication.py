@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -18,25 +17,6 @@ from localcluster.api.authentication import (
     ServiceAccountTokens,
 )
 from localcluster.api.cluster import Cluster
-from localcluster.api.resources import ResourceRegistry
-from localcluster.api.schemas import SchemaIndex
-from localcluster.server import bootstrap
-from localcluster.settings import Settings
-from localcluster.store import Store
-
-
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, registry: ResourceRegistry) -> Iterator[Cluster]:
-    store = Store(tmp_path / "store.sqlite")
-    made = Cluster(store, registry, SchemaIndex(registry))
-    bootstrap(made)
-    yield made
-    store.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ upstream's 403 wording, and the escalation check on roles and bindings."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,31 +19,19 @@ from localcluster.api.authorization import (
 from localcluster.api.cluster import Cluster
 from localcluster.api.errors import Forbidden
 from localcluster.api.resources import ResourceRegistry
-from localcluster.api.schemas import SchemaIndex
 from localcluster.controllers.rbac import ClusterRoleAggregation
-from localcluster.server import bootstrap
-from localcluster.settings import Settings
-from localcluster.store import Store
 
 ATTENDEE = UserInfo("system:serviceaccount:a:jupyter", "uid-1", service_account_groups("a"))
 RBAC = "rbac.authorization.k8s.io"
 
 
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
-
-
 @pytest.fixture
-def cluster(tmp_path: Path, registry: ResourceRegistry) -> Iterator[Cluster]:
-    store = Store(tmp_path / "store.sqlite")
-    made = Cluster(store, registry, SchemaIndex(registry))
-    bootstrap(made)
-    ClusterRoleAggregation(made).reconcile([])
+def cluster(cluster: Cluster, registry: ResourceRegistry) -> Cluster:
+    """The in-process cluster with the aggregated ClusterRoles and namespaces `a` and `b`."""
+    ClusterRoleAggregation(cluster).reconcile([])
     for name in ("a", "b"):
-        made.create(registry.get("", "namespaces"), "v1", "", {"metadata": {"name": name}})
-    yield made
-    store.close()
+        cluster.create(registry.get("", "namespaces"), "v1", "", {"metadata": {"name": name}})
+    return cluster
 
 
 @pytest.fixture

@@ -10,12 +10,6 @@ import pytest
 
 from localcluster.api.defaults import apply_defaults, image_pull_policy
 from localcluster.api.resources import ResourceRegistry
-from localcluster.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
 
 
 def defaulted(registry: ResourceRegistry, obj: dict[str, Any]) -> dict[str, Any]:

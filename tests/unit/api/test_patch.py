@@ -19,12 +19,6 @@ from localcluster.api.patch import (
 )
 from localcluster.api.resources import ResourceRegistry, ResourceType
 from localcluster.api.schemas import SchemaIndex
-from localcluster.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
 
 
 @pytest.fixture(scope="module")

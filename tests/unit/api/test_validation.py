@@ -14,14 +14,8 @@ from localcluster.api.resources import ResourceRegistry, ResourceType
 from localcluster.api.schemas import SchemaIndex
 from localcluster.api.validation import Validator, validate
 from localcluster.api.validation._custom import go_duration_seconds
-from localcluster.settings import Settings
 
 JsonObject = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
 
 
 @pytest.fixture(scope="module")

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from localcluster.api.cluster import Cluster, WriteOptions
 from localcluster.api.errors import BadRequest, Forbidden, NotFound
-from localcluster.api.resources import ResourceRegistry
-from localcluster.api.schemas import SchemaIndex
-from localcluster.server import bootstrap
-from localcluster.settings import Settings
-from localcluster.store import Store
-
-
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, registry: ResourceRegistry):
-    store = Store(tmp_path / "store.sqlite")
-    made = Cluster(store, registry, SchemaIndex(registry))
-    bootstrap(made)
-    yield made
-    store.close()
 
 
 def pod(name: str = "p") -> dict:

@@ -3,36 +3,14 @@ pods becoming Running, Ready, Succeeded or Failed, is written by the test)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from localcluster.api.cluster import Cluster, now
-from localcluster.api.resources import ResourceRegistry
-from localcluster.api.schemas import SchemaIndex
 from localcluster.controllers.jobs import JobController
 from localcluster.controllers.statefulsets import StatefulSetController
-from localcluster.server import bootstrap
-from localcluster.settings import Settings
-from localcluster.store import Store
 
 NAMESPACE = "bookstore"
 CONTAINER = {"name": "main", "image": "ghcr.io/cloud-native-bookstore/workshop:latest", "command": ["true"]}
-
-
-@pytest.fixture(scope="module")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, registry: ResourceRegistry):
-    store = Store(tmp_path / "store.sqlite")
-    made = Cluster(store, registry, SchemaIndex(registry))
-    bootstrap(made)
-    yield made
-    store.close()
 
 
 def names(cluster: Cluster, plural: str) -> list[str]:

@@ -1,37 +1,14 @@
-"""A real in-process cluster (store, registry, API pipeline) in a temporary directory, and pod helpers."""
+"""Pods and Services as the network code finds them, written through the in-process cluster (tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localcluster.api.cluster import Cluster
-from localcluster.api.resources import ResourceRegistry
-from localcluster.api.schemas import SchemaIndex
-from localcluster.server import bootstrap
-from localcluster.settings import Settings
-from localcluster.store import Store
 
 NAMESPACE = "bookstore"
-
-
-@pytest.fixture(scope="session")
-def registry() -> ResourceRegistry:
-    return ResourceRegistry.load(Settings().schemas_dir)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, registry: ResourceRegistry) -> Iterator[Cluster]:
-    store = Store(tmp_path / "store.sqlite")
-    cluster = Cluster(store, registry, SchemaIndex(registry))
-    bootstrap(cluster)
-    try:
-        yield cluster
-    finally:
-        store.close()
 
 
 def create_service(cluster: Cluster, name: str, spec: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any]:

@@ -96,6 +96,25 @@ def subsets(cluster: Cluster) -> None:
     )
 
 
+def route_everything_to(cluster: Cluster, subset: str) -> None:
+    """VirtualService `reviews`: every request to subset `subset`."""
+    istio(
+        cluster,
+        "VirtualService",
+        "reviews",
+        {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": subset}}]}]},
+    )
+
+
+async def refusal_choosing(mesh: MeshResolver) -> tuple[int, str | None, str]:
+    """The status, body and Envoy response flag with which the sidecar refuses the default request's destination."""
+    route = await mesh.resolve(request())
+    assert route is not None
+    with pytest.raises(ProxyError) as failure:
+        await route.choose()
+    return failure.value.status, failure.value.text, failure.value.flag
+
+
 async def test_without_a_virtual_service_a_sidecar_balances_over_the_service(
     cluster: Cluster, mesh: MeshResolver
 ) -> None:
@@ -108,12 +127,7 @@ async def test_without_a_virtual_service_a_sidecar_balances_over_the_service(
 
 async def test_a_virtual_service_sends_everything_to_one_subset(cluster: Cluster, mesh: MeshResolver) -> None:
     subsets(cluster)
-    istio(
-        cluster,
-        "VirtualService",
-        "reviews",
-        {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]},
-    )
+    route_everything_to(cluster, "v2")
     hosts = {(await destination(mesh, request())).host for _ in range(20)}
     assert hosts == {V2_IP}
     route = await mesh.resolve(request())
@@ -122,28 +136,14 @@ async def test_a_virtual_service_sends_everything_to_one_subset(cluster: Cluster
 
 async def test_a_caller_without_sidecar_gets_plain_service_routing(cluster: Cluster, mesh: MeshResolver) -> None:
     subsets(cluster)
-    istio(
-        cluster,
-        "VirtualService",
-        "reviews",
-        {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]},
-    )
+    route_everything_to(cluster, "v2")
     assert await mesh.resolve(request(caller=False)) is None  # plain Service routing: VirtualServices apply
     # on the client's side, which has no sidecar
 
 
 async def test_an_undefined_subset_is_a_missing_cluster(cluster: Cluster, mesh: MeshResolver) -> None:
-    istio(
-        cluster,
-        "VirtualService",
-        "reviews",
-        {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v3"}}]}]},
-    )
-    route = await mesh.resolve(request())
-    assert route is not None
-    with pytest.raises(ProxyError) as failure:
-        await route.choose()
-    assert (failure.value.status, failure.value.text, failure.value.flag) == (503, "", "NC")
+    route_everything_to(cluster, "v3")
+    assert await refusal_choosing(mesh) == (503, "", "NC")
 
 
 async def test_a_subset_without_endpoints_has_no_healthy_upstream(cluster: Cluster, mesh: MeshResolver) -> None:
@@ -153,17 +153,8 @@ async def test_a_subset_without_endpoints_has_no_healthy_upstream(cluster: Clust
         "reviews",
         {"host": "reviews", "subsets": [{"name": "v9", "labels": {"version": "v9"}}]},
     )
-    istio(
-        cluster,
-        "VirtualService",
-        "reviews",
-        {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v9"}}]}]},
-    )
-    route = await mesh.resolve(request())
-    assert route is not None
-    with pytest.raises(ProxyError) as failure:
-        await route.choose()
-    assert (failure.value.status, failure.value.text, failure.value.flag) == (503, "no healthy upstream", "UH")
+    route_everything_to(cluster, "v9")
+    assert await refusal_choosing(mesh) == (503, "no healthy upstream", "UH")
 
 
 async def test_no_matching_rule_is_404_route_not_found(cluster: Cluster, mesh: MeshResolver) -> None:
