@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from localcluster.testing import KUBECTL, LocalClusterRunner
 
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, CoreV1Api
+
 T = TypeVar("T")
 
 #: The name the tests use for a running cluster handle.
 LocalCluster = LocalClusterRunner
 
-__all__ = ["KUBECTL", "LocalCluster", "eventually", "poll_until", "start_cluster", "stop_cluster"]
+__all__ = ["KUBECTL", "LocalCluster", "eventually", "poll_until", "running_cluster", "start_cluster", "stop_cluster"]
 
 
-def eventually(predicate: Callable[[], T], what: str, timeout: float = 30.0) -> T:
+def eventually(predicate: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
     """Poll `predicate` until it returns something truthy; fail naming `what` at the deadline."""
     result = Retrying(
         stop=stop_after_delay(timeout),
@@ -60,21 +64,39 @@ def stop_cluster(cluster: LocalCluster) -> None:
     assert not left, f"processes left behind: {[p.cmdline() for p in left]}"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """One localcluster shared by the tests of a module."""
-    running = start_cluster(tmp_path_factory.mktemp("lab-home"))
+@contextmanager
+def running_cluster(home: Path, **settings: str) -> Iterator[LocalCluster]:
+    """A localcluster in `home` for the `with` block (settings as for `start_cluster`), then `lab down`, checked."""
+    running = start_cluster(home, **settings)
     try:
         yield running
     finally:
         stop_cluster(running)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One localcluster shared by the tests of a module."""
+    with running_cluster(tmp_path_factory.mktemp("lab-home")) as running:
+        yield running
 
 
 @pytest.fixture
 def fresh_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     """A localcluster of the test's own, for tests that restart or break it."""
-    running = start_cluster(tmp_path / "lab-home")
-    try:
+    with running_cluster(tmp_path / "lab-home") as running:
         yield running
-    finally:
-        stop_cluster(running)
+
+
+@pytest.fixture(scope="module")
+def api(cluster: LocalCluster) -> Iterator[ApiClient]:
+    """The official client, configured from the module's cluster's kubeconfig as a user's would be."""
+    with cluster.api_client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def core(api: ApiClient) -> CoreV1Api:
+    from kubernetes.client import CoreV1Api  # the client is slow to import: only modules that use it pay
+
+    return CoreV1Api(api)

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from tests.integration.conftest import LocalCluster, start_cluster, stop_cluster
+from tests.integration.conftest import LocalCluster, running_cluster
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  a: '1'\n"
 
@@ -79,8 +79,7 @@ def test_unusable_state_directory_is_a_clear_error(tmp_path) -> None:
 
 
 def test_restart_keeps_objects_uid_and_port(tmp_path) -> None:
-    cluster = start_cluster(tmp_path / "home")
-    try:
+    with running_cluster(tmp_path / "home") as cluster:
         cluster.kubectl("apply", "-f", "-", input=CONFIGMAP)
         before = yaml.safe_load(cluster.kubectl("get", "configmap", "kept", "-o", "yaml").stdout)
         server_before = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
@@ -88,8 +87,6 @@ def test_restart_keeps_objects_uid_and_port(tmp_path) -> None:
         cluster.lab("up")
         after = yaml.safe_load(cluster.kubectl("get", "configmap", "kept", "-o", "yaml").stdout)
         server_after = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    finally:
-        stop_cluster(cluster)
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["data"] == {"a": "1"}

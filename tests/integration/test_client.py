@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.integration.conftest import LocalCluster, eventually, start_cluster, stop_cluster
+from tests.integration.conftest import LocalCluster, eventually, running_cluster
 
 NS = "bookstore"
-
-
-@pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[client.ApiClient]:
-    with cluster.api_client() as api_client:
-        yield api_client
-
-
-@pytest.fixture(scope="module")
-def core(api: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
 
 
 @pytest.fixture(scope="module")
@@ -292,19 +280,15 @@ def test_watch_bookmarks_and_initial_events(core: client.CoreV1Api, cluster: Loc
 
 
 def test_watch_from_a_compacted_version_is_410(tmp_path: Path) -> None:
-    cluster = start_cluster(tmp_path / "home", LOCALCLUSTER_WATCH_HISTORY="5")
-    try:
-        with cluster.api_client() as api_client:
-            core = client.CoreV1Api(api_client)
-            old = core.list_namespaced_config_map(NS).metadata.resource_version
-            for index in range(10):
-                core.create_namespaced_config_map(NS, configmap(f"compact-{index}"))
-            with pytest.raises(ApiException) as gone:
-                list(watch.Watch().stream(core.list_namespaced_config_map, NS, resource_version=old, timeout_seconds=1))
-            assert gone.value.status == 410
-            assert status_of(gone.value)["reason"] == "Expired"
-    finally:
-        stop_cluster(cluster)
+    with running_cluster(tmp_path / "home", LOCALCLUSTER_WATCH_HISTORY="5") as cluster, cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        old = core.list_namespaced_config_map(NS).metadata.resource_version
+        for index in range(10):
+            core.create_namespaced_config_map(NS, configmap(f"compact-{index}"))
+        with pytest.raises(ApiException) as gone:
+            list(watch.Watch().stream(core.list_namespaced_config_map, NS, resource_version=old, timeout_seconds=1))
+        assert gone.value.status == 410
+        assert status_of(gone.value)["reason"] == "Expired"
 
 
 def test_watch_delivers_concurrent_writes_in_order(core: client.CoreV1Api, cluster: LocalCluster) -> None:

@@ -4,7 +4,6 @@ official Python client."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,6 @@ from tests.integration.conftest import LocalCluster, poll_until
 pytestmark = pytest.mark.integration
 
 NAMESPACE = "bookstore"
-
-
-@pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[ApiClient]:
-    client = cluster.api_client()
-    yield client
-    client.close()
 
 
 def job(name: str, program: str, restart_policy: str = "Never", **spec: Any) -> dict[str, Any]:

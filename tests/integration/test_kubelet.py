@@ -10,9 +10,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psutil
@@ -21,7 +20,7 @@ from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import KUBECTL, LocalCluster
+from tests.integration.conftest import KUBECTL, LocalCluster, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -29,26 +28,6 @@ PODPROGRAMS = Path(__file__).parent / "podprograms"
 HTTP_SERVER = str(PODPROGRAMS / "http_server.py")
 IGNORE_SIGTERM = ["python", str(PODPROGRAMS / "ignore_sigterm.py")]
 NAMESPACE = "default"
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
-    """Poll `check` until it returns something truthy, or fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def core(cluster: LocalCluster) -> Iterator[CoreV1Api]:
-    client = cluster.api_client()
-    yield CoreV1Api(client)
-    client.close()
 
 
 def pod_manifest(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
@@ -115,7 +94,7 @@ def test_http_pods_get_their_own_address_and_both_serve_8080(core: CoreV1Api, cl
     for name in names:
         core.create_namespaced_pod(NAMESPACE, http_pod(name))
     try:
-        pods = [wait_for(lambda n=name: ready(core, n), f"pod {name} Ready") for name in names]
+        pods = [eventually(lambda n=name: ready(core, n), f"pod {name} Ready") for name in names]
         addresses = [pod.status.pod_ip for pod in pods]
         assert len(set(addresses)) == 2
         for pod, address in zip(pods, addresses, strict=True):
@@ -127,7 +106,7 @@ def test_http_pods_get_their_own_address_and_both_serve_8080(core: CoreV1Api, cl
             status = pod.status.container_statuses[0]
             assert status.state.running is not None and status.ready and status.restart_count == 0
             assert status.container_id.startswith("localcluster://")
-            response = wait_for(lambda a=address: answer(f"http://{a}:8080/"), f"{address}:8080 answering")
+            response = eventually(lambda a=address: answer(f"http://{a}:8080/"), f"{address}:8080 answering")
             assert response.text == pod.metadata.name
         assert {"Scheduled", "Pulled", "Created", "Started"} <= set(events_of(core, "web-a"))
     finally:
@@ -181,7 +160,9 @@ def test_environment_volumes_and_init_containers(core: CoreV1Api, cluster: Local
     )
     core.create_namespaced_pod(NAMESPACE, manifest)
     try:
-        pod = wait_for(lambda: (p := read(core, "volumes")).status.phase in ("Succeeded", "Failed") and p, "completion")
+        pod = eventually(
+            lambda: (p := read(core, "volumes")).status.phase in ("Succeeded", "Failed") and p, "completion"
+        )
         assert pod.status.phase == "Succeeded", pod.status
         assert pod.status.init_container_statuses[0].state.terminated.reason == "Completed"
         written = cluster.home / "volumes" / NAMESPACE / "books" / "out"
@@ -193,7 +174,7 @@ def test_environment_volumes_and_init_containers(core: CoreV1Api, cluster: Local
         core.delete_namespaced_config_map("greeting", NAMESPACE)
     assert written.exists(), "a claim's data outlives its pod"
     core.delete_namespaced_persistent_volume_claim("books", NAMESPACE)
-    wait_for(lambda: not written.parent.exists(), "the claim's data to go with the claim (reclaim policy Delete)")
+    eventually(lambda: not written.parent.exists(), "the claim's data to go with the claim (reclaim policy Delete)")
 
 
 def test_a_crashing_container_backs_off_10_then_20_seconds(core: CoreV1Api) -> None:
@@ -210,11 +191,11 @@ def test_a_crashing_container_backs_off_10_then_20_seconds(core: CoreV1Api) -> N
                 and status
             )
 
-        first = wait_for(lambda: backing_off(10), "CrashLoopBackOff with a 10 s back-off", timeout=10)
+        first = eventually(lambda: backing_off(10), "CrashLoopBackOff with a 10 s back-off", timeout=10)
         assert first.last_state.terminated.exit_code == 3
         assert first.last_state.terminated.reason == "Error"
         started = time.monotonic()
-        second = wait_for(lambda: backing_off(20), "the back-off doubling to 20 s", timeout=15)
+        second = eventually(lambda: backing_off(20), "the back-off doubling to 20 s", timeout=15)
         assert time.monotonic() - started > 7, "the 10 s back-off was not waited out"
         assert second.restart_count > first.restart_count
         assert any(m.startswith("Back-off restarting failed container") for m in events_of(core, "crash")["BackOff"])
@@ -233,9 +214,9 @@ def test_a_failing_liveness_probe_restarts_the_container(core: CoreV1Api, tmp_pa
     )
     core.create_namespaced_pod(NAMESPACE, manifest)
     try:
-        first = wait_for(lambda: ready(core, "liveness"), "pod Ready").status.container_statuses[0]
+        first = eventually(lambda: ready(core, "liveness"), "pod Ready").status.container_statuses[0]
         marker.touch()
-        restarted = wait_for(
+        restarted = eventually(
             lambda: (s := container_state(core, "liveness")).restart_count >= 1 and s.state.running and s,
             "a restart after the liveness probe failed",
         )
@@ -256,7 +237,7 @@ def test_a_run_once_pod_succeeds_and_its_logs_read_like_upstream(core: CoreV1Api
         NAMESPACE, pod_manifest("once", ["python", "-c", "print('hello'); print('world')"], restartPolicy="Never")
     )
     try:
-        pod = wait_for(lambda: (p := read(core, "once")).status.phase == "Succeeded" and p, "pod Succeeded")
+        pod = eventually(lambda: (p := read(core, "once")).status.phase == "Succeeded" and p, "pod Succeeded")
         terminated = pod.status.container_statuses[0].state.terminated
         assert (terminated.exit_code, terminated.reason) == (0, "Completed")
         conditions = {c.type: (c.status, c.reason) for c in pod.status.conditions}
@@ -286,7 +267,7 @@ def test_logs_of_a_pod_with_two_containers_need_a_container_name(core: CoreV1Api
         assert missing.value.status == 400
         body = json.loads(missing.value.body)
         assert body["message"] == "a container name must be specified for pod pair, choose one of: [pair two]"
-        wait_for(lambda: read(core, "pair").status.phase == "Succeeded", "pod Succeeded")
+        eventually(lambda: read(core, "pair").status.phase == "Succeeded", "pod Succeeded")
         assert core.read_namespaced_pod_log("pair", NAMESPACE, container="pair") == "one\n"
     finally:
         delete_now(core, "pair")
@@ -302,7 +283,7 @@ def test_kubectl_logs_follow_streams_until_the_container_exits(
     )
     core.create_namespaced_pod(NAMESPACE, pod_manifest("follow", ["python", "-c", program], restartPolicy="Never"))
     try:
-        wait_for(lambda: (s := container_state(core, "follow")) and s.state.running, "container running")
+        eventually(lambda: (s := container_state(core, "follow")) and s.state.running, "container running")
         follower = subprocess.Popen(
             [str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "logs", "-f", "-n", NAMESPACE, "follow"],
             stdout=subprocess.PIPE,
@@ -328,8 +309,8 @@ def test_a_foreign_image_waits_with_a_clear_reason(core: CoreV1Api) -> None:
     manifest["spec"]["containers"][0]["image"] = "nginx:1.27"
     core.create_namespaced_pod(NAMESPACE, manifest)
     try:
-        status = wait_for(lambda: (s := container_state(core, "nginx")) and s.state.waiting and s, "a Waiting state")
-        waiting = wait_for(
+        status = eventually(lambda: (s := container_state(core, "nginx")) and s.state.waiting and s, "a Waiting state")
+        waiting = eventually(
             lambda: (
                 (w := container_state(core, "nginx").state.waiting).reason in ("ErrImagePull", "ImagePullBackOff") and w
             ),
@@ -350,8 +331,8 @@ def test_a_pod_ignoring_sigterm_is_killed_at_its_grace_deadline(core: CoreV1Api)
     core.create_namespaced_pod(
         NAMESPACE, pod_manifest("stubborn", ["python", "-c", program], terminationGracePeriodSeconds=2)
     )
-    status = wait_for(lambda: (s := container_state(core, "stubborn")) and s.state.running and s, "container running")
-    wait_for(lambda: core.read_namespaced_pod_log("stubborn", NAMESPACE) == "up\n", "the SIGTERM handler installed")
+    status = eventually(lambda: (s := container_state(core, "stubborn")) and s.state.running and s, "container running")
+    eventually(lambda: core.read_namespaced_pod_log("stubborn", NAMESPACE) == "up\n", "the SIGTERM handler installed")
     process = psutil.Process(pid_of(status))
     started = time.monotonic()
     core.delete_namespaced_pod("stubborn", NAMESPACE)
@@ -366,7 +347,7 @@ def test_a_pod_ignoring_sigterm_is_killed_at_its_grace_deadline(core: CoreV1Api)
             return exc.status == 404
         return False
 
-    wait_for(gone, "the pod object removed", timeout=10)
+    eventually(gone, "the pod object removed", timeout=10)
     elapsed = time.monotonic() - started
     assert 1.5 <= elapsed < 6, f"pod removed after {elapsed:.1f} s, grace period was 2 s"
     assert not process.is_running()
@@ -381,7 +362,7 @@ def test_kill_9_then_lab_up_brings_pods_back(fresh_cluster: LocalCluster) -> Non
     client = fresh_cluster.api_client()
     core = CoreV1Api(client)
     core.create_namespaced_pod(NAMESPACE, http_pod("survivor"))
-    before = wait_for(lambda: ready(core, "survivor"), "pod Ready")
+    before = eventually(lambda: ready(core, "survivor"), "pod Ready")
     old_pid = pid_of(before.status.container_statuses[0])
     old_process = psutil.Process(old_pid)
     client.close()
@@ -391,7 +372,7 @@ def test_kill_9_then_lab_up_brings_pods_back(fresh_cluster: LocalCluster) -> Non
     client = fresh_cluster.api_client()
     core = CoreV1Api(client)
     try:
-        after = wait_for(
+        after = eventually(
             lambda: (p := ready(core, "survivor")) and p.status.container_statuses[0].restart_count and p,
             "pod Ready again",
         )
@@ -399,7 +380,7 @@ def test_kill_9_then_lab_up_brings_pods_back(fresh_cluster: LocalCluster) -> Non
         assert after.status.pod_ip == before.status.pod_ip
         assert status.restart_count == 1 and pid_of(status) != old_pid
         assert status.last_state.terminated.reason == "ContainerStatusUnknown"
-        assert wait_for(lambda: answer(f"http://{after.status.pod_ip}:8080/"), "the pod answering").text == "survivor"
+        assert eventually(lambda: answer(f"http://{after.status.pod_ip}:8080/"), "the pod answering").text == "survivor"
     finally:
         client.close()
 
@@ -414,10 +395,12 @@ def test_lab_down_leaves_no_pod_process_behind(fresh_cluster: LocalCluster) -> N
         core.create_namespaced_pod(NAMESPACE, pod_manifest("stubborn", ["python", "-c", program]))
         core.create_namespaced_pod(NAMESPACE, http_pod("polite"))
         statuses = [
-            wait_for(lambda n=name: (s := container_state(core, n)) and s.state.running and s, f"{name} running")
+            eventually(lambda n=name: (s := container_state(core, n)) and s.state.running and s, f"{name} running")
             for name in ("stubborn", "polite")
         ]
-        wait_for(lambda: core.read_namespaced_pod_log("stubborn", NAMESPACE) == "up\n", "the SIGTERM handler installed")
+        eventually(
+            lambda: core.read_namespaced_pod_log("stubborn", NAMESPACE) == "up\n", "the SIGTERM handler installed"
+        )
     finally:
         client.close()
     pods = [psutil.Process(pid_of(status)) for status in statuses]

@@ -12,7 +12,7 @@ import pytest
 from kubernetes.client import CoreV1Api
 
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import KUBECTL, LocalCluster, poll_until, start_cluster, stop_cluster
+from tests.integration.conftest import KUBECTL, LocalCluster, poll_until, running_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -26,22 +26,18 @@ LINES = 300
 
 @pytest.fixture(scope="module")
 def small_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    running = start_cluster(
+    with running_cluster(
         tmp_path_factory.mktemp("lab-home"),
         LOCALCLUSTER_LOG_MAX_BYTES=str(LOG_MAX_BYTES),
         LOCALCLUSTER_LOG_MAX_FILES=str(LOG_MAX_FILES),
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        stop_cluster(running)
 
 
 @pytest.fixture(scope="module")
 def core(small_logs: LocalCluster) -> Iterator[CoreV1Api]:
-    client = small_logs.api_client()
-    yield CoreV1Api(client)
-    client.close()
+    with small_logs.api_client() as client:
+        yield CoreV1Api(client)
 
 
 def pod(name: str, command: list[str], **container: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -19,13 +18,6 @@ ATTENDEE = "system:serviceaccount:a:jupyter"
 
 def apply(cluster: LocalCluster, manifest: str, *args: str, check: bool = True):
     return cluster.kubectl("apply", "-f", "-", *args, input=manifest, check=check)
-
-
-@pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[client.ApiClient]:
-    made = cluster.api_client()
-    yield made
-    made.close()
 
 
 @pytest.fixture(scope="module")

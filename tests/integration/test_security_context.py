@@ -21,7 +21,7 @@ from kubernetes import config
 from kubernetes.client import CoreV1Api
 
 from localcluster.settings import PROJECT_IMAGE, PROJECT_ROOT
-from tests.integration.conftest import LocalCluster, poll_until, start_cluster, stop_cluster
+from tests.integration.conftest import LocalCluster, poll_until, running_cluster
 
 pytestmark = [
     pytest.mark.integration,
@@ -51,18 +51,14 @@ def root_cluster(open_base: Path) -> Iterator[LocalCluster]:
     """localcluster as root, its LAB_HOME passable for other users (as the README says to make it)."""
     home = open_base / "lab-home"
     home.mkdir(mode=0o711)
-    running = start_cluster(home)
-    try:
+    with running_cluster(home) as running:
         yield running
-    finally:
-        stop_cluster(running)
 
 
 @pytest.fixture(scope="module")
 def core(root_cluster: LocalCluster) -> Iterator[CoreV1Api]:
-    api = root_cluster.api_client()
-    yield CoreV1Api(api)
-    api.close()
+    with root_cluster.api_client() as client:
+        yield CoreV1Api(client)
 
 
 def shell_pod(name: str, script: str, security: dict[str, Any] | None = None, **container: Any) -> dict[str, Any]:

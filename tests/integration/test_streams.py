@@ -9,7 +9,6 @@ import re
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +62,6 @@ def shell(cluster: LocalCluster) -> LocalCluster:
     cluster.kubectl("apply", "-f", "-", input=_manifests())
     cluster.kubectl("wait", "--for=condition=Ready", f"pod/{POD}", "--timeout=60s")
     return cluster
-
-
-@pytest.fixture(scope="module")
-def core(cluster: LocalCluster) -> Iterator[CoreV1Api]:
-    client = cluster.api_client()
-    yield CoreV1Api(client)
-    client.close()
 
 
 def release(client: websocket.WebSocket) -> None:
