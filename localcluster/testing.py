@@ -76,6 +76,17 @@ class LocalClusterRunner:
 
         return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
 
+    def kubectl_streaming(self, *args: str) -> subprocess.Popen[str]:
+        """A kubectl that runs on (`logs -f`, `get -w`, `port-forward`): its output is read as it comes, and the
+        caller ends it (`kill()`, or a `with` block)."""
+        return subprocess.Popen(
+            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def http(self, *, authenticated: bool = True) -> httpx.Client:
         """A plain HTTPS client for the API, for requests the typed client cannot make."""
         config = yaml.safe_load(self.kubeconfig.read_text())

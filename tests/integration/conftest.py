@@ -19,6 +19,8 @@ from localcluster.testing import KUBECTL, LocalClusterRunner
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, CoreV1Api
 
+    from labkit.connection import Connection
+
 T = TypeVar("T")
 
 #: The name the tests use for a running cluster handle.
@@ -100,3 +102,15 @@ def core(api: ApiClient) -> CoreV1Api:
     from kubernetes.client import CoreV1Api  # the client is slow to import: only modules that use it pay
 
     return CoreV1Api(api)
+
+
+@pytest.fixture
+def conn(cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
+    """labkit.connect() with the environment a notebook beside the module's cluster has."""
+    import labkit
+
+    monkeypatch.setenv("LAB_HOME", str(cluster.home))
+    for name in ("KUBECONFIG", "LAB_CONTEXT", "LAB_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    with labkit.connect() as connection:
+        yield connection

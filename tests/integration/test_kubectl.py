@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.conftest import KUBECTL, LocalCluster
+from tests.integration.conftest import LocalCluster
 
 MANIFESTS = Path(__file__).parent / "manifests"
 DEPLOYMENT = MANIFESTS / "web-deployment.yaml"
@@ -146,13 +145,7 @@ def test_custom_kinds_are_validated_against_the_official_schema(cluster: LocalCl
 
 def test_get_watch_streams_changes(cluster: LocalCluster) -> None:
     cluster.kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n")
-    watcher = subprocess.Popen(
-        [str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "get", "configmaps", "-w", "--output-watch-events"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cluster.env,
-    )
+    watcher = cluster.kubectl_streaming("get", "configmaps", "-w", "--output-watch-events")
     try:
         assert watcher.stdout is not None
         deadline = time.monotonic() + 20

@@ -8,7 +8,6 @@ import ipaddress
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import KUBECTL, LocalCluster, eventually
+from tests.integration.conftest import LocalCluster, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -284,12 +283,7 @@ def test_kubectl_logs_follow_streams_until_the_container_exits(
     core.create_namespaced_pod(NAMESPACE, pod_manifest("follow", ["python", "-c", program], restartPolicy="Never"))
     try:
         eventually(lambda: (s := container_state(core, "follow")) and s.state.running, "container running")
-        follower = subprocess.Popen(
-            [str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "logs", "-f", "-n", NAMESPACE, "follow"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        follower = cluster.kubectl_streaming("logs", "-f", "-n", NAMESPACE, "follow")
         try:
             assert follower.stdout is not None
             assert follower.stdout.readline() == "first\n"

@@ -3,7 +3,6 @@ rotate by size and `kubectl logs` (whole, `--tail`, `-f`) reads across the rotat
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from kubernetes.client import CoreV1Api
 
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import KUBECTL, LocalCluster, poll_until, running_cluster
+from tests.integration.conftest import LocalCluster, poll_until, running_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -86,12 +85,7 @@ def test_kubectl_logs_whole_tail_and_follow_across_rotations(
             "the container to start",
             timeout=60,
         )
-        follower = subprocess.Popen(
-            [str(KUBECTL), "--kubeconfig", str(small_logs.kubeconfig), "logs", "-f", "-n", NAMESPACE, "chatty"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        follower = small_logs.kubectl_streaming("logs", "-f", "-n", NAMESPACE, "chatty")
         try:
             assert follower.stdout is not None
             assert follower.stdout.readline() == "waiting\n"

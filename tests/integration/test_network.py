@@ -18,7 +18,6 @@ import httpx
 import pytest
 from kubernetes import client
 
-import labkit
 from labkit.connection import Connection
 from tests.integration.conftest import LocalCluster, poll_until
 
@@ -78,16 +77,6 @@ class PodHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the tests assert on answers, not on access logs."""
-
-
-@pytest.fixture
-def conn(cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
-    """labkit.connect() with the environment a notebook beside this localcluster has."""
-    monkeypatch.setenv("LAB_HOME", str(cluster.home))
-    for name in ("KUBECONFIG", "LAB_CONTEXT", "LAB_NAMESPACE"):
-        monkeypatch.delenv(name, raising=False)
-    with labkit.connect() as connection:
-        yield connection
 
 
 @pytest.fixture

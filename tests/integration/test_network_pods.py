@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-import labkit
 from labkit.connection import Connection
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import LocalCluster, poll_until
+from tests.integration.conftest import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +37,6 @@ def caller_pod(name: str, url: str) -> dict[str, Any]:
     script = f"import urllib.request; print('answer:', urllib.request.urlopen({url!r}, timeout=10).read().decode())"
     container = {"name": "call", "image": PROJECT_IMAGE, "command": ["python", "-c", script]}
     return {"metadata": {"name": name}, "spec": {"containers": [container], "restartPolicy": "Never"}}
-
-
-@pytest.fixture
-def conn(cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
-    monkeypatch.setenv("LAB_HOME", str(cluster.home))
-    for name in ("KUBECONFIG", "LAB_CONTEXT", "LAB_NAMESPACE"):
-        monkeypatch.delenv(name, raising=False)
-    with labkit.connect() as connection:
-        yield connection
 
 
 @pytest.fixture

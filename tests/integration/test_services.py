@@ -13,9 +13,9 @@ from kubernetes.client.rest import ApiException
 import labkit
 from labkit.connection import Connection
 from tests.integration.conftest import LocalCluster, poll_until
-from tests.integration.test_network import NAMESPACE, PodServer, conn, create_service, json_of, pods
+from tests.integration.test_network import NAMESPACE, PodServer, create_service, json_of, pods
 
-__all__ = ["conn", "pods"]  # fixtures shared with test_network
+__all__ = ["pods"]  # a fixture shared with test_network (conn comes from conftest)
 
 SERVICE_CIDR = ipaddress.IPv4Network("127.96.0.0/12")
 

@@ -20,7 +20,7 @@ from kubernetes.client import CoreV1Api
 from kubernetes.stream import portforward, stream
 
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import KUBECTL, LocalCluster, eventually
+from tests.integration.conftest import LocalCluster, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -144,12 +144,7 @@ def test_cp_both_ways_through_a_volume(shell: LocalCluster, tmp_path: Path) -> N
 
 
 def kubectl_port_forward(cluster: LocalCluster, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "port-forward", f"pod/{POD}", f":{port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return cluster.kubectl_streaming("port-forward", f"pod/{POD}", f":{port}")
 
 
 def local_port(forward: subprocess.Popen[str], remote: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -15,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localcluster.settings import PROJECT_IMAGE
-from tests.integration.conftest import KUBECTL, LocalCluster, eventually
+from tests.integration.conftest import LocalCluster, eventually
 
 NS = "bookstore"
 SERVER = Path(__file__).parent / "podprograms" / "graceful_server.py"
@@ -191,13 +190,7 @@ def test_recreate_strategy_stops_old_pods_first(cluster: LocalCluster, apis) -> 
 
 
 def test_kubectl_get_pods_watch_follows_a_scale_up(cluster: LocalCluster, apis) -> None:
-    watcher = subprocess.Popen(
-        [str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "get", "pods", "-l", "app=batch", "-w"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cluster.env,
-    )
+    watcher = cluster.kubectl_streaming("get", "pods", "-l", "app=batch", "-w")
     try:
         assert watcher.stdout is not None
         header = watcher.stdout.readline()
