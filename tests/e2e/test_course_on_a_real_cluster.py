@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import papermill
 import pytest
 
 from checkers import Status
 from tests.e2e.conftest import RealCluster
-from tests.notebooks.course import ARTIFACTS, SOLUTION_NOTEBOOKS
+from tests.notebooks.course import ARTIFACTS, SOLUTION_NOTEBOOKS, execute
 from tests.notebooks.test_solutions import CELL_TIMEOUT, shown_verdicts
 
 pytestmark = pytest.mark.e2e
@@ -31,19 +30,7 @@ def test_every_lab_runs_with_every_check_passed(
         if os.environ.get(key) != value:
             monkeypatch.setenv(key, value)
     executed_copy = ARTIFACTS / "e2e" / f"{notebook.stem}.ipynb"
-    executed_copy.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        executed = papermill.execute_notebook(
-            notebook,
-            executed_copy,
-            cwd=tmp_path,
-            kernel_name="python3",
-            progress_bar=False,
-            execution_timeout=CELL_TIMEOUT * 2,  # image pulls and real scheduling
-        )
-    except papermill.PapermillExecutionError as failure:
-        pytest.fail(
-            f"{notebook.name}: cell {failure.exec_count} raised {failure.ename}: {failure.evalue}", pytrace=False
-        )
+    # Twice the local budget per cell: image pulls and real scheduling.
+    executed = execute(notebook, executed_copy, cwd=tmp_path, cell_timeout=CELL_TIMEOUT * 2, label=notebook.name)
     not_passed = [(check_id, status) for check_id, status in shown_verdicts(executed) if status != Status.PASSED]
     assert not not_passed, f"{notebook.name}: checks that did not pass: {not_passed} ({executed_copy})"

@@ -1,4 +1,4 @@
-"""What the course tiers read from the lab notebooks: which exist, and the code the attendee writes."""
+"""What the course tiers read from the lab notebooks: which exist, the code the attendee writes, and how one runs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import nbformat
+import papermill
+import pytest
 
 from labkit import release
 from labkit.settings import PROJECT_ROOT
@@ -31,3 +33,26 @@ def attendee_solutions(source: Path) -> dict[str, str]:
         for cell in notebook.cells
         if cell.metadata.get("nbgrader", {}).get("solution")
     }
+
+
+def execute(notebook: Path, executed_copy: Path, *, cwd: Path, cell_timeout: int, label: str) -> nbformat.NotebookNode:
+    """Run `notebook` top to bottom with papermill, keeping the executed copy to read after a failure.
+
+    A cell that raises fails the test at once, saying which (`label`), which cell and what it raised.
+    """
+    executed_copy.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return papermill.execute_notebook(
+            notebook,
+            executed_copy,
+            cwd=cwd,
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=cell_timeout,
+        )
+    except papermill.PapermillExecutionError as failure:
+        pytest.fail(
+            f"{label}: cell {failure.exec_count} raised {failure.ename}: {failure.evalue}\n"
+            f"(executed copy: {executed_copy})",
+            pytrace=False,
+        )

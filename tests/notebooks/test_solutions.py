@@ -11,12 +11,11 @@ import re
 from pathlib import Path
 
 import nbformat
-import papermill
 import pytest
 
 from checkers import Status, find_lab
 from tests.notebooks.conftest import LocalCluster
-from tests.notebooks.course import ARTIFACTS, SOLUTION_NOTEBOOKS
+from tests.notebooks.course import ARTIFACTS, SOLUTION_NOTEBOOKS, execute
 
 #: Seconds one cell may run: longer than any check's own budget, so a stuck cell fails instead of hanging.
 CELL_TIMEOUT = 240
@@ -55,22 +54,9 @@ def test_solution_runs_top_to_bottom_twice_with_every_check_passed(
     """Twice on the same cluster: a notebook run again (a kernel restarted, "Run All" once more) stays green."""
     for run in ("first", "second"):
         executed_copy = ARTIFACTS / "notebooks" / f"{notebook.stem}-{run}-run.ipynb"
-        executed_copy.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            executed = papermill.execute_notebook(
-                notebook,
-                executed_copy,
-                cwd=tmp_path,
-                kernel_name="python3",
-                progress_bar=False,
-                execution_timeout=CELL_TIMEOUT,
-            )
-        except papermill.PapermillExecutionError as failure:
-            pytest.fail(
-                f"{notebook.name}, {run} run: cell {failure.exec_count} raised {failure.ename}: {failure.evalue}\n"
-                f"(executed copy: {executed_copy})",
-                pytrace=False,
-            )
+        executed = execute(
+            notebook, executed_copy, cwd=tmp_path, cell_timeout=CELL_TIMEOUT, label=f"{notebook.name}, {run} run"
+        )
         assert graded_checks(executed) == {one.check_id for one in find_lab(notebook.stem).checks}
         not_passed = [(check_id, status) for check_id, status in shown_verdicts(executed) if status != Status.PASSED]
         assert not not_passed, f"{notebook.name}, {run} run: checks that did not pass: {not_passed} ({executed_copy})"
