@@ -41,11 +41,26 @@ class ServiceHttp:
         self._transport = transport or AiohttpTransport()
 
     async def request(
-        self, method: str, url: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one request and read its whole answer; httpx's exceptions if none came."""
+        """Send one request and read its whole answer; httpx's exceptions if none came.
+
+        The body is ``json`` encoded by httpx, or ``content`` as given (with its ``content-type`` in
+        ``headers``): a pydantic model's own JSON encoder takes a fraction of the time.
+        """
         request = httpx.Request(
-            method, self.base_url + url, json=json, headers=headers, extensions={"timeout": self._timeouts}
+            method,
+            self.base_url + url,
+            json=json,
+            content=content,
+            headers=headers,
+            extensions={"timeout": self._timeouts},
         )
         response = await self._transport.handle_async_request(request)
         try:

@@ -51,25 +51,28 @@ class ServiceClient:
         await self._http.aclose()
 
     async def call(self, model: type[_Model], method: str, path: str, body: BaseModel | None = None) -> _Model:
-        """``method path`` with ``body`` as JSON; the answer parsed as ``model``."""
+        """``method path`` with ``body`` as JSON; the answer parsed as ``model``.
+
+        Both ways pydantic's own JSON (de)serialiser does the work, without a dict in between.
+        """
         what = f"{method} {self.base_url}{path}"
+        headers = outgoing_headers()
+        content = None
+        if body is not None:
+            content = body.model_dump_json().encode()
+            headers["content-type"] = "application/json"
         try:
-            response = await self._http.request(
-                method,
-                path,
-                json=body.model_dump(mode="json") if body is not None else None,
-                headers=outgoing_headers(),
-            )
+            response = await self._http.request(method, path, content=content, headers=headers)
         except httpx.TimeoutException as exc:
             raise DependencyTimeout(self.name, f"{self.name} did not answer in time ({what})") from exc
         except httpx.TransportError as exc:
             raise DependencyUnavailable(self.name, f"cannot reach {self.name} ({what}): {exc}") from exc
-        payload = _json_or_none(response)
         if response.is_success:
             try:
-                return model.model_validate(payload)
+                return model.model_validate_json(response.content)
             except ValidationError as exc:
                 raise BadGateway(self.name, f"{self.name} gave an unexpected answer to {what}") from exc
+        payload = _json_or_none(response)
         refusal = error_from_payload(payload) if response.is_client_error else None
         if refusal is not None:
             refusal.detail.setdefault("refused_by", self.name)  # the caller learns who decided
