@@ -19,15 +19,13 @@ prints plain `name: value unit` lines. Request counts are bounded; everything st
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
+from bench._cluster import bookstore_cluster
 from bench._stats import percentile, report, report_latencies
 
 BUYER = "bench"
@@ -145,34 +143,29 @@ def main(argv: list[str] | None = None) -> None:
     from checkers import solve
     from checkers.lab01_monolith import look_at_deployment
     from labkit.admin import admin_headers
-    from labkit.connection import connect
-    from localcluster.testing import LocalClusterRunner
 
-    with tempfile.TemporaryDirectory(prefix="bench-bookstore-") as home, LocalClusterRunner(Path(home)) as cluster:
-        os.environ.update(KUBECONFIG=str(cluster.kubeconfig), LAB_HOME=home)
-        cluster.kubectl("create", "namespace", "bookstore", check=False)
-        with connect() as ctx:
-            started = time.perf_counter()
-            solve(ctx, "01.2")
-            solve(ctx, "02.2")
-            report("deploy monolith and microservices", time.perf_counter() - started, "s")
-            samples = bench_purchases(ctx.http, args.purchases)
-            report_latencies("purchase monolith", samples[MONOLITH])
-            report_latencies("purchase microservices", samples[STOREFRONT])
-            extra = percentile(samples[STOREFRONT], 0.5) - percentile(samples[MONOLITH], 0.5)
-            report("purchase microservices extra p50", extra * 1000, "ms")
-            (stock_pod,) = look_at_deployment(ctx, "stock").ready_pods
-            pod = ctx.core.read_namespaced_pod(stock_pod.name, ctx.namespace)
-            hop = proxy_hop_seconds(ctx.http, f"{pod.status.pod_ip}:8080", min(args.purchases, 200))
-            hops = hops_per_purchase(ctx.http)
-            report("proxy hop p50", hop * 1000, "ms")
-            report("proxy hops per microservices purchase", hops, "hops")
-            report("proxy share of the extra p50", 100 * hops * hop / extra if extra > 0 else 0.0, "%")
-            switch_seconds, requests, failures = bench_switches(ctx.http, admin_headers(ctx), args.switches)
-            report("module switch p50", percentile(switch_seconds, 0.5) * 1000, "ms")
-            report("module switch max", max(switch_seconds) * 1000, "ms")
-            report("shelf requests during switches", requests, "requests")
-            report("failed requests during switches", failures, "requests")
+    with bookstore_cluster("bench-bookstore-") as (_cluster, ctx):
+        started = time.perf_counter()
+        solve(ctx, "01.2")
+        solve(ctx, "02.2")
+        report("deploy monolith and microservices", time.perf_counter() - started, "s")
+        samples = bench_purchases(ctx.http, args.purchases)
+        report_latencies("purchase monolith", samples[MONOLITH])
+        report_latencies("purchase microservices", samples[STOREFRONT])
+        extra = percentile(samples[STOREFRONT], 0.5) - percentile(samples[MONOLITH], 0.5)
+        report("purchase microservices extra p50", extra * 1000, "ms")
+        (stock_pod,) = look_at_deployment(ctx, "stock").ready_pods
+        pod = ctx.core.read_namespaced_pod(stock_pod.name, ctx.namespace)
+        hop = proxy_hop_seconds(ctx.http, f"{pod.status.pod_ip}:8080", min(args.purchases, 200))
+        hops = hops_per_purchase(ctx.http)
+        report("proxy hop p50", hop * 1000, "ms")
+        report("proxy hops per microservices purchase", hops, "hops")
+        report("proxy share of the extra p50", 100 * hops * hop / extra if extra > 0 else 0.0, "%")
+        switch_seconds, requests, failures = bench_switches(ctx.http, admin_headers(ctx), args.switches)
+        report("module switch p50", percentile(switch_seconds, 0.5) * 1000, "ms")
+        report("module switch max", max(switch_seconds) * 1000, "ms")
+        report("shelf requests during switches", requests, "requests")
+        report("failed requests during switches", failures, "requests")
 
 
 if __name__ == "__main__":

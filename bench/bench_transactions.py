@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import psutil
 
+from bench._cluster import bookstore_cluster
 from bench._stats import percentile, report, report_latencies
 
 if TYPE_CHECKING:
@@ -171,52 +170,47 @@ def main(argv: list[str] | None = None) -> None:
 
     from checkers import solve
     from checkers.lab03_transactions import TC_URL, look_at_coordinator, set_storefront_coordinator
-    from labkit.connection import connect
-    from localcluster.testing import LocalClusterRunner
 
-    with tempfile.TemporaryDirectory(prefix="bench-txn-") as home, LocalClusterRunner(Path(home)) as cluster:
-        os.environ.update(KUBECONFIG=str(cluster.kubeconfig), LAB_HOME=home)
-        cluster.kubectl("create", "namespace", "bookstore", check=False)
-        with connect() as ctx:
-            solve(ctx, "01.2")
-            solve(ctx, "03.1")
-            solve(ctx, "03.3")
-            http = ctx.http
-            server_pid = cluster.server_pid()
-            ratios: dict[str, float] = {}
-            cpu_ratios: dict[str, float] = {}
-            rates: dict[str, float] = {}
+    with bookstore_cluster("bench-txn-") as (cluster, ctx):
+        solve(ctx, "01.2")
+        solve(ctx, "03.1")
+        solve(ctx, "03.3")
+        http = ctx.http
+        server_pid = cluster.server_pid()
+        ratios: dict[str, float] = {}
+        cpu_ratios: dict[str, float] = {}
+        rates: dict[str, float] = {}
 
-            def measure(label: str, settled: Callable[[], bool] = lambda: True) -> None:
-                samples = alternating(http, args.purchases)
-                report_latencies(f"purchase monolith (beside {label})", samples[MONOLITH])
-                report_latencies(f"purchase {label}", samples[STOREFRONT])
-                ratios[label] = percentile(samples[STOREFRONT], 0.5) / percentile(samples[MONOLITH], 0.5)
-                monolith_cpu = report_cpu(
-                    f"monolith (beside {label})",
-                    cpu_per_purchase(http, MONOLITH, args.purchases, server_pid, MONOLITH_PATH),
-                )
-                services_cpu = report_cpu(
-                    label,
-                    cpu_per_purchase(http, STOREFRONT, args.purchases, server_pid, SERVICES_PATH, settled=settled),
-                )
-                cpu_ratios[label] = services_cpu / monolith_cpu
-                rates[label] = throughput(http, STOREFRONT, args.purchases, args.clients)
+        def measure(label: str, settled: Callable[[], bool] = lambda: True) -> None:
+            samples = alternating(http, args.purchases)
+            report_latencies(f"purchase monolith (beside {label})", samples[MONOLITH])
+            report_latencies(f"purchase {label}", samples[STOREFRONT])
+            ratios[label] = percentile(samples[STOREFRONT], 0.5) / percentile(samples[MONOLITH], 0.5)
+            monolith_cpu = report_cpu(
+                f"monolith (beside {label})",
+                cpu_per_purchase(http, MONOLITH, args.purchases, server_pid, MONOLITH_PATH),
+            )
+            services_cpu = report_cpu(
+                label,
+                cpu_per_purchase(http, STOREFRONT, args.purchases, server_pid, SERVICES_PATH, settled=settled),
+            )
+            cpu_ratios[label] = services_cpu / monolith_cpu
+            rates[label] = throughput(http, STOREFRONT, args.purchases, args.clients)
 
-            measure("services without tc")
-            set_storefront_coordinator(ctx, TC_URL)
-            measure("services with tc", settled=lambda: look_at_coordinator(http).unfinished == 0)
-            rates["monolith"] = throughput(http, MONOLITH, args.purchases, args.clients)
-            for label, rate in rates.items():
-                report(f"purchases/s with {args.clients} clients, {label}", rate, "purchases/s")
-            for label, ratio in ratios.items():
-                report(f"p50 ratio to the monolith, {label}", ratio, "x")
-            for label, ratio in cpu_ratios.items():
-                report(f"CPU per purchase ratio to the monolith, {label}", ratio, "x")
-            report("load average (1 min) at the end", os.getloadavg()[0], "")
-            seconds, waiting = recovery_seconds(ctx, http, 20)
-            report("transactions waiting on stock while it was gone", waiting, "transactions")
-            report("stock Ready again to every transaction resolved", seconds, "s")
+        measure("services without tc")
+        set_storefront_coordinator(ctx, TC_URL)
+        measure("services with tc", settled=lambda: look_at_coordinator(http).unfinished == 0)
+        rates["monolith"] = throughput(http, MONOLITH, args.purchases, args.clients)
+        for label, rate in rates.items():
+            report(f"purchases/s with {args.clients} clients, {label}", rate, "purchases/s")
+        for label, ratio in ratios.items():
+            report(f"p50 ratio to the monolith, {label}", ratio, "x")
+        for label, ratio in cpu_ratios.items():
+            report(f"CPU per purchase ratio to the monolith, {label}", ratio, "x")
+        report("load average (1 min) at the end", os.getloadavg()[0], "")
+        seconds, waiting = recovery_seconds(ctx, http, 20)
+        report("transactions waiting on stock while it was gone", waiting, "transactions")
+        report("stock Ready again to every transaction resolved", seconds, "s")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import sqlite3
 from bookstore.catalog import INITIAL_BALANCE
 from bookstore.errors import InsufficientBalance, InvalidRequest, OrderConflict, UnknownPayment, UnknownUser, UserExists
 from bookstore.models import Account, FrozenMoney, Payment, normalize_user_name
+from bookstore.txn.fence import BranchKey, pop_held
 
 __all__ = [
     "confirm_frozen",
@@ -188,12 +189,7 @@ def release_frozen(connection: sqlite3.Connection, xid: str, branch_id: int) -> 
 
 
 def _pop_frozen(connection: sqlite3.Connection, xid: str, branch_id: int) -> FrozenMoney:
-    # The fence lets confirm or cancel through only for a branch whose try committed, so the row exists.
-    row = connection.execute("SELECT * FROM frozen_money WHERE xid = ? AND branch_id = ?", (xid, branch_id)).fetchone()
-    if row is None:
-        raise LookupError(f"no frozen money for branch {branch_id} of {xid}, though its fence says it was tried")
-    connection.execute("DELETE FROM frozen_money WHERE xid = ? AND branch_id = ?", (xid, branch_id))
-    return FrozenMoney(**row)
+    return FrozenMoney(**pop_held(connection, "frozen_money", "*", BranchKey(xid, branch_id)))
 
 
 def frozen_total(connection: sqlite3.Connection, user: str) -> int:

@@ -15,6 +15,7 @@ import sqlite3
 from bookstore.catalog import CATALOG, INITIAL_STOCK, MAX_PURCHASE_COUNT
 from bookstore.errors import InsufficientStock, InvalidRequest, OrderConflict, UnknownBook, UnknownOrder
 from bookstore.models import Book, Order, OwnedBook, Reservation, normalize_user_name
+from bookstore.txn.fence import BranchKey, pop_held
 
 __all__ = [
     "books_owned",
@@ -30,6 +31,9 @@ __all__ = [
     "reserve",
 ]
 
+#: The columns of an order and of a reservation, named as the models' fields.
+_ORDER_COLUMNS = "id, user, book_id AS book, count, price, amount, created_at"
+_RESERVATION_COLUMNS = "xid, branch_id, order_id, user, book_id AS book, count, price, created_at"
 _BOOK_WITH_SALES = """
     SELECT b.id, b.title, b.price, b.stock,
         COALESCE((SELECT SUM(o.count) FROM orders AS o WHERE o.book_id = b.id), 0) AS sold,
@@ -231,31 +235,13 @@ def release_reservation(connection: sqlite3.Connection, xid: str, branch_id: int
 
 
 def _pop_reservation(connection: sqlite3.Connection, xid: str, branch_id: int) -> Reservation:
-    # The fence lets confirm or cancel through only for a branch whose try committed, so the row exists.
-    row = connection.execute("SELECT * FROM reservations WHERE xid = ? AND branch_id = ?", (xid, branch_id)).fetchone()
-    if row is None:
-        raise LookupError(f"no reservation for branch {branch_id} of {xid}, though its fence says it was tried")
-    connection.execute("DELETE FROM reservations WHERE xid = ? AND branch_id = ?", (xid, branch_id))
-    return _reservation(row)
-
-
-def _reservation(row: sqlite3.Row) -> Reservation:
-    return Reservation(
-        xid=row["xid"],
-        branch_id=row["branch_id"],
-        order_id=row["order_id"],
-        user=row["user"],
-        book=row["book_id"],
-        count=row["count"],
-        price=row["price"],
-        created_at=row["created_at"],
-    )
+    return Reservation(**pop_held(connection, "reservations", _RESERVATION_COLUMNS, BranchKey(xid, branch_id)))
 
 
 def list_reservations(connection: sqlite3.Connection) -> list[Reservation]:
     """Every reservation still held, oldest first (at rest, after recovery, there are none)."""
-    rows = connection.execute("SELECT * FROM reservations ORDER BY created_at").fetchall()
-    return [_reservation(row) for row in rows]
+    rows = connection.execute(f"SELECT {_RESERVATION_COLUMNS} FROM reservations ORDER BY created_at").fetchall()
+    return [Reservation(**row) for row in rows]
 
 
 def list_orders(connection: sqlite3.Connection, user: str) -> list[Order]:
@@ -278,15 +264,5 @@ def books_owned(connection: sqlite3.Connection, user: str) -> list[OwnedBook]:
 
 
 def _find_order(connection: sqlite3.Connection, order_id: str) -> Order | None:
-    row = connection.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
-    if row is None:
-        return None
-    return Order(
-        id=row["id"],
-        user=row["user"],
-        book=row["book_id"],
-        count=row["count"],
-        price=row["price"],
-        amount=row["amount"],
-        created_at=row["created_at"],
-    )
+    row = connection.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,)).fetchone()
+    return None if row is None else Order(**row)

@@ -15,7 +15,6 @@ GET    ``/api/frozen``                 money held by TCC tries not yet confirmed
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated
 
 from fastapi import FastAPI, Path, Response, status
@@ -43,19 +42,13 @@ from bookstore.web import create_service_app, in_worker_thread
 __all__ = ["FREEZE_MONEY", "create_app"]
 
 
-def _freeze(connection: sqlite3.Connection, request: FreezeMoney, now: str) -> FrozenMoney:
-    fields = request.model_dump(exclude={"xid", "branch_id"})
-    return accounts.freeze(
-        connection, FrozenMoney(xid=request.xid, branch_id=request.branch_id, created_at=now, **fields)
-    )
-
-
 #: The balance service's TCC action: freeze money, then take it (confirm) or give it back (cancel).
 FREEZE_MONEY = TccAction(
     name="freeze-money",
     service="balance",
     arguments=FreezeMoney,
-    reserve=_freeze,
+    held=FrozenMoney,
+    reserve=accounts.freeze,
     apply=accounts.confirm_frozen,
     release=accounts.release_frozen,
 )

@@ -15,7 +15,6 @@ GET    ``/api/reservations``           copies held by TCC tries not yet confirme
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated
 
 from fastapi import FastAPI, Path, Response, status
@@ -45,19 +44,13 @@ from bookstore.web import create_service_app, in_worker_thread
 __all__ = ["RESERVE_STOCK", "create_app"]
 
 
-def _reserve(connection: sqlite3.Connection, request: ReserveStock, now: str) -> Reservation:
-    fields = request.model_dump(exclude={"xid", "branch_id"})
-    return inventory.reserve(
-        connection, Reservation(xid=request.xid, branch_id=request.branch_id, created_at=now, **fields)
-    )
-
-
 #: The stock service's TCC action: reserve copies, then sell them (confirm) or put them back (cancel).
 RESERVE_STOCK = TccAction(
     name="reserve-stock",
     service="stock",
     arguments=ReserveStock,
-    reserve=_reserve,
+    held=Reservation,
+    reserve=inventory.reserve,
     apply=inventory.confirm_reservation,
     release=inventory.release_reservation,
 )

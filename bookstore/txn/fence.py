@@ -37,6 +37,7 @@ __all__ = [
     "confirm_branch",
     "create_schema",
     "list_fences",
+    "pop_held",
     "try_branch",
 ]
 
@@ -162,6 +163,21 @@ def cancel_branch(
     _move(connection, key, FenceStatus.ROLLBACKED)
     run()
     return FenceStatus.ROLLBACKED, PhaseTwoOutcome.DONE
+
+
+def pop_held(connection: sqlite3.Connection, table: str, columns: str, key: BranchKey) -> sqlite3.Row:
+    """The row the branch's try left in ``table`` (its ``columns``), deleted: what a confirm or cancel settles.
+
+    The fence lets confirm or cancel through only for a branch whose try committed, so the row exists.
+    """
+    where = "WHERE xid = ? AND branch_id = ?"
+    row = connection.execute(f"SELECT {columns} FROM {table} {where}", (key.xid, key.branch_id)).fetchone()
+    if row is None:
+        raise LookupError(
+            f"nothing held in {table} for branch {key.branch_id} of {key.xid}, though its fence says tried"
+        )
+    connection.execute(f"DELETE FROM {table} {where}", (key.xid, key.branch_id))
+    return row
 
 
 def list_fences(

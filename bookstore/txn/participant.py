@@ -41,20 +41,23 @@ from bookstore.web import in_worker_thread
 __all__ = ["BranchAnswer", "FenceList", "FenceView", "TccAction", "create_participant_router"]
 
 Arguments = TypeVar("Arguments", bound=BranchRequest)
+Held = TypeVar("Held", bound=BaseModel)
 
 
 @dataclass(frozen=True)
-class TccAction(Generic[Arguments]):
+class TccAction(Generic[Arguments, Held]):
     """One TCC action a participant offers, as functions on a connection inside its transaction.
 
-    ``service`` names the fault points (``stock`` → ``stock.try`` ...); ``reserve`` gets the try's
-    arguments and the time, ``apply`` and ``release`` the branch's xid and id.
+    ``service`` names the fault points (``stock`` → ``stock.try`` ...). A try's ``arguments`` (with
+    the time, as ``created_at``) make the ``held`` record that ``reserve`` keeps; ``apply`` and
+    ``release`` get the branch's xid and id.
     """
 
     name: str
     service: str
     arguments: type[Arguments]
-    reserve: Callable[[sqlite3.Connection, Arguments, str], BaseModel]
+    held: type[Held]
+    reserve: Callable[[sqlite3.Connection, Held], Held]
     apply: Callable[[sqlite3.Connection, str, int], object]
     release: Callable[[sqlite3.Connection, str, int], object]
 
@@ -87,7 +90,7 @@ class FenceList(BaseModel):
     fences: list[FenceView]
 
 
-def create_participant_router(database: Database, actions: list[TccAction[Any]]) -> APIRouter:
+def create_participant_router(database: Database, actions: list[TccAction[Any, Any]]) -> APIRouter:
     """The ``/txn`` routes for ``actions``, each phase in one local transaction with its fence row."""
     router = APIRouter(prefix="/txn", tags=["tcc"])
     for action in actions:
@@ -108,21 +111,21 @@ def create_participant_router(database: Database, actions: list[TccAction[Any]])
     return router
 
 
-def _add_action(router: APIRouter, database: Database, action: TccAction[Arguments]) -> None:
+def _add_action(router: APIRouter, database: Database, action: TccAction[Arguments, Held]) -> None:
     # Each route's body runs in a worker thread, so SQLite never blocks the event loop.
-    points = {phase: faults.FaultPoint(f"{action.service}.{phase}") for phase in ("try", "confirm", "cancel")}
+    try_point = faults.FaultPoint(f"{action.service}.try")
 
     def try_(request: BranchRequest) -> BranchAnswer:
         key = BranchKey(request.xid, request.branch_id)
-        faults.before(points["try"])
+        faults.before(try_point)
         with database.transaction() as connection:
             reserved = try_branch(
                 connection,
                 key,
                 action.name,
-                lambda: action.reserve(connection, request, timestamp()),  # type: ignore[arg-type]
+                lambda: action.reserve(connection, action.held(created_at=timestamp(), **request.model_dump())),
             )
-        faults.after(points["try"])
+        faults.after(try_point)
         return BranchAnswer(
             action=action.name,
             xid=key.xid,
@@ -135,31 +138,32 @@ def _add_action(router: APIRouter, database: Database, action: TccAction[Argumen
     # FastAPI reads the body model from the annotation: each action's try takes its own arguments.
     try_.__annotations__["request"] = action.arguments
     router.add_api_route(f"/{action.name}/try", in_worker_thread(try_), methods=["POST"], summary=f"try {action.name}")
+    _add_phase_two(router, database, action, "confirm", confirm_branch, action.apply)
+    _add_phase_two(router, database, action, "cancel", cancel_branch, action.release)
 
-    def confirm(request: BranchRequest) -> BranchAnswer:
+
+PhaseTwoStep = Callable[[sqlite3.Connection, BranchKey, str, Callable[[], object]], tuple[FenceStatus, PhaseTwoOutcome]]
+
+
+def _add_phase_two(
+    router: APIRouter,
+    database: Database,
+    action: TccAction[Any, Any],
+    phase: str,
+    fenced: PhaseTwoStep,
+    work: Callable[[sqlite3.Connection, str, int], object],
+) -> None:
+    """The route of ``phase`` (confirm or cancel): ``work`` on the branch, as its fence (``fenced``) lets it."""
+    point = faults.FaultPoint(f"{action.service}.{phase}")
+
+    def phase_two(request: BranchRequest) -> BranchAnswer:
         key = BranchKey(request.xid, request.branch_id)
-        faults.before(points["confirm"])
+        faults.before(point)
         with database.transaction() as connection:
-            fence, outcome = confirm_branch(
-                connection, key, action.name, lambda: action.apply(connection, key.xid, key.branch_id)
-            )
-        faults.after(points["confirm"])
+            fence, outcome = fenced(connection, key, action.name, lambda: work(connection, key.xid, key.branch_id))
+        faults.after(point)
         return BranchAnswer(action=action.name, xid=key.xid, branch_id=key.branch_id, fence=fence, outcome=outcome)
 
     router.add_api_route(
-        f"/{action.name}/confirm", in_worker_thread(confirm), methods=["POST"], summary=f"confirm {action.name}"
-    )
-
-    def cancel(request: BranchRequest) -> BranchAnswer:
-        key = BranchKey(request.xid, request.branch_id)
-        faults.before(points["cancel"])
-        with database.transaction() as connection:
-            fence, outcome = cancel_branch(
-                connection, key, action.name, lambda: action.release(connection, key.xid, key.branch_id)
-            )
-        faults.after(points["cancel"])
-        return BranchAnswer(action=action.name, xid=key.xid, branch_id=key.branch_id, fence=fence, outcome=outcome)
-
-    router.add_api_route(
-        f"/{action.name}/cancel", in_worker_thread(cancel), methods=["POST"], summary=f"cancel {action.name}"
+        f"/{action.name}/{phase}", in_worker_thread(phase_two), methods=["POST"], summary=f"{phase} {action.name}"
     )
