@@ -34,9 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from kubernetes.client.exceptions import ApiException
-
 from checkers._context import Context
+from checkers._notes import NamespaceNotes
 from checkers._registry import DEFAULT_TIMEOUT, REGISTRY, Check, CheckFunction, SolutionStep
 from checkers._result import CheckResult
 
@@ -44,6 +43,7 @@ __all__ = ["CHALLENGES", "MARKER", "Challenge", "challenge", "forget", "started"
 
 #: The ConfigMap that records which challenges were started (check id → when), in the lab's namespace.
 MARKER = "lab-challenges"
+_MARKS = NamespaceNotes(MARKER)
 
 
 @dataclass
@@ -116,49 +116,13 @@ def challenge(
 
 def started(ctx: Context, check_id: str) -> bool:
     """Whether the challenge was started in this namespace (and not forgotten by a reset since)."""
-    return check_id in _marks(ctx)
+    return check_id in _MARKS.read(ctx)
 
 
 def forget(ctx: Context, lab_number: str) -> None:
     """Forget the lab's started challenges (its reset calls this)."""
-    marks = _marks(ctx)
-    kept = {key: value for key, value in marks.items() if not key.startswith(f"{lab_number}.")}
-    if kept == marks:
-        return
-    if kept:
-        _write(ctx, kept)
-        return
-    try:
-        ctx.core.delete_namespaced_config_map(MARKER, ctx.namespace)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
-def _marks(ctx: Context) -> dict[str, str]:
-    try:
-        found = ctx.core.read_namespaced_config_map(MARKER, ctx.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return {}
-        raise
-    return dict(found.data or {})
+    _MARKS.forget(ctx, lab_number)
 
 
 def _record(ctx: Context, check_id: str) -> None:
-    _write(ctx, {**_marks(ctx), check_id: datetime.now(UTC).isoformat(timespec="seconds")})
-
-
-def _write(ctx: Context, marks: dict[str, str]) -> None:
-    """Server-side apply the marks whole: keys left out are removed (the same field manager owns them all)."""
-    from labkit._apply import apply
-
-    apply(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": MARKER, "labels": {"app.kubernetes.io/part-of": "bookstore"}},
-            "data": marks,
-        },
-        connection=ctx,
-    )
+    _MARKS.put(ctx, check_id, datetime.now(UTC).isoformat(timespec="seconds"))

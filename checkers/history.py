@@ -12,23 +12,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from checkers._context import Context
+from checkers._notes import NamespaceNotes
 
 __all__ = ["HISTORY", "forget", "recall", "remember"]
 
 HISTORY = "lab-history"
+_NOTES = NamespaceNotes(HISTORY)
 
 
 def remember(ctx: Context, check_id: str, pod_uid: str, seen: dict[str, Any]) -> None:
     """Keep what `check_id` saw in pod `pod_uid` when it passed."""
-    _write(ctx, {**_read(ctx), check_id: json.dumps({"pod": pod_uid, "seen": seen}, ensure_ascii=False)})
+    _NOTES.put(ctx, check_id, json.dumps({"pod": pod_uid, "seen": seen}, ensure_ascii=False))
 
 
 def recall(ctx: Context, check_id: str, current_pod_uid: str | None) -> dict[str, Any] | None:
     """What `check_id` saw when it passed, if the pod that showed it has been replaced since (else None)."""
-    kept = _read(ctx).get(check_id)
+    kept = _NOTES.read(ctx).get(check_id)
     if kept is None:
         return None
     memory = json.loads(kept)
@@ -37,33 +37,4 @@ def recall(ctx: Context, check_id: str, current_pod_uid: str | None) -> dict[str
 
 def forget(ctx: Context, lab_number: str) -> None:
     """Forget what the lab's checks remembered (its reset calls this)."""
-    kept = _read(ctx)
-    left = {key: value for key, value in kept.items() if not key.startswith(f"{lab_number}.")}
-    if left == kept:
-        return
-    if left:
-        _write(ctx, left)
-        return
-    try:
-        ctx.core.delete_namespaced_config_map(HISTORY, ctx.namespace)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
-def _read(ctx: Context) -> dict[str, str]:
-    try:
-        found = ctx.core.read_namespaced_config_map(HISTORY, ctx.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return {}
-        raise
-    return dict(found.data or {})
-
-
-def _write(ctx: Context, data: dict[str, str]) -> None:
-    """Server-side apply the whole map: keys left out are removed (one field manager owns them all)."""
-    from labkit._apply import apply
-
-    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": HISTORY}, "data": data}
-    apply(manifest, connection=ctx)
+    _NOTES.forget(ctx, lab_number)
