@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
@@ -30,7 +29,7 @@ from tests.browser.jupyterlab_ui import (
     type_into_cell,
     wait_until_idle,
 )
-from tests.integration.conftest import LocalCluster
+from tests.integration.conftest import LocalCluster, free_port
 from tests.notebooks.course import attendee_solutions
 
 pytestmark = pytest.mark.browser
@@ -85,15 +84,6 @@ def test_live_waiting_an_escalated_hint_and_a_challenge_solved(jupyterlab: Jupyt
     wait_until_idle(page)
     await_panel(page, "01.5").scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "lab01-challenge-solved.png")
-
-
-def free_port(other_than: int) -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port != other_than:
-            return port
 
 
 def test_a_restarted_cluster_under_an_open_notebook_needs_no_kernel_restart(

@@ -5,6 +5,7 @@ Nothing here touches the user's own state, and the teardown asserts no process w
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,13 +21,23 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient, CoreV1Api
 
     from labkit.connection import Connection
+    from tests.integration.lab_support import Fixer
 
 T = TypeVar("T")
 
 #: The name the tests use for a running cluster handle.
 LocalCluster = LocalClusterRunner
 
-__all__ = ["KUBECTL", "LocalCluster", "eventually", "poll_until", "running_cluster", "start_cluster", "stop_cluster"]
+__all__ = [
+    "KUBECTL",
+    "LocalCluster",
+    "eventually",
+    "free_port",
+    "poll_until",
+    "running_cluster",
+    "start_cluster",
+    "stop_cluster",
+]
 
 
 def eventually(predicate: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
@@ -53,6 +64,16 @@ def poll_until(probe: Callable[[], T], until: Callable[[T], bool], what: str, ti
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last seen: {value!r}")
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
+
+
+def free_port(other_than: int) -> int:
+    """A loopback port nothing listens on now, other than `other_than` (for a restart that must move the API)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port != other_than:
+            return port
 
 
 def start_cluster(home: Path, **settings: str) -> LocalCluster:
@@ -114,3 +135,23 @@ def conn(cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Con
         monkeypatch.delenv(name, raising=False)
     with labkit.connect() as connection:
         yield connection
+
+
+@pytest.fixture(scope="module")
+def ctx(cluster: LocalCluster) -> Iterator[Connection]:
+    """What `labkit.connect()` gives a notebook beside the module's cluster, with the lab namespace made.
+
+    Modules that need the lab further along (a step solved first) define their own `ctx`.
+    """
+    from tests.integration.lab_support import connection_to  # labkit and the client: only modules that use it pay
+
+    with connection_to(cluster) as connection:
+        yield connection
+
+
+@pytest.fixture
+def fix(cluster: LocalCluster, ctx: Connection, tmp_path: Path) -> Fixer:
+    """Follows a FAILED verdict's hints until its check passes: `fix("01.2", failed)`; kubectl runs in tmp_path."""
+    from tests.integration.lab_support import fixer
+
+    return fixer(cluster, ctx, tmp_path)

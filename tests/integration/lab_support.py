@@ -1,4 +1,5 @@
-"""What the lab 01 and 02 integration tests share: the notebook's connection to a test cluster, the step proof."""
+"""What the labs' integration tests share: the notebook's connection to a test cluster, the step proof, and
+wrong states diagnosed with their hints followed (conftest.py offers the connection and the fixer as fixtures)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,18 +21,26 @@ from checkers import CheckResult, Context, Status, find_lab, run_check, select
 from labkit import apply
 from labkit.connection import Connection, connect, forget_default, make_default
 from labkit.settings import PROJECT_ROOT, Settings
-from tests.integration.conftest import KUBECTL, LocalCluster
+from localcluster.testing import KUBECTL
+from localcluster.testing import LocalClusterRunner as LocalCluster
 
 NAMESPACE = "bookstore"
 
 
 @contextmanager
-def connection_to(cluster: LocalCluster) -> Iterator[Connection]:
-    """`labkit.connect()` as a notebook beside `cluster` gets it: its LAB_HOME only, with the lab namespace."""
+def beside(cluster: LocalCluster) -> Iterator[None]:
+    """The environment of a notebook beside `cluster`: its LAB_HOME only, no KUBECONFIG nor LAB_* choices."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LAB_HOME", str(cluster.home))
         for variable in ("KUBECONFIG", "LAB_CONTEXT", "LAB_NAMESPACE"):
             env.delenv(variable, raising=False)
+        yield
+
+
+@contextmanager
+def connection_to(cluster: LocalCluster) -> Iterator[Connection]:
+    """`labkit.connect()` as a notebook beside `cluster` gets it, with the lab namespace."""
+    with beside(cluster):
         connection = connect()
     with connection as ctx:
         apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, connection=ctx)
@@ -90,12 +100,15 @@ def diagnosed(ctx: Context, check_id: str, *cause: str) -> CheckResult:
     return result
 
 
-def follow(hint: str, ctx: Context, cluster: LocalCluster, workdir: Path) -> list[str]:
+def follow(
+    hint: str, ctx: Context, cluster: LocalCluster, workdir: Path, notebook: dict[str, Any] | None = None
+) -> list[str]:
     """Do literally what a hint says: run each code span in it, in order, as the attendee would.
 
     `kubectl ...` spans run in a shell, as typed in a terminal (KUBECONFIG set, the project's kubectl
     first on PATH, an unrelated working directory); spans that call something (`ctx.http.post(...)`,
-    `labkit.apply(...)`) run as notebook code with the notebook's names. Other spans only name things.
+    `labkit.apply(...)`) run as notebook code with the notebook's names, in `notebook` when given (so
+    the caller sees what they assigned: `ctx = labkit.connect(...)`). Other spans only name things.
     Returns the spans run.
     """
     kubeconfig = cluster.kubeconfig
@@ -112,13 +125,12 @@ def follow(hint: str, ctx: Context, cluster: LocalCluster, workdir: Path) -> lis
             )
             assert done.returncode == 0, f"the hint's `{span}` failed:\n{done.stderr}"
         elif "(" in span:
-            notebook = {
-                "ctx": ctx,
-                "labkit": labkit,
-                "kubectl": functools.partial(labkit.kubectl, settings=Settings(kubeconfig=kubeconfig)),
-            }
-            with notebook_default(ctx):
-                exec(span, notebook)  # the hint's own code, run as the attendee would run it
+            names = notebook if notebook is not None else {}
+            names.setdefault("ctx", ctx)
+            names.setdefault("labkit", labkit)
+            names.setdefault("kubectl", functools.partial(labkit.kubectl, settings=Settings(kubeconfig=kubeconfig)))
+            with beside(cluster), notebook_default(ctx):
+                exec(span, names)  # the hint's own code, run as the attendee would run it
         else:
             continue
         ran.append(span)

@@ -8,7 +8,6 @@ once the cluster is back on new ports, the very same connection's API client, HT
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,10 @@ import pytest
 import checkers
 import labkit
 from checkers import Status, run_check, select
-from tests.integration.conftest import LocalCluster, poll_until
+from tests.integration.conftest import LocalCluster, free_port, poll_until
 from tests.integration.lab_support import connection_to
 
 pytestmark = pytest.mark.integration
-
-
-def free_port(other_than: int) -> int:
-    """A loopback port nothing listens on now, other than `other_than` (the API must move)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port != other_than:
-            return port
 
 
 def ports(home: Path) -> tuple[int, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from checkers import Status, run_check
@@ -11,15 +9,9 @@ from checkers.lab01_monolith import APP, BUYER, LAB_ID, MONOLITH, look_at_deploy
 from labkit import wait_for
 from labkit.connection import Connection
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import connection_to, prove_each_step, verdicts
+from tests.integration.lab_support import prove_each_step, verdicts
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[Connection]:
-    with connection_to(cluster) as connection:
-        yield connection
 
 
 def test_each_check_fails_before_its_step_and_passes_after(ctx: Connection) -> None:

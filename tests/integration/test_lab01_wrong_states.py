@@ -7,7 +7,6 @@ following the hint is what repairs it again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,9 @@ from labkit.admin import ADMIN_SECRET
 from labkit.connection import Connection
 from labkit.kustomize import overlay
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import Fixer, connection_to, diagnosed, fixer, follow
+from tests.integration.lab_support import Fixer, diagnosed, follow
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[Connection]:
-    with connection_to(cluster) as connection:
-        yield connection
-
-
-@pytest.fixture
-def fix(cluster: LocalCluster, ctx: Connection, tmp_path: Path) -> Fixer:
-    return fixer(cluster, ctx, tmp_path)
 
 
 def test_01_1_a_forgotten_claim_then_a_forgotten_secret_are_named_at_once(

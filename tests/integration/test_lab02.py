@@ -20,15 +20,9 @@ from labkit import wait_for
 from labkit.connection import Connection
 from labkit.traces import call_tree, start_trace
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import connection_to, prove_each_step, verdicts
+from tests.integration.lab_support import prove_each_step, verdicts
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[Connection]:
-    with connection_to(cluster) as connection:
-        yield connection
 
 
 def test_each_check_fails_before_its_step_and_passes_after(ctx: Connection) -> None:

@@ -7,9 +7,6 @@ following the hint is what repairs it again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 import checkers
@@ -20,20 +17,9 @@ from labkit import admin_headers, apply, ensure_admin_secret
 from labkit.connection import Connection
 from labkit.kustomize import overlay
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import Fixer, connection_to, diagnosed, fixer
+from tests.integration.lab_support import Fixer, diagnosed
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[Connection]:
-    with connection_to(cluster) as connection:
-        yield connection
-
-
-@pytest.fixture
-def fix(cluster: LocalCluster, ctx: Connection, tmp_path: Path) -> Fixer:
-    return fixer(cluster, ctx, tmp_path)
 
 
 def test_02_1_a_service_whose_claim_is_missing_is_named_at_once(ctx: Connection, fix: Fixer) -> None:

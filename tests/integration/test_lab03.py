@@ -3,8 +3,6 @@ the shop as described and its fix mends it; reset removes the lab, claims includ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from checkers import Status, run_check
@@ -19,16 +17,9 @@ from checkers.lab03_transactions import (
     start_challenge,
 )
 from labkit.connection import Connection
-from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import connection_to, prove_each_step, verdicts
+from tests.integration.lab_support import prove_each_step, verdicts
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[Connection]:
-    with connection_to(cluster) as connection:
-        yield connection
 
 
 def test_each_check_fails_before_its_step_and_passes_after(ctx: Connection) -> None:

@@ -4,24 +4,15 @@ reset takes the lab and the namespace's mesh label away."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from checkers import find_lab, run_check
 from checkers.lab05_mesh import LAB_ID, reset
 from labkit.connection import Connection
 from labkit.mesh import requests_by, scrape, through_gateway
-from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import connection_to, prove_each_step
+from tests.integration.lab_support import prove_each_step
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[Connection]:
-    with connection_to(cluster) as connection:
-        yield connection
 
 
 def test_each_check_fails_before_its_step_and_passes_after(ctx: Connection) -> None:
