@@ -14,6 +14,7 @@ answers: a burst through the service URL counted by `x-bookstore-version`, with 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -26,23 +27,26 @@ import httpx
 from kubernetes.client.exceptions import ApiException
 
 from checkers._context import Context
+from checkers._lessons import apply_command, load_lesson
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
 from checkers.diagnosis import await_workload
 from checkers.lab01_monolith import delete_lab_objects
 from checkers.lab05_mesh import within_binomial
-from labkit._apply import apply, load_manifests
+from labkit._apply import apply
 from labkit._waiting import wait_for
 from labkit.admin import ensure_admin_secret
-from labkit.kustomize import overlay, overlay_path
+from labkit.kustomize import overlay
 
 LAB_ID = "04-serverless"
 SERVICE = "storefront"
 SERVING = ("serving.knative.dev", "v1")
-LESSON_DIR = f"infra/overlays/{LAB_ID}"
 VERSION_HEADER = "x-bookstore-version"
 WINDOW = "autoscaling.knative.dev/window"
+#: The scale bounds, as Knative reads them: the current key first, then the older camelCase one.
+MIN_SCALE = ("autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/minScale")
+MAX_SCALE = ("autoscaling.knative.dev/max-scale", "autoscaling.knative.dev/maxScale")
 #: The longest stable window this lab accepts: longer, and waiting for zero takes minutes.
 WINDOW_LIMIT = 10.0
 #: The lesson files, by step.
@@ -58,15 +62,13 @@ CHALLENGE_RANKING = "by-popularity"
 
 def lesson(name: str) -> list[dict[str, Any]]:
     """The objects of one lesson file of the lab (e.g. service-storefront-v2-50-50.yaml)."""
-    return load_manifests(overlay_path(LAB_ID) / name)
+    return load_lesson(LAB_ID, name)
 
 
-def apply_lesson(ctx: Context, name: str) -> None:
-    apply(lesson(name), connection=ctx)
-
-
-def _hint_apply(name: str) -> str:
-    return f"kubectl apply -f {LESSON_DIR}/{name}   (in the notebook: labkit.apply(lesson({name!r})))"
+def _hint_apply(name: str | None) -> str:
+    """The step's manifest put back (the lab's overlay for None), as kubectl runs it and as the notebook does."""
+    notebook = f"labkit.apply(lesson({name!r}))" if name else f'labkit.apply(overlay("{LAB_ID}"))'
+    return f"{apply_command(LAB_ID, name)}   (in the notebook: {notebook})"
 
 
 # --- What the Knative objects say --------------------------------------------------------------------
@@ -92,6 +94,24 @@ def _seconds(duration: str | None) -> float | None:
     return total if not number else None
 
 
+def _scale_bound(annotations: Mapping[str, str], keys: tuple[str, ...]) -> tuple[str, int] | None:
+    """(annotation key, value) of a scale bound the revision sets (Knative's webhook made sure it is a number)."""
+    for key in keys:
+        if key in annotations:
+            return key, int(annotations[key])
+    return None
+
+
+def _patch_template(op: str, annotation: str, value: str | None = None) -> str:
+    """A hint's code span changing one annotation of the Service's revision template (a new revision follows).
+
+    A JSON patch, so it works whoever set the annotation (kubectl, the notebook's labkit.apply).
+    """
+    path = "/spec/template/metadata/annotations/" + annotation.replace("~", "~0").replace("/", "~1")
+    change = {"op": op, "path": path} if value is None else {"op": op, "path": path, "value": value}
+    return f"`kubectl patch ksvc {SERVICE} --type=json -p '{json.dumps([change])}'`"
+
+
 @dataclass(frozen=True)
 class RevisionState:
     """One Revision of the storefront as `kubectl get revision` shows it, and what its pods run."""
@@ -103,6 +123,8 @@ class RevisionState:
     actual: int | None
     desired: int | None
     window: float
+    min_scale: tuple[str, int] | None = None
+    max_scale: tuple[str, int] | None = None
 
     @property
     def ready(self) -> bool:
@@ -123,6 +145,7 @@ class RevisionState:
             "actual replicas": self.actual,
             "desired replicas": self.desired,
             "stable window (s)": self.window,
+            "scale bounds": dict(bound for bound in (self.min_scale, self.max_scale) if bound),
         }
 
 
@@ -152,6 +175,11 @@ class ServingState:
     @property
     def serving(self) -> RevisionState | None:
         return self.revisions.get(self.latest_ready)
+
+    @property
+    def ready_revision(self) -> RevisionState:
+        """The revision a Ready Service serves (a Ready Service has its latestReadyRevisionName)."""
+        return self.revisions[self.latest_ready]
 
     def shares(self) -> dict[str, int]:
         """Percent of the URL's traffic per revision, as status.traffic says."""
@@ -203,6 +231,8 @@ def look_at_storefront(ctx: Context) -> ServingState:
             actual=status.get("actualReplicas"),
             desired=status.get("desiredReplicas"),
             window=_seconds(annotations.get(WINDOW)) or 60.0,
+            min_scale=_scale_bound(annotations, MIN_SCALE),
+            max_scale=_scale_bound(annotations, MAX_SCALE),
         )
     status = service.get("status") or {}
     return ServingState(
@@ -234,14 +264,16 @@ def await_storefront(ctx: Context, timeout: float | None = None) -> ServingState
     ).value
 
 
-def serving_problem(state: ServingState) -> CheckResult | None:
-    """Why the storefront's Knative Service does not serve, as `kubectl describe ksvc` shows it; None if it does."""
+def serving_problem(state: ServingState, step: str | None) -> CheckResult | None:
+    """Why the storefront's Knative Service does not serve, as `kubectl describe ksvc` shows it; None if it does.
+
+    `step` is the lesson file the check's step applies (None: the lab's overlay), put back by the fix.
+    """
     if not state.exists:
         return CheckResult.failed(
             "There is no Knative Service storefront in your namespace.",
             "Where to look: kubectl get ksvc",
-            f"Apply the lab's manifests: kubectl apply -k {LESSON_DIR}   (in the notebook: "
-            f'labkit.apply(overlay("{LAB_ID}")))',
+            f"Apply the lab's manifests: {_hint_apply(None)}",
         )
     if state.ready == "True":
         return None
@@ -256,15 +288,21 @@ def serving_problem(state: ServingState) -> CheckResult | None:
             f"The Knative Service storefront is not Ready: {cause}",
             "Where to look: kubectl get services,deployments storefront -o wide",
             "Lab 02's storefront Deployment and Service still hold the name the Knative Service needs: "
-            "kubectl delete deployment,service storefront",
+            "`kubectl delete deployment,service storefront`",
             **state.evidence(),
         )
     return CheckResult.failed(
         f"The Knative Service storefront is not Ready ({state.ready}): {cause}",
         f"Where to look: {look}",
-        f"Compare the template with {LESSON_DIR}'s and apply the lab's manifest again.",
+        f"Put back this step's manifest (its template and traffic work): {_hint_apply(step)}",
         **state.evidence(),
     )
+
+
+def serving_storefront(ctx: Context, step: str | None) -> ServingState | CheckResult:
+    """The storefront once its Knative Service has settled; or, when it does not serve, the FAILED verdict why."""
+    state = await_storefront(ctx)
+    return serving_problem(state, step) or state
 
 
 # --- The Deployments' scaling events -------------------------------------------------------------------
@@ -302,6 +340,27 @@ def scaling_events(ctx: Context, revisions: Mapping[str, RevisionState]) -> list
         last = event.last_timestamp.isoformat() if event.last_timestamp else first
         found.append(Scaling(revision, event.message or "", event.count or 1, first, last))
     return sorted(found, key=lambda e: e.last)
+
+
+@dataclass(frozen=True)
+class ScalingHistory:
+    """The storefront's Knative Service and the scaling events of its revisions' Deployments."""
+
+    state: ServingState
+    events: list[Scaling]
+
+    def changes(self, wanted: Callable[[Scaling, int, int], bool]) -> list[Scaling]:
+        """The events that scaled a revision from `old` to `new` replicas as `wanted(event, old, new)` says."""
+        return [e for e in self.events if e.change is not None and wanted(e, *e.change)]
+
+    def evidence(self) -> dict[str, object]:
+        return {**self.state.evidence(), "scaling": [e.message for e in self.events]}
+
+
+def scaling_history(ctx: Context, step: str | None) -> ScalingHistory | CheckResult:
+    """The storefront's scaling so far; or, when it does not serve, the FAILED verdict saying why."""
+    state = serving_storefront(ctx, step)
+    return state if isinstance(state, CheckResult) else ScalingHistory(state, scaling_events(ctx, state.revisions))
 
 
 # --- Live answers ----------------------------------------------------------------------------------
@@ -397,6 +456,16 @@ def _wait_until(
     return found
 
 
+def _solve_with_lesson(
+    ctx: Context, name: str, *, done: Callable[[ServingState], bool], until: Callable[[ServingState], bool], what: str
+) -> None:
+    """A step's solution: unless `done` says it was done before, apply its lesson file and wait for `until`."""
+    if done(look_at_storefront(ctx)):
+        return
+    apply(lesson(name), connection=ctx)
+    _wait_until(ctx, until, what)
+
+
 # --- 04.1: the storefront as a Knative Service ---------------------------------------------------------
 
 
@@ -405,14 +474,12 @@ def storefront_is_serverless(ctx: Context) -> CheckResult:
     dependencies = await_workload(ctx, "stock", "balance")
     if not dependencies.ready:
         return dependencies.failed()
-    state = await_storefront(ctx)
-    problem = serving_problem(state)
-    if problem is not None:
-        return problem
-    serving = state.serving
-    assert serving is not None
+    state = serving_storefront(ctx, None)
+    if isinstance(state, CheckResult):
+        return state
     return CheckResult.passed(
-        f"The Knative Service storefront is Ready at {state.url}: revision {serving.name} serves all its traffic.",
+        f"The Knative Service storefront is Ready at {state.url}: revision {state.ready_revision.name} serves all "
+        "its traffic.",
         **state.evidence(),
     )
 
@@ -453,19 +520,27 @@ def remove_lab02_storefront(ctx: Context) -> None:
 
 @check("04.2", title="The idle storefront went to zero pods, and stayed Ready", timeout=120)
 def idle_at_zero(ctx: Context) -> CheckResult:
-    state = look_at_storefront(ctx)
-    problem = serving_problem(state)
-    if problem is not None:
-        return problem
-    serving = state.serving
-    assert serving is not None
+    state = serving_storefront(ctx, AUTOSCALING)
+    if isinstance(state, CheckResult):
+        return state
+    serving = state.ready_revision
     if serving.window > WINDOW_LIMIT:
         return CheckResult.failed(
             f"Revision {serving.name} keeps its pods for its stable window of {serving.window:g} s after the last "
             "request, and Knative adds its scale-to-zero grace period: waiting for zero would take minutes.",
             f"Where to look: kubectl get revision {serving.name} -o jsonpath='{{.metadata.annotations}}'",
             "Autoscaling annotations go on the revision template, spec.template.metadata.annotations "
-            f"(annotations of the Service itself are refused). {_hint_apply(AUTOSCALING)}",
+            f"(annotations of the Service itself are refused): {_hint_apply(AUTOSCALING)}",
+            **state.evidence(),
+        )
+    if serving.min_scale is not None and serving.min_scale[1] > 0:
+        key, pods = serving.min_scale
+        return CheckResult.failed(
+            f'Revision {serving.name} has {key}: "{pods}": Knative keeps at least {pods} pod(s) of it however idle '
+            "it is, so it never goes to zero.",
+            f"Where to look: kubectl get revision {serving.name} -o jsonpath='{{.metadata.annotations}}'",
+            "Take min-scale out of the Service's template (its new revision then goes to zero when idle): "
+            + _patch_template("remove", key),
             **state.evidence(),
         )
     seen = observe(
@@ -492,14 +567,14 @@ def idle_at_zero(ctx: Context) -> CheckResult:
 
 @idle_at_zero.solution
 def give_lab_autoscaling(ctx: Context) -> None:
-    latest = (state := look_at_storefront(ctx)).revisions.get(state.latest_created)
-    if latest is not None and latest.window <= WINDOW_LIMIT:
-        return  # done before
-    apply_lesson(ctx, AUTOSCALING)
-    _wait_until(
+    _solve_with_lesson(
         ctx,
-        lambda s: s.ready == "True" and (r := s.serving) is not None and r.window <= WINDOW_LIMIT and r.actual == 0,
-        "the storefront's new revision to be Ready and at zero",
+        AUTOSCALING,
+        done=lambda s: (r := s.revisions.get(s.latest_created)) is not None and r.window <= WINDOW_LIMIT,
+        until=lambda s: (
+            s.ready == "True" and (r := s.serving) is not None and r.window <= WINDOW_LIMIT and r.actual == 0
+        ),
+        what="the storefront's new revision to be Ready and at zero",
     )
 
 
@@ -508,29 +583,28 @@ def give_lab_autoscaling(ctx: Context) -> None:
 
 @check("04.3", title="A request at zero was answered: Knative started a pod for it", timeout=30)
 def answered_from_zero(ctx: Context) -> CheckResult:
-    state = look_at_storefront(ctx)
-    problem = serving_problem(state)
-    if problem is not None:
-        return problem
-    events = scaling_events(ctx, state.revisions)
-    # A revision's Deployment is scaled up from 0 when it is created; a second time means from idle.
-    woken = [e for e in events if e.change is not None and e.change[0] == 0 and e.change[1] > 0 and e.count >= 2]
+    """A revision's Deployment is scaled up from 0 when it is created; a second time (the event's count) means
+    from idle, for a request."""
+    history = scaling_history(ctx, AUTOSCALING)
+    if isinstance(history, CheckResult):
+        return history
+    woken = history.changes(lambda e, old, new: old == 0 and new > 0 and e.count >= 2)
     if not woken:
+        state = history.state
         serving = state.serving
+        name = serving.name if serving else "<the newest revision>"
         return CheckResult.failed(
             "No revision of the storefront has been started from zero by a request yet.",
-            f"Where to look: kubectl describe deployment {serving.name if serving else 'storefront'}-deployment "
-            "(its events)",
-            f"Wait until the storefront is at zero (step 2), then send it one request: "
-            f'ctx.http.get("{state.url}/api/books")',
-            **state.evidence(),
-            scaling=[e.message for e in events],
+            f"Where to look: kubectl describe deployment {name}-deployment (its events)",
+            f"Wait until the storefront is at zero (step 2), then send it one request: `kubectl wait "
+            f"revision/{name} --for=jsonpath='{{.status.actualReplicas}}'=0 --timeout=90s`, then "
+            f'`ctx.http.get("{state.url}/api/books")`',
+            **history.evidence(),
         )
     last = woken[-1]
     return CheckResult.passed(
         f"Revision {last.revision} was started from zero for a request ({last.message}, last at {last.last}).",
-        **state.evidence(),
-        scaling=[e.message for e in events],
+        **history.evidence(),
     )
 
 
@@ -547,10 +621,9 @@ def request_at_zero(ctx: Context) -> None:
 
 @check("04.4", title="Live answers split between two revisions as the Service's traffic says", timeout=150)
 def split_as_declared(ctx: Context) -> CheckResult:
-    state = await_storefront(ctx)
-    problem = serving_problem(state)
-    if problem is not None:
-        return problem
+    state = serving_storefront(ctx, SPLIT)
+    if isinstance(state, CheckResult):
+        return state
     shares = state.shares()
     if len(shares) < 2:
         return CheckResult.failed(
@@ -565,7 +638,8 @@ def split_as_declared(ctx: Context) -> CheckResult:
             f"The revisions that share the traffic answer with the same version ({versions}): answers cannot be "
             "told apart.",
             "Where to look: kubectl get revisions -L version",
-            "Give the new revision BOOKSTORE_VERSION v2 (and the label version: v2), as the lesson file does.",
+            "Give the new revision BOOKSTORE_VERSION v2 (and the label version: v2), as the lesson file does: "
+            + _hint_apply(SPLIT),
             **state.evidence(),
         )
     seen = burst(ctx, state.url, BURST)
@@ -575,7 +649,7 @@ def split_as_declared(ctx: Context) -> CheckResult:
         return CheckResult.failed(
             f"Only {seen.ok} of {BURST} requests to {state.url} were answered (statuses {dict(seen.statuses)}).",
             "Where to look: kubectl get revisions   and   kubectl describe ksvc storefront",
-            "Every revision that has a share of the traffic must be Ready: fix or remove the one that is not.",
+            f"Every revision that has a share of the traffic must answer: {_hint_apply(SPLIT)}",
             **evidence,
         )
     off = {
@@ -599,13 +673,12 @@ def split_as_declared(ctx: Context) -> CheckResult:
 
 @split_as_declared.solution
 def split_v1_v2(ctx: Context) -> None:
-    if len(look_at_storefront(ctx).shares()) >= 2:
-        return  # done before
-    apply_lesson(ctx, SPLIT)
-    _wait_until(
+    _solve_with_lesson(
         ctx,
-        lambda s: s.ready == "True" and len(s.shares()) == 2 and s.latest_created == s.latest_ready,
-        "the storefront to split its traffic between v1 and v2",
+        SPLIT,
+        done=lambda s: len(s.shares()) >= 2,
+        until=lambda s: s.ready == "True" and len(s.shares()) == 2 and s.latest_created == s.latest_ready,
+        what="the storefront to split its traffic between v1 and v2",
     )
 
 
@@ -614,10 +687,9 @@ def split_v1_v2(ctx: Context) -> None:
 
 @check("04.5", title="A tagged revision answers on its own URL", timeout=60)
 def tag_answers(ctx: Context) -> CheckResult:
-    state = await_storefront(ctx)
-    problem = serving_problem(state)
-    if problem is not None:
-        return problem
+    state = serving_storefront(ctx, TAGGED)
+    if isinstance(state, CheckResult):
+        return state
     tagged = [t for t in state.traffic if t.get("tag")]
     if not tagged:
         return CheckResult.failed(
@@ -638,7 +710,7 @@ def tag_answers(ctx: Context) -> CheckResult:
                 f"Tag {target['tag']} names {target.get('revisionName')} ({expected}), but {target['url']} answered "
                 f"{dict(versions)}.",
                 f"Where to look: kubectl get revision {target.get('revisionName')}",
-                "The tagged revision must be Ready: check its conditions.",
+                f"Tag v1 as the lesson file does: {_hint_apply(TAGGED)}",
                 **state.evidence(),
             )
         told.append(f"{target['url']} → {target.get('revisionName')} ({expected}) 5/5")
@@ -649,13 +721,12 @@ def tag_answers(ctx: Context) -> CheckResult:
 
 @tag_answers.solution
 def tag_v1(ctx: Context) -> None:
-    if any(target.get("tag") for target in look_at_storefront(ctx).traffic):
-        return  # done before
-    apply_lesson(ctx, TAGGED)
-    _wait_until(
+    _solve_with_lesson(
         ctx,
-        lambda s: s.ready == "True" and any(t.get("tag") and t.get("url") for t in s.traffic),
-        "the storefront's tagged URL",
+        TAGGED,
+        done=lambda s: any(target.get("tag") for target in s.traffic),
+        until=lambda s: s.ready == "True" and any(t.get("tag") and t.get("url") for t in s.traffic),
+        what="the storefront's tagged URL",
     )
 
 
@@ -664,26 +735,32 @@ def tag_v1(ctx: Context) -> None:
 
 @check("04.6", title="Under load, the storefront scaled out to more pods", timeout=30)
 def scaled_out(ctx: Context) -> CheckResult:
-    state = look_at_storefront(ctx)
-    problem = serving_problem(state)
-    if problem is not None:
-        return problem
-    events = scaling_events(ctx, state.revisions)
-    out = [e for e in events if e.change is not None and e.change[1] >= 2 and e.change[1] > e.change[0]]
-    if not out:
-        return CheckResult.failed(
-            "No revision of the storefront ever had more than one pod: it has not been under enough load.",
-            "Where to look: kubectl get revisions -w   while the load runs",
-            "Drive load for half a minute: load = RequestLoad(ctx.http, URL, concurrency=8).start(); then "
-            "load.stop() (the notebook's chart cell does this).",
-            **state.evidence(),
-            scaling=[e.message for e in events],
+    """Some revision's Deployment went up to two pods or more; if none did, whether its max-scale allows it."""
+    history = scaling_history(ctx, TAGGED)
+    if isinstance(history, CheckResult):
+        return history
+    out = history.changes(lambda _e, old, new: new >= 2 and new > old)
+    if out:
+        peak = max(out, key=lambda e: e.change[1] if e.change else 0)
+        return CheckResult.passed(
+            f"Under load, revision {peak.revision} scaled out: {peak.message}.", **history.evidence()
         )
-    peak = max(out, key=lambda e: e.change[1] if e.change else 0)
-    return CheckResult.passed(
-        f"Under load, revision {peak.revision} scaled out: {peak.message}.",
-        **state.evidence(),
-        scaling=[e.message for e in events],
+    serving = history.state.serving
+    if serving is not None and serving.max_scale is not None and serving.max_scale[1] == 1:
+        key, _pods = serving.max_scale
+        return CheckResult.failed(
+            f'Revision {serving.name} has {key}: "1": Knative never gives it a second pod, whatever the load.',
+            f"Where to look: kubectl get revision {serving.name} -o jsonpath='{{.metadata.annotations}}'",
+            "Let it scale out to the lab's 4 pods (a new revision), then drive load again: "
+            + _patch_template("replace", key, "4"),
+            **history.evidence(),
+        )
+    return CheckResult.failed(
+        "No revision of the storefront ever had more than one pod: it has not been under enough load.",
+        "Where to look: kubectl get revisions -w   while the load runs",
+        "Drive load for 15 s, as the notebook's chart cell does: "
+        "`labkit.scaling_chart.watch_scaling(load_seconds=15, calm_seconds=0)`",
+        **history.evidence(),
     )
 
 
@@ -723,7 +800,7 @@ def start_challenge(ctx: Context) -> None:
 def v3_serves(ctx: Context) -> CheckResult:
     state = await_storefront(ctx)
     if not state.exists:
-        return serving_problem(state) or CheckResult.failed("There is no storefront.", "kubectl get ksvc")
+        return serving_problem(state, V3) or CheckResult.failed("There is no storefront.", "kubectl get ksvc")
     latest = state.revisions.get(state.latest_created)
     share = state.shares().get(state.latest_ready, 0)
     seen = burst(ctx, state.url, 50)
@@ -751,12 +828,11 @@ def v3_serves(ctx: Context) -> CheckResult:
 
 @v3_serves.solution
 def release_v3(ctx: Context) -> None:
-    apply_lesson(ctx, V3)
-    _wait_until(
-        ctx,
-        lambda s: s.ready == "True" and (r := s.serving) is not None and r.version == "v3" and r.name in s.shares(),
-        "v3 to serve its share of the visitors",
-    )
+    _solve_with_lesson(ctx, V3, done=_v3_serves, until=_v3_serves, what="v3 to serve its share of the visitors")
+
+
+def _v3_serves(state: ServingState) -> bool:
+    return state.ready == "True" and (r := state.serving) is not None and r.version == "v3" and r.name in state.shares()
 
 
 def reset(ctx: Context) -> None:

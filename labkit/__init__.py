@@ -91,7 +91,7 @@ __all__ = [
 
 
 #: Submodules a notebook may reach as attributes (`labkit.traces.start_trace()`) without importing them first.
-_SUBMODULES = ("jupyter_proxy", "kustomize", "traces")
+_SUBMODULES = ("jupyter_proxy", "kustomize", "scaling_chart", "traces")
 
 
 def __getattr__(name: str) -> Any:
