@@ -60,11 +60,34 @@ def apply(cluster: LocalCluster, obj: dict, *, check: bool = True) -> Any:
 
 
 def get(custom: client.CustomObjectsApi, plural: str, name: str) -> dict[str, Any]:
-    return custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
+    found: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
+        GROUP, VERSION, NAMESPACE, plural, name
+    )
+    return found
 
 
 def condition(obj: dict[str, Any], kind: str = "Ready") -> dict[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
+
+
+def await_false(
+    custom: client.CustomObjectsApi, plural: str, name: str, what: str, kind: str = "Ready", timeout: float = 30
+) -> dict[str, Any]:
+    """The object once its `kind` condition is False (a failure Knative reports); fails naming `what` if never."""
+    return poll_until(
+        lambda: get(custom, plural, name), lambda obj: condition(obj, kind).get("status") == "False", what, timeout
+    )
+
+
+def ready_then_idle(cluster: LocalCluster, custom: client.CustomObjectsApi, name: str) -> None:
+    """Until Knative Service `name` is Ready and its first revision, without traffic, went to zero."""
+    wait_ready(cluster, name)
+    poll_until(
+        lambda: get(custom, "revisions", f"{name}-00001")["status"].get("actualReplicas"),
+        lambda replicas: replicas == 0,
+        f"{name}-00001 to scale to zero",
+        timeout=90,
+    )
 
 
 def described(cluster: LocalCluster, *what: str) -> str:
@@ -244,12 +267,7 @@ def test_a_revision_whose_command_fails_fails_the_service(
     ]
     apply(cluster, broken)
     try:
-        revision = poll_until(
-            lambda: get(custom, "revisions", "broken-00001"),
-            lambda obj: condition(obj).get("status") == "False",
-            "the broken revision to fail",
-            timeout=90,
-        )
+        revision = await_false(custom, "revisions", "broken-00001", "the broken revision to fail", timeout=90)
     except AssertionError as failure:
         raise AssertionError(
             f"{failure}\n{described(cluster, 'revision broken-00001', 'deployment', 'pods')}"
@@ -259,12 +277,7 @@ def test_a_revision_whose_command_fails_fails_the_service(
     # The user container's terminationMessagePolicy is FallbackToLogsOnError: the message is its output's end.
     assert healthy["message"] == "Container failed with: no such module: storefrnt\n"
     assert condition(revision)["reason"] == "ExitCode3"
-    service = poll_until(
-        lambda: get(custom, "services", "broken"),
-        lambda obj: condition(obj).get("status") == "False",
-        "the service to report the failed revision",
-        timeout=30,
-    )
+    service = await_false(custom, "services", "broken", "the service to report the failed revision")
     configurations = condition(service, "ConfigurationsReady")
     assert configurations["reason"] == "RevisionFailed"
     assert configurations["message"].startswith('Revision "broken-00001" failed with message: Container failed with: ')
@@ -281,22 +294,14 @@ def test_a_foreign_image_fails_the_revision_before_any_pod(
     foreign = ksvc("foreign")
     foreign["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.27"
     apply(cluster, foreign)
-    revision = poll_until(
-        lambda: get(custom, "revisions", "foreign-00001"),
-        lambda obj: condition(obj).get("status") == "False",
-        "the revision with a foreign image to fail",
-        timeout=30,
-    )
+    revision = await_false(custom, "revisions", "foreign-00001", "the revision with a foreign image to fail")
     healthy = condition(revision, "ContainerHealthy")
     assert healthy["reason"] == "ContainerMissing"
     assert healthy["message"].startswith('Unable to fetch image "nginx:1.27": failed to resolve image to digest: ')
     deployments = cluster.kubectl("get", "deployments", "-l", "serving.knative.dev/service=foreign", "-o", "name")
     assert deployments.stdout.strip() == ""
-    route = poll_until(
-        lambda: get(custom, "routes", "foreign"),
-        lambda obj: condition(obj, "AllTrafficAssigned").get("status") == "False",
-        "the route to give up on the configuration",
-        timeout=30,
+    route = await_false(
+        custom, "routes", "foreign", "the route to give up on the configuration", kind="AllTrafficAssigned"
     )
     assert (
         condition(route, "AllTrafficAssigned")["message"] == 'Configuration "foreign" does not have any ready Revision.'
@@ -311,10 +316,12 @@ def test_a_revision_that_never_gets_ready_fails_at_its_progress_deadline(
     # The echo server answers every path 200: point the probe at a port nothing listens on instead.
     unready["spec"]["template"]["spec"]["containers"][0]["command"] = ["python", "-c", "import time; time.sleep(3600)"]
     apply(cluster, unready)
-    revision = poll_until(
-        lambda: get(custom, "revisions", "unready-00001"),
-        lambda obj: condition(obj, "ResourcesAvailable").get("status") == "False",
+    revision = await_false(
+        custom,
+        "revisions",
+        "unready-00001",
         "the revision to pass its progress deadline",
+        kind="ResourcesAvailable",
         timeout=60,
     )
     available = condition(revision, "ResourcesAvailable")
@@ -388,13 +395,7 @@ def test_a_request_at_zero_is_held_until_a_pod_answers(
     cluster: LocalCluster, custom: client.CustomObjectsApi, http: httpx.Client
 ) -> None:
     apply(cluster, ksvc("cold", annotations={"autoscaling.knative.dev/window": "6s"}))
-    wait_ready(cluster, "cold")
-    poll_until(
-        lambda: get(custom, "revisions", "cold-00001")["status"].get("actualReplicas"),
-        lambda replicas: replicas == 0,
-        "cold-00001 to scale to zero",
-        timeout=90,
-    )
+    ready_then_idle(cluster, custom, "cold")
     assert ready_pods(cluster, "cold-00001") == 0
     answer = http.get("http://cold.bookstore.svc.cluster.local/first")
     assert answer.status_code == 200
@@ -510,13 +511,7 @@ def test_a_held_request_times_out_as_the_activator_answers(
         f'if [ "$(cat "$MODE_FILE")" = serve ]; then exec python {ECHO}; else exec sleep 3600; fi',
     ]
     apply(cluster, stuck)
-    wait_ready(cluster, "stuck")
-    poll_until(
-        lambda: get(custom, "revisions", "stuck-00001")["status"].get("actualReplicas"),
-        lambda replicas: replicas == 0,
-        "stuck-00001 to scale to zero",
-        timeout=90,
-    )
+    ready_then_idle(cluster, custom, "stuck")
     cluster.kubectl("patch", "configmap", "stuck-mode", "-p", '{"data": {"mode": "hang"}}')
     started = time.monotonic()
     answer = http.get("http://stuck.bookstore.svc.cluster.local/")
