@@ -25,7 +25,7 @@ from labkit.admin import ensure_admin_secret
 from labkit.connection import Connection
 from labkit.kustomize import overlay
 from tests.integration.conftest import LocalCluster, eventually
-from tests.integration.lab_support import Fixer, connection_to, diagnosed, fixer, follow
+from tests.integration.lab_support import Fixer, connection_to, diagnosed, follow
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,10 @@ ONE_POD_AT_MOST = '{"spec":{"template":{"metadata":{"annotations":{"autoscaling.
 
 @pytest.fixture(scope="module")
 def ctx(cluster: LocalCluster) -> Iterator[Connection]:
+    """The notebook's connection, on a cluster whose idle revisions go to zero 2 s after their window."""
     cluster.kubectl("patch", "configmap/config-autoscaler", "-n", "knative-serving", "--type=merge", "-p", SHORT_GRACE)
     with connection_to(cluster) as connection:
         yield connection
-
-
-@pytest.fixture
-def fix(cluster: LocalCluster, ctx: Connection, tmp_path: Path) -> Fixer:
-    return fixer(cluster, ctx, tmp_path)
 
 
 def knative_storefront(name: str = lab04.AUTOSCALING) -> dict[str, Any]:
