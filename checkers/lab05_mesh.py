@@ -33,6 +33,7 @@ from checkers._result import CheckResult
 from checkers._runner import observe
 from checkers.lab01_monolith import delete_lab_objects
 from labkit._apply import apply, load_manifests
+from labkit._waiting import wait_for
 from labkit.admin import ensure_admin_secret
 from labkit.kustomize import overlay, overlay_path
 from labkit.mesh import Sample, requests_by, scrape, through_gateway
@@ -43,6 +44,7 @@ VERSION_HEADER = "x-bookstore-version"
 TESTER = {"end-user": "tester"}
 NETWORKING = ("networking.istio.io", "v1")
 SECURITY = ("security.istio.io", "v1")
+KNATIVE_SERVICES = ("serving.knative.dev", "v1", "services")
 INJECTION_LABEL = "istio-injection"
 SIDECAR_STATUS = "sidecar.istio.io/status"
 RBAC_DENIED = "RBAC: access denied"
@@ -391,12 +393,65 @@ def _objects(kinds: set[str], names: set[str] | None = None) -> list[dict[str, A
 
 @check("05.1", title="The bookstore runs in the mesh, each service under its own identity", timeout=240)
 def bookstore_in_mesh(ctx: Context) -> CheckResult:
+    if serverless_storefront_holds_name(ctx):
+        return CheckResult.failed(
+            "Lab 04's Knative Service storefront is still here: its Route owns the Service named storefront, so this "
+            "lab's storefront cannot have the name (Knative would take it back, and removing lab 04 later would "
+            "take this lab's Service with it).",
+            "Where to look: `kubectl get ksvc,route,service storefront` (the Service's owner is the Route).",
+            "Remove lab 04's storefront with what it owns, then apply this lab's bookstore again: "
+            "`kubectl delete ksvc storefront --cascade=foreground` then "
+            f"`kubectl apply --server-side --force-conflicts -k {overlay_path(LAB_ID)}` "
+            "(in the notebook: the cell of step 2 that calls remove_serverless_storefront(ctx), then its apply cell).",
+        )
     return members_in_mesh(ctx, SERVICES)
+
+
+def serverless_storefront_holds_name(ctx: Context) -> bool:
+    """Whether lab 04's Knative Service storefront, or the Service its Route made, still holds the name."""
+    try:
+        ctx.custom.get_namespaced_custom_object(*KNATIVE_SERVICES[:2], ctx.namespace, KNATIVE_SERVICES[2], "storefront")
+        return True
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    try:
+        service = ctx.core.read_namespaced_service("storefront", ctx.namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return False
+    owners = (service.metadata and service.metadata.owner_references) or []
+    return any(owner.kind == "Route" for owner in owners)
+
+
+def remove_serverless_storefront(ctx: Context) -> bool:
+    """Delete lab 04's Knative Service storefront with what it owns, and wait until the name is free.
+
+    Lab 05 runs the storefront as Deployments (v1 and v2) behind a plain Service named storefront, the
+    name lab 04's Route holds. True when there was something to remove (the notebook says so).
+    """
+    if not serverless_storefront_holds_name(ctx):
+        return False
+    try:
+        ctx.custom.delete_namespaced_custom_object(
+            *KNATIVE_SERVICES[:2], ctx.namespace, KNATIVE_SERVICES[2], "storefront", propagation_policy="Foreground"
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    wait_for(
+        lambda: not serverless_storefront_holds_name(ctx),
+        what="lab 04's Knative storefront and the Service its Route made to go",
+        timeout=90,
+    )
+    return True
 
 
 @bookstore_in_mesh.solution
 def enable_mesh(ctx: Context) -> None:
     ensure_admin_secret(ctx)
+    remove_serverless_storefront(ctx)
     apply(_objects({"ServiceAccount", "PersistentVolumeClaim", "Service"}), connection=ctx)
     apply(_objects({"Deployment"}, set(SERVICES)), connection=ctx)
     ctx.core.patch_namespace(ctx.namespace, {"metadata": {"labels": {INJECTION_LABEL: "enabled"}}})
