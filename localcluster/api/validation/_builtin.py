@@ -101,16 +101,9 @@ def _probe(probe: JsonObject, path: str, *, success_must_be_one: bool) -> list[C
         causes.append(_fields.required(path, "must specify a handler type"))
     for extra in handlers[1:]:
         causes.append(_fields.forbidden(child(path, extra), "may not specify more than 1 handler type"))
-    for number_key in (
-        "initialDelaySeconds",
-        "timeoutSeconds",
-        "periodSeconds",
-        "successThreshold",
-        "failureThreshold",
-    ):
-        number = probe.get(number_key)
-        if isinstance(number, int) and number < 0:
-            causes.append(_fields.invalid(child(path, number_key), number, "must be greater than or equal to 0"))
+    causes += _non_negative(
+        probe, path, ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold")
+    )
     if success_must_be_one and probe.get("successThreshold") not in (None, 1):
         causes.append(_fields.invalid(child(path, "successThreshold"), probe["successThreshold"], "must be 1"))
     http_get = _dict(probe.get("httpGet"))
@@ -161,6 +154,15 @@ def _container(container: JsonObject, path: str, volume_names: set[str], port_na
     return causes
 
 
+def _non_negative(obj: JsonObject, path: str, keys: tuple[str, ...]) -> list[Cause]:
+    """ValidateNonnegativeField for each of `keys` that `obj` holds as an integer."""
+    return [
+        _fields.invalid(child(path, key), obj[key], "must be greater than or equal to 0")
+        for key in keys
+        if isinstance(obj.get(key), int) and obj[key] < 0
+    ]
+
+
 def _unique_name(field: str, name: str, seen: set[str], syntax: Callable[[str, str], list[Cause]]) -> list[Cause]:
     """A list item's name by its syntax rule, and a Duplicate value if an earlier item had it (`seen` remembers)."""
     duplicate = [_fields.duplicate(field, name)] if name in seen else []
@@ -209,11 +211,7 @@ def pod_spec(spec: JsonObject, path: str, *, allowed_restart_policies: tuple[str
     dns_policies = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
     if dns_policy and dns_policy not in dns_policies:
         causes.append(_fields.not_supported(child(path, "dnsPolicy"), dns_policy, dns_policies))
-    grace = spec.get("terminationGracePeriodSeconds")
-    if isinstance(grace, int) and grace < 0:
-        causes.append(
-            _fields.invalid(child(path, "terminationGracePeriodSeconds"), grace, "must be greater than or equal to 0")
-        )
+    causes += _non_negative(spec, path, ("terminationGracePeriodSeconds",))
     return causes
 
 
@@ -295,13 +293,7 @@ def _replicated(
 ) -> list[Cause]:
     """What Deployments, ReplicaSets, StatefulSets and Jobs share: replicas, selector, template and its labels."""
     spec = _dict(obj.get("spec"))
-    causes: list[Cause] = []
-    replicas = spec.get("replicas")
-    if isinstance(replicas, int) and replicas < 0:
-        causes.append(_fields.invalid("spec.replicas", replicas, "must be greater than or equal to 0"))
-    min_ready = spec.get("minReadySeconds")
-    if isinstance(min_ready, int) and min_ready < 0:
-        causes.append(_fields.invalid("spec.minReadySeconds", min_ready, "must be greater than or equal to 0"))
+    causes = _non_negative(spec, "spec", ("replicas", "minReadySeconds"))
     selector = spec.get("selector")
     template = _dict(spec.get("template"))
     template_labels = _dict(_dict(template.get("metadata")).get("labels"))
@@ -332,10 +324,7 @@ def _replicated(
 def _deployment(deployment: JsonObject, old: JsonObject | None) -> list[Cause]:
     causes = _replicated(deployment, old, "deployment")
     spec = _dict(deployment.get("spec"))
-    for number_key in ("revisionHistoryLimit", "progressDeadlineSeconds"):
-        number = spec.get(number_key)
-        if isinstance(number, int) and number < 0:
-            causes.append(_fields.invalid(child("spec", number_key), number, "must be greater than or equal to 0"))
+    causes += _non_negative(spec, "spec", ("revisionHistoryLimit", "progressDeadlineSeconds"))
     deadline, min_ready = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
     if isinstance(deadline, int) and isinstance(min_ready, int) and deadline <= min_ready:
         causes.append(_fields.invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds"))
@@ -447,16 +436,9 @@ def _job(job: JsonObject, old: JsonObject | None) -> list[Cause]:
         if cause.field != "spec.replicas"
     ]
     spec = _dict(job.get("spec"))
-    for number_key in (
-        "parallelism",
-        "completions",
-        "backoffLimit",
-        "activeDeadlineSeconds",
-        "ttlSecondsAfterFinished",
-    ):
-        number = spec.get(number_key)
-        if isinstance(number, int) and number < 0:
-            causes.append(_fields.invalid(child("spec", number_key), number, "must be greater than or equal to 0"))
+    causes += _non_negative(
+        spec, "spec", ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
+    )
     if spec.get("completionMode") not in (None, "NonIndexed", "Indexed"):
         causes.append(
             _fields.not_supported("spec.completionMode", spec.get("completionMode"), ["NonIndexed", "Indexed"])

@@ -555,3 +555,33 @@ def test_go_durations(text: str, seconds: float | None) -> None:
 def test_module_level_validate_uses_a_shared_validator(registry: ResourceRegistry) -> None:
     obj = deployment(foo=1)
     assert validate(type_of(registry, obj), "v1", obj, None, field_validation="Warn") == ['unknown field "spec.foo"']
+
+
+def test_negative_counts_and_durations_are_refused_where_they_stand(
+    validator: Validator, registry: ResourceRegistry
+) -> None:
+    """ValidateNonnegativeField wherever upstream has one: a workload, its pod template, a probe, a Job."""
+
+    def refused(manifest: JsonObject) -> dict[str, str]:
+        causes = causes_of(validator, registry, manifest)
+        return {field: message for (field, _), message in causes.items() if "greater than or equal to 0" in message}
+
+    obj = deployment(minReadySeconds=-1, revisionHistoryLimit=-2)
+    obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = -3
+    containers(obj)[0]["livenessProbe"] = {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": -4}
+    assert refused(obj) == {
+        "spec.minReadySeconds": "Invalid value: -1: must be greater than or equal to 0",
+        "spec.revisionHistoryLimit": "Invalid value: -2: must be greater than or equal to 0",
+        "spec.template.spec.terminationGracePeriodSeconds": "Invalid value: -3: must be greater than or equal to 0",
+        "spec.template.spec.containers[0].livenessProbe.periodSeconds": (
+            "Invalid value: -4: must be greater than or equal to 0"
+        ),
+    }
+    container = {"name": "main", "image": "ghcr.io/cloud-native-bookstore/workshop:latest"}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "once", "namespace": "bookstore"},
+        "spec": {"backoffLimit": -5, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+    }
+    assert refused(job) == {"spec.backoffLimit": "Invalid value: -5: must be greater than or equal to 0"}
