@@ -1,6 +1,6 @@
 """The real API pipeline in-process, for every unit test that needs it: the registry of served kinds
-(read once: it never changes) and a cluster (store, registry, schemas, bootstrap objects) in a
-temporary directory of its own."""
+(read once: it never changes), the schema index over it (one per module: it caches what it loads),
+and a cluster (store, registry, schemas, bootstrap objects) in a temporary directory of its own."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ from localcluster.store import Store
 @pytest.fixture(scope="session")
 def registry() -> ResourceRegistry:
     return ResourceRegistry.load(Settings().schemas_dir)
+
+
+@pytest.fixture(scope="module")
+def index(registry: ResourceRegistry) -> SchemaIndex:
+    return SchemaIndex(registry)
 
 
 @pytest.fixture

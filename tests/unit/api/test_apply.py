@@ -14,11 +14,6 @@ from localcluster.api.schemas import SchemaIndex
 
 
 @pytest.fixture(scope="module")
-def index(registry: ResourceRegistry) -> SchemaIndex:
-    return SchemaIndex(registry)
-
-
-@pytest.fixture(scope="module")
 def deployments(registry: ResourceRegistry) -> ResourceType:
     return registry.get("apps", "deployments")
 

@@ -13,16 +13,9 @@ from starlette.applications import Starlette
 
 from localcluster.api.openapi import OpenAPIDocuments, crd_definition_name, group_version_path, openapi_routes
 from localcluster.api.protobuf._wire import fields
-from localcluster.api.resources import ResourceRegistry
 from localcluster.api.schemas import SchemaIndex
-from localcluster.settings import Settings
 
 PROTOBUF_V3 = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf"
-
-
-@pytest.fixture(scope="module")
-def index() -> SchemaIndex:
-    return SchemaIndex(ResourceRegistry.load(Settings().schemas_dir))
 
 
 @pytest.fixture(scope="module")

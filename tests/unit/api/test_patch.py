@@ -21,11 +21,6 @@ from localcluster.api.resources import ResourceRegistry, ResourceType
 from localcluster.api.schemas import SchemaIndex
 
 
-@pytest.fixture(scope="module")
-def index(registry: ResourceRegistry) -> SchemaIndex:
-    return SchemaIndex(registry)
-
-
 def deployment() -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",

@@ -17,9 +17,7 @@ from localcluster.api.openapi import OpenAPIDocuments, _wants_v2_protobuf
 from localcluster.api.protobuf import MAGIC, ProtobufError, UnsupportedKind, decode_object, encode_openapi_v2
 from localcluster.api.protobuf._kubernetes import table
 from localcluster.api.protobuf._wire import VARINT, WireError, fields, key, length_delimited, varint
-from localcluster.api.resources import ResourceRegistry
 from localcluster.api.schemas import SchemaIndex
-from localcluster.settings import Settings
 
 
 def text(number: int, value: str) -> bytes:
@@ -171,8 +169,8 @@ def _read(data: bytes) -> dict[int, list[bytes | int]]:
 
 
 @pytest.fixture(scope="module")
-def swagger() -> dict:
-    documents = OpenAPIDocuments(SchemaIndex(ResourceRegistry.load(Settings().schemas_dir)))
+def swagger(index: SchemaIndex) -> dict:
+    documents = OpenAPIDocuments(index)
     return json.loads(documents.v2[0])
 
 
