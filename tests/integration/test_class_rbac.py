@@ -8,30 +8,18 @@ faithfully), so those two objects of the template are left out here; tests/unit/
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 
 import pytest
 import yaml
 from kubernetes import client
 
-from localcluster.settings import PROJECT_ROOT
 from tests.integration.conftest import LocalCluster, poll_until
+from tests.jupyterhub_hub import HUB, hub_module
 from tests.manifest_validation import render
 
-HUB = PROJECT_ROOT / "infra" / "jupyterhub"
 NOT_SERVED_HERE = {"ResourceQuota", "LimitRange"}
-
-
-def hub_module():
-    spec = importlib.util.spec_from_file_location("bookstore_hub", HUB / "bookstore_hub.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def token_of(api: client.ApiClient, namespace: str, account: str) -> str:

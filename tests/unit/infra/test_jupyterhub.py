@@ -3,8 +3,6 @@ values, templates and hub hook agree with one another and with labkit (names, la
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,20 +10,14 @@ import pytest
 import yaml
 
 from labkit.progress import ATTENDEE_LABEL
-from localcluster.settings import PROJECT_IMAGE, PROJECT_ROOT
+from localcluster.settings import PROJECT_IMAGE
+from tests.jupyterhub_hub import HUB, hub_module
 from tests.manifest_validation import validate
-
-HUB = PROJECT_ROOT / "infra" / "jupyterhub"
 
 
 @pytest.fixture(scope="module")
 def hub() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bookstore_hub", HUB / "bookstore_hub.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return hub_module()
 
 
 @pytest.fixture(scope="module")
