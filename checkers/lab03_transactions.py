@@ -11,6 +11,7 @@ orders and payments, reservations and frozen money) and the coordinator's log.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -29,6 +30,7 @@ from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
+from checkers.diagnosis import await_workload, diagnose_service, overlay_fix, overlay_fixes
 from checkers.lab01_monolith import (
     PURCHASE,
     ShopUnreachable,
@@ -43,7 +45,7 @@ from checkers.lab01_monolith import (
 from labkit._apply import apply
 from labkit._waiting import wait_for
 from labkit.admin import ensure_admin_secret
-from labkit.kustomize import overlay
+from labkit.kustomize import base_manifest, overlay
 
 __all__ = [
     "BUYERS",
@@ -71,6 +73,14 @@ TIMEOUT_VARIABLE = "BOOKSTORE_TXN_TIMEOUT"
 LAB_MODE_VARIABLE = "BOOKSTORE_LAB_MODE"
 #: The global timeout purchases use (the storefront's default): nothing may stay held longer.
 GLOBAL_TIMEOUT = 60.0
+#: tc's statuses of a transaction that is over: a hold it left behind will never be confirmed or cancelled.
+FINISHED = ("committed", "rollbacked", "timeout_rollbacked")
+#: What TCC tries hold, where each participant lists them, and the participant's cancel of that hold
+#: (bookstore.services.stock.RESERVE_STOCK and bookstore.services.balance.FREEZE_MONEY).
+HOLDS = (
+    ("copies reserved", "reservations", "http://stock/txn/reserve-stock/cancel"),
+    ("money frozen", "frozen", "http://balance/txn/freeze-money/cancel"),
+)
 
 #: Who buys in this lab once purchases are global transactions (ada is the buyer of labs 01-02).
 BUYERS = ("ada", "bob", "carol", "dave")
@@ -160,15 +170,18 @@ class ShopAudit:
             broken += ledger.breaks()
         return broken
 
+    def holds(self) -> list[tuple[str, dict[str, Any], str]]:
+        """Every hold of a TCC try: (what is held, its row, the participant's cancel URL for it)."""
+        rows = {"reservations": self.reservations, "frozen": self.frozen}
+        return [(kind, row, cancel) for kind, listed, cancel in HOLDS for row in rows[listed]]
+
     def hanging(self, older_than: float) -> list[str]:
         """Reservations and frozen money held longer than ``older_than`` seconds."""
         held = []
-        for kind, rows in (("copies reserved", self.reservations), ("money frozen", self.frozen)):
-            for row in rows:
-                age = self.taken_at - datetime.fromisoformat(row["created_at"]).timestamp()
-                if age > older_than:
-                    amount = row.get("count", row.get("amount"))
-                    held.append(f"{amount} {kind} for order {row['order_id']} ({row['user']}) {age:.0f}s ago")
+        for kind, row, _ in self.holds():
+            age = self.taken_at - datetime.fromisoformat(row["created_at"]).timestamp()
+            if age > older_than:
+                held.append(f"{_held(kind, row)} {age:.0f}s ago")
         return held
 
     @property
@@ -242,8 +255,7 @@ class CoordinatorState:
 
     @property
     def unfinished(self) -> int:
-        finished = ("committed", "rollbacked", "timeout_rollbacked")
-        return sum(n for status, n in self.counts.items() if status not in finished)
+        return sum(n for status, n in self.counts.items() if status not in FINISHED)
 
     def committed(self) -> list[dict[str, Any]]:
         return [t for t in self.purchases if t["status"] == "committed"]
@@ -350,15 +362,48 @@ class PurchaseLoad:
         return str(answer.status_code), answer.json() if answer.status_code == 201 else None
 
 
+# --- The lab's workloads, repaired from the lab's overlay -------------------------------------------
+
+
+def workloads_not_ready(ctx: Context, names: Sequence[str]) -> CheckResult | None:
+    """FAILED with the cause unless each named Deployment has a Ready pod, waiting only while one is on its way.
+
+    The checks that read the shop and tc ask this first: they wait for a participant that is starting,
+    never for one that is gone or crash-looping, and its fix puts back the lab's own objects.
+    """
+    workloads = await_workload(ctx, *names)
+    if workloads.ready:
+        return None
+    name = next((n for n in names if workloads.subject == f"Deployment {n}"), names[0])
+    return workloads.failed(fixes=overlay_fixes(LAB_ID, name))
+
+
+def lab_deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = False) -> CheckResult:
+    """`deployments_ready` with this lab's fixes: what is broken is put back from the lab's overlay."""
+    not_ready = workloads_not_ready(ctx, names)
+    if not_ready is not None:
+        return not_ready
+    return _fixed_from_overlay(deployments_ready(ctx, names, persistent=persistent), names)
+
+
+def _fixed_from_overlay(result: CheckResult, names: Sequence[str]) -> CheckResult:
+    """A fix that applies infra/base's Deployment of one of `names` applies the lab's instead (lab mode stays on)."""
+    for name in names:
+        found = base_manifest("Deployment", name)
+        if found is not None and result.hints and str(found[0]) in result.hints[-1]:
+            return dataclasses.replace(result, hints=(*result.hints[:-1], overlay_fix(LAB_ID, name)))
+    return result
+
+
 # --- 03.1: the services, in lab mode, with their data on volumes -------------------------------------
 
 
 @check("03.1", title="storefront, stock and balance run in lab mode, stock and balance on volumes", timeout=120)
 def services_in_lab_mode(ctx: Context) -> CheckResult:
-    participants = deployments_ready(ctx, PARTICIPANTS, persistent=True)
+    participants = lab_deployments_ready(ctx, PARTICIPANTS, persistent=True)
     if not participants.ok:
         return participants
-    storefront = deployments_ready(ctx, ["storefront"])
+    storefront = lab_deployments_ready(ctx, ["storefront"])
     if not storefront.ok:
         return storefront
     for name in SERVICES:
@@ -367,7 +412,9 @@ def services_in_lab_mode(ctx: Context) -> CheckResult:
             return CheckResult.failed(
                 f"{name!r} does not run in lab mode ({LAB_MODE_VARIABLE} is "
                 f"{seen.environment.get(LAB_MODE_VARIABLE)!r}), so it refuses the faults this lab injects.",
-                f"Apply the Deployments of infra/overlays/{LAB_ID}: they set {LAB_MODE_VARIABLE}=true.",
+                f"`kubectl describe deployment {name}` (Environment); the Deployments of "
+                f"infra/overlays/{LAB_ID} set {LAB_MODE_VARIABLE}=true.",
+                f"Turn lab mode on: `kubectl set env deployment/{name} {LAB_MODE_VARIABLE}=true`.",
                 **seen.evidence(),
             )
     reachable = services_reachable(ctx, SERVICES)
@@ -409,16 +456,21 @@ def purchase_went_wrong(ctx: Context) -> CheckResult:
     victim = audit.users.get(VICTIM)
     if victim is None:
         return CheckResult.failed(
-            f"There is no user {VICTIM!r} yet.",
-            f'Open her account: POST {STOREFRONT}/api/users with {{"name": "{VICTIM}"}}, then buy with the fault.',
+            f"There is no user {VICTIM!r} yet: nobody has bought with the fault.",
+            f"Step 2 buys as {VICTIM}, who needs an account first.",
+            f"Open her account: `ctx.http.post('{STOREFRONT}/api/users', json={{'name': '{VICTIM}'}})`, then buy "
+            "with the fault.",
         )
     ordered = {order["id"] for order in victim.orders}
     for_nothing = [payment for payment in victim.payments if payment["id"] not in ordered]
     if not for_nothing:
         return CheckResult.failed(
-            f"{VICTIM} has paid exactly for the books she owns: no purchase has gone wrong yet.",
-            f"Buy as {VICTIM} with the header {FAULT_HEADER}: {BREAK_A_PURCHASE} while the storefront has no "
-            "coordinator: the money is taken, then the purchase fails before the order is placed.",
+            f"{VICTIM} has paid exactly for the books she owns: no purchase has gone wrong yet (a purchase without "
+            f"the fault header {FAULT_HEADER} goes through).",
+            f"The fault {BREAK_A_PURCHASE} makes the storefront fail after the payment, before the order: "
+            f"buy as {VICTIM} with the header {FAULT_HEADER} while the storefront has no coordinator.",
+            f"Buy with the fault: `ctx.http.post('{STOREFRONT}/api/purchase', json={{'user': '{VICTIM}', "
+            f"'book': '{PURCHASE['book']}', 'count': 1}}, headers={{'{FAULT_HEADER}': '{BREAK_A_PURCHASE}'}})`.",
             **audit.evidence(),
         )
     taken = sum(payment["amount"] for payment in for_nothing)
@@ -449,7 +501,7 @@ def break_a_purchase(ctx: Context) -> None:
 
 @check("03.3", title="tc runs with its transaction log on a PersistentVolumeClaim, behind a Service", timeout=120)
 def coordinator_deployed(ctx: Context) -> CheckResult:
-    deployed = deployments_ready(ctx, [TC], persistent=True)
+    deployed = lab_deployments_ready(ctx, [TC], persistent=True)
     if not deployed.ok:
         return deployed
     return services_reachable(ctx, [TC])
@@ -471,8 +523,20 @@ def purchases_are_global_transactions(ctx: Context) -> CheckResult:
     if coordinator is None:
         return CheckResult.failed(
             f"The storefront's pod template has no {TC_VARIABLE}: it still buys without a coordinator.",
-            f"Set it: `kubectl set env deployment/storefront {TC_VARIABLE}={TC_URL}` (or add it to the "
-            "Deployment's env and apply it), then wait for the new pod.",
+            "`kubectl describe deployment storefront` (Environment): the storefront begins a global transaction "
+            f"at the coordinator {TC_VARIABLE} names.",
+            f"Set it: `kubectl set env deployment/storefront {TC_VARIABLE}={TC_URL}`, then wait for the new pod.",
+        )
+    problem = workloads_not_ready(ctx, (*SERVICES, TC)) or coordinator_unreachable(ctx, coordinator)
+    if problem is not None:
+        return problem
+    rollout = observe(lambda: _rolled_out(ctx, "storefront"), bool, what="the storefront's new pod to be Ready")
+    if not rollout.reached:
+        return CheckResult.failed(
+            f"The storefront's pod with {TC_VARIABLE}={coordinator} is still not Ready: the one serving buys "
+            "as before.",
+            "`kubectl rollout status deployment/storefront` says how far it is.",
+            "Wait for it: `kubectl rollout status deployment/storefront`.",
         )
     try:
         seen, audit = _settled(ctx)
@@ -480,18 +544,18 @@ def purchases_are_global_transactions(ctx: Context) -> CheckResult:
         return unreachable.result(ctx)
     committed = {t["outcome"]["order"]["id"]: t for t in seen.committed() if (t["outcome"] or {}).get("order")}
     ordered = [order for name, ledger in audit.users.items() if name in BUYERS for order in ledger.orders]
-    if not committed:
-        return CheckResult.failed(
-            f"tc has committed no purchase yet (the storefront names {coordinator}).",
-            f"Wait until the new storefront pod is Ready (`kubectl rollout status deployment/storefront`), "
-            f"then buy as {BUYERS[0]}.",
-            **seen.evidence(),
-        )
     newest = max(ordered, key=lambda order: order["created_at"], default=None)
     if newest is None or newest["id"] not in committed:
+        said = "The newest purchase of the lab's buyers is not one tc committed" if committed else "No purchase yet"
         return CheckResult.failed(
-            "The newest purchase of the lab's buyers is not a transaction tc committed.",
-            f"Buy once more as {BUYERS[0]} now that the storefront names {TC_URL}.",
+            f"{said} (the storefront names {coordinator}): buy once more as {BUYERS[0]} now that purchases go "
+            "through tc.",
+            f"The storefront's pod started with {TC_VARIABLE} buys through tc: wait for it, then open "
+            f"{BUYERS[0]}'s account (a 409 says it is open) and buy.",
+            "Wait for the new pod, open the account and buy: `kubectl rollout status deployment/storefront`, "
+            f"`ctx.http.post('{STOREFRONT}/api/users', json={{'name': '{BUYERS[0]}'}})`, "
+            f"`ctx.http.post('{STOREFRONT}/api/purchase', json={{'user': '{BUYERS[0]}', 'book': '{PURCHASE['book']}', "
+            "'count': 1})`",
             newest_order=newest,
             **seen.evidence(),
         )
@@ -519,6 +583,30 @@ def switch_to_global_transactions(ctx: Context) -> None:
         if created.status_code != 409:
             created.raise_for_status()
     ctx.http.post(f"{STOREFRONT}/api/purchase", json={**PURCHASE, "user": BUYERS[0]}).raise_for_status()
+
+
+def coordinator_unreachable(ctx: Context, url: str) -> CheckResult | None:
+    """FAILED naming why the storefront's coordinator URL does not reach tc (a typo, Seata's port), else None."""
+    if url.rstrip("/") == TC_URL:
+        return None  # tc's own address: whether tc is up is tc's Deployment's and Service's to say
+    address = httpx.URL(url)
+    name = (address.host or "").split(".")[0]
+    found = diagnose_service(ctx, name, port=address.port or 80, path="/health") if name else None
+    health = found.answer.document if found and found.ready and found.answer else None
+    if isinstance(health, dict) and health.get("service") == TC:
+        return None  # another spelling of tc's address (tc.<namespace>.svc.cluster.local)
+    if found is None or not found.ready:
+        why = found.summary if found else "it names no Service"
+    else:
+        why = f"{url}/health answers as the {health.get('service') if isinstance(health, dict) else '?'} service"
+    return CheckResult.failed(
+        f"The storefront names {url} as its coordinator ({TC_VARIABLE}), but tc is not there: {why} "
+        "Its purchases cannot begin a global transaction.",
+        f"`kubectl describe deployment storefront` (Environment) against `kubectl get service {TC}` (PORT(S)): "
+        f"tc answers at {TC_URL}.",
+        f"Name tc's Service: `kubectl set env deployment/storefront {TC_VARIABLE}={TC_URL}`.",
+        **dict(found.evidence if found else {}),
+    )
 
 
 def set_storefront_coordinator(ctx: Context, url: str | None, *, txn_timeout: float | None = None) -> None:
@@ -567,6 +655,22 @@ def consistent_after_faults(ctx: Context, seen: CoordinatorState, audit: ShopAud
             f"({', '.join(BUYERS)}) only after that.",
             **audit.evidence(),
         )
+    orphaned = orphaned_holds(ctx.http, audit)
+    if orphaned:
+        releases = [
+            f"`ctx.http.post('{cancel}', json={{'xid': '{row['xid']}', 'branch_id': {row['branch_id']}}})`"
+            for _, row, cancel in orphaned[:10]
+        ]
+        return CheckResult.failed(
+            "Held for transactions tc has finished or never knew, so nothing will ever confirm or cancel them: "
+            + "; ".join(_held(kind, row) for kind, row, _ in orphaned[:5])
+            + ".",
+            f"`GET {TC_URL}/api/transactions/<xid>` says what tc knows of each (404: nothing, tc's log lost it or "
+            "the try was made by hand); the participant's own cancel releases a hold, and its fence makes a second "
+            "cancel do nothing.",
+            "Release them: " + ", ".join(releases) + ".",
+            **audit.evidence(),
+        )
     hanging = audit.hanging(GLOBAL_TIMEOUT)
     if hanging:
         return CheckResult.failed(
@@ -577,6 +681,21 @@ def consistent_after_faults(ctx: Context, seen: CoordinatorState, audit: ShopAud
     return None
 
 
+def orphaned_holds(http: httpx.Client, audit: ShopAudit) -> list[tuple[str, dict[str, Any], str]]:
+    """The holds whose global transaction tc does not know or has finished: waiting cannot release them."""
+    orphaned = []
+    for kind, row, cancel in audit.holds():
+        answer = http.get(f"{TC_URL}/api/transactions/{row['xid']}")
+        if answer.status_code == 404 or (answer.is_success and answer.json().get("status") in FINISHED):
+            orphaned.append((kind, row, cancel))
+    return orphaned
+
+
+def _held(kind: str, row: dict[str, Any]) -> str:
+    amount = row.get("count", row.get("amount"))
+    return f"{amount} {kind} for order {row['order_id']} ({row['user']}) by transaction {row['xid']}"
+
+
 def _settled(ctx: Context) -> tuple[CoordinatorState, ShopAudit]:
     """tc's view and the shop's once tc has nothing open (waiting only while phase two can still finish)."""
     seen = observe(lambda: look_at_coordinator(ctx.http), lambda state: state.unfinished == 0).value
@@ -585,6 +704,9 @@ def _settled(ctx: Context) -> tuple[CoordinatorState, ShopAudit]:
 
 @check("03.5", title="Faults at every point of a global transaction left stock and money exact", timeout=60)
 def faults_leave_no_trace(ctx: Context) -> CheckResult:
+    not_ready = workloads_not_ready(ctx, (*PARTICIPANTS, TC))
+    if not_ready is not None:
+        return not_ready
     try:
         seen, audit = _settled(ctx)
     except ShopUnreachable as unreachable:
@@ -672,6 +794,9 @@ def _epoch(iso: str) -> float:
 
 @check("03.6", title="A participant pod deleted under load: tc recovered and everything adds up", timeout=90)
 def recovered_from_a_deleted_pod(ctx: Context) -> CheckResult:
+    not_ready = workloads_not_ready(ctx, (*PARTICIPANTS, TC))
+    if not_ready is not None:
+        return not_ready
     try:
         seen, audit = _settled(ctx)
     except ShopUnreachable as unreachable:
@@ -742,6 +867,9 @@ def start_challenge(ctx: Context) -> None:
 
 @check("03.7", title="Challenge: customers were charged for books they never got", timeout=60)
 def challenge_solved(ctx: Context) -> CheckResult:
+    not_ready = workloads_not_ready(ctx, (*PARTICIPANTS, TC))
+    if not_ready is not None:
+        return not_ready
     try:
         audit = audit_shop(ctx.http, EVERYONE)
     except ShopUnreachable as unreachable:
@@ -751,15 +879,27 @@ def challenge_solved(ctx: Context) -> CheckResult:
             "New purchases can still take money without giving the book.",
             "Compare the storefront's Deployment with the one of step 4 (`kubectl describe deployment storefront`): "
             "what does a purchase go through?",
+            f"Purchases go through tc again once the storefront names it: "
+            f"`kubectl set env deployment/storefront {TC_VARIABLE}={TC_URL}`.",
             **audit.evidence(),
         )
     broken = audit.breaks()
     if broken:
+        for_nothing = [
+            payment["id"]
+            for ledger in audit.users.values()
+            for payment in ledger.payments
+            if payment["refunded_at"] is None and payment["id"] not in {order["id"] for order in ledger.orders}
+        ]
+        refunds = [f"`ctx.http.post('http://balance/api/payments/{payment}/refund')`" for payment in for_nothing]
         return CheckResult.failed(
             "Some customers are still out of pocket: " + "; ".join(broken[:5]) + ".",
             f"Once tc has no transaction open (GET {TC_URL}/api/transactions), compare for each user GET "
             "http://balance/api/users/<name>/payments with GET http://stock/api/users/<name>/orders: refund each "
             "payment that has no order (POST http://balance/api/payments/<id>/refund).",
+            "Refund the payments that bought nothing: " + ", ".join(refunds[:10]) + "."
+            if refunds
+            else f"Wait until tc has finished every transaction (GET {TC_URL}/api/transactions), then look again.",
             **audit.evidence(),
         )
     return CheckResult.passed(

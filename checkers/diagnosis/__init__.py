@@ -32,6 +32,8 @@ again (bounded polling with back-off inside the check's time budget) until READY
 gives its own fix for a problem only it knows how to repair with `failed(fixes={Problem.CRASH_LOOP:
 "..."})`, says how to make an object no manifest holds with `how_to_create("Secret", "name",
 "...")`, and a fix-it challenge tells the symptom instead of the cause with `failed(symptom=...)`.
+A lab whose overlay patches the base repairs its objects from that overlay: `failed(fixes=overlay_fixes(LAB_ID,
+"tc"))`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from collections.abc import Callable, Sequence
 from checkers._context import Context
 from checkers._runner import observe
 from checkers.diagnosis._model import Answer, Diagnosis, Outlook, Problem
+from checkers.diagnosis._overlays import overlay_fix, overlay_fixes
 from checkers.diagnosis._pods import (
     answer_of,
     diagnose_pod,
@@ -66,6 +69,8 @@ __all__ = [
     "how_to_create",
     "missing_object",
     "namespace_events",
+    "overlay_fix",
+    "overlay_fixes",
 ]
 
 

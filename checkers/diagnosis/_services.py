@@ -82,6 +82,11 @@ def diagnose_service(ctx: Context, name: str, *, port: int = 80, path: str | Non
     pods = [pod for pod in pods_matching(ctx, selector) if meta(pod).deletion_timestamp is None]
     wanted = ",".join(f"{key}={value}" for key, value in selector.items())
     if not pods:
+        workload = _workload_of(ctx, service, selector)
+        if workload is not None:
+            return workload.about(
+                subject, f"{subject} selects pods with {wanted}, and no pod has those labels: {workload.summary}"
+            )
         evidence["pods and their labels"] = _pod_labels(ctx)
         return Diagnosis(
             subject,
@@ -258,6 +263,25 @@ def _target_port_fix(name: str, service: V1Service, pod: V1Pod) -> str:
         f"Send the traffic to the port the app listens on ({port}): "
         f"`kubectl patch service {name} --type=json -p '{_patch('/spec/ports/0/targetPort', port)}'`."
     )
+
+
+def _workload_of(ctx: Context, service: V1Service, selector: dict[str, str]) -> Diagnosis | None:
+    """Why the Deployment meant to run a Service's pods runs none, when that (not the selector) is the cause.
+
+    The Deployment whose pod template carries the selector's labels, or else the one named after the
+    Service's `app` label if there is none (a deleted Deployment leaves its Service selecting nothing).
+    None when a Deployment by that name exists with other labels: then the selector is what is wrong.
+    """
+    deployments = ctx.apps.list_namespaced_deployment(ctx.namespace).items
+    for deployment in deployments:
+        labels = (meta(deployment.spec.template).labels or {}) if deployment.spec else {}
+        if selector.items() <= labels.items():
+            found = diagnose_workload(ctx, name_of(deployment))
+            return None if found.ready else found
+    app = (meta(service).labels or {}).get("app") or name_of(service)
+    if any(name_of(deployment) == app for deployment in deployments):
+        return None
+    return diagnose_workload(ctx, app)
 
 
 def _selector_fix(ctx: Context, service: V1Service) -> str:
