@@ -538,10 +538,10 @@ def purchases_are_global_transactions(ctx: Context) -> CheckResult:
             "`kubectl rollout status deployment/storefront` says how far it is.",
             "Wait for it: `kubectl rollout status deployment/storefront`.",
         )
-    try:
-        seen, audit = _settled(ctx)
-    except ShopUnreachable as unreachable:
-        return unreachable.result(ctx)
+    settled = _settled(ctx)
+    if isinstance(settled, CheckResult):
+        return settled
+    seen, audit = settled
     committed = {t["outcome"]["order"]["id"]: t for t in seen.committed() if (t["outcome"] or {}).get("order")}
     ordered = [order for name, ledger in audit.users.items() if name in BUYERS for order in ledger.orders]
     newest = max(ordered, key=lambda order: order["created_at"], default=None)
@@ -696,21 +696,26 @@ def _held(kind: str, row: dict[str, Any]) -> str:
     return f"{amount} {kind} for order {row['order_id']} ({row['user']}) by transaction {row['xid']}"
 
 
-def _settled(ctx: Context) -> tuple[CoordinatorState, ShopAudit]:
-    """tc's view and the shop's once tc has nothing open (waiting only while phase two can still finish)."""
-    seen = observe(lambda: look_at_coordinator(ctx.http), lambda state: state.unfinished == 0).value
-    return seen, audit_shop(ctx.http, EVERYONE)
-
-
-@check("03.5", title="Faults at every point of a global transaction left stock and money exact", timeout=60)
-def faults_leave_no_trace(ctx: Context) -> CheckResult:
+def _settled(ctx: Context) -> tuple[CoordinatorState, ShopAudit] | CheckResult:
+    """tc's view and the shop's once tc has nothing open (waiting only while phase two can still finish),
+    or FAILED with why they cannot be read: a participant or tc that cannot come up, a Service that does
+    not answer."""
     not_ready = workloads_not_ready(ctx, (*PARTICIPANTS, TC))
     if not_ready is not None:
         return not_ready
     try:
-        seen, audit = _settled(ctx)
+        seen = observe(lambda: look_at_coordinator(ctx.http), lambda state: state.unfinished == 0).value
+        return seen, audit_shop(ctx.http, EVERYONE)
     except ShopUnreachable as unreachable:
         return unreachable.result(ctx)
+
+
+@check("03.5", title="Faults at every point of a global transaction left stock and money exact", timeout=60)
+def faults_leave_no_trace(ctx: Context) -> CheckResult:
+    settled = _settled(ctx)
+    if isinstance(settled, CheckResult):
+        return settled
+    seen, audit = settled
     missing = sorted(DRILLED_POINTS - seen.struck_points())
     if missing:
         return CheckResult.failed(
@@ -794,13 +799,10 @@ def _epoch(iso: str) -> float:
 
 @check("03.6", title="A participant pod deleted under load: tc recovered and everything adds up", timeout=90)
 def recovered_from_a_deleted_pod(ctx: Context) -> CheckResult:
-    not_ready = workloads_not_ready(ctx, (*PARTICIPANTS, TC))
-    if not_ready is not None:
-        return not_ready
-    try:
-        seen, audit = _settled(ctx)
-    except ShopUnreachable as unreachable:
-        return unreachable.result(ctx)
+    settled = _settled(ctx)
+    if isinstance(settled, CheckResult):
+        return settled
+    seen, audit = settled
     replacement = find_replacement(ctx, seen)
     if replacement is None:
         return CheckResult.failed(
@@ -867,13 +869,10 @@ def start_challenge(ctx: Context) -> None:
 
 @check("03.7", title="Challenge: customers were charged for books they never got", timeout=60)
 def challenge_solved(ctx: Context) -> CheckResult:
-    not_ready = workloads_not_ready(ctx, (*PARTICIPANTS, TC))
-    if not_ready is not None:
-        return not_ready
-    try:
-        audit = audit_shop(ctx.http, EVERYONE)
-    except ShopUnreachable as unreachable:
-        return unreachable.result(ctx)
+    settled = _settled(ctx)
+    if isinstance(settled, CheckResult):
+        return settled
+    _, audit = settled
     if storefront_coordinator(ctx) is None:
         return CheckResult.failed(
             "New purchases can still take money without giving the book.",

@@ -27,10 +27,12 @@ import httpx
 from kubernetes.client import V1ConfigMap, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
+from checkers._api import ignore_missing, read_or_none
 from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
+from checkers.diagnosis import await_workload, diagnose_workload, overlay_fix, overlay_fixes
 from checkers.lab01_monolith import delete_lab_objects
 from labkit._apply import apply, load_manifests
 from labkit._waiting import wait_for
@@ -51,6 +53,18 @@ RBAC_DENIED = "RBAC: access denied"
 #: The fix-it challenge: the lab's change, and the marker that says the challenge was started.
 CHALLENGE = "lab05-challenge"
 LESSON_DIR = f"infra/overlays/{LAB_ID}"
+#: The lesson files, one per step.
+GATEWAY = "gateway-bookstore.yaml"
+SUBSETS = "destination-rule-storefront.yaml"
+ROUTE_100_0 = "virtual-service-storefront-100-0.yaml"
+ROUTE_90_10 = "virtual-service-storefront-90-10.yaml"
+ROUTE_TESTER = "virtual-service-storefront-tester-v2.yaml"
+STOCK_FAULTS = "virtual-service-stock-delay-abort.yaml"
+ROUTE_RESILIENT = "virtual-service-storefront-timeout-retries.yaml"
+ROUTE_V2 = "virtual-service-storefront-v2.yaml"
+POLICIES = "authorization-policy-stock-balance-storefront-only.yaml"
+#: The split of the gray release step (05.3).
+GRAY_RELEASE = {"v1": 90, "v2": 10}
 #: The share of visitors that must get an answer for a burst to say anything: with the lab's faults in
 #: place and the retries of step 6, about 9 in 10 do; 7 in 10 keeps chance far from a false FAILED.
 ENOUGH_ANSWERS = 0.7
@@ -65,8 +79,9 @@ def apply_lesson(ctx: Context, name: str) -> None:
     apply(lesson(name), connection=ctx)
 
 
-def _hint_apply(name: str) -> str:
-    return f"kubectl apply -f {LESSON_DIR}/{name}   (in the notebook: labkit.apply(lesson({name!r})))"
+def _apply_file(name: str) -> str:
+    """A lesson file applied from any directory, as a hint's literal fix (the path is absolute)."""
+    return f"`kubectl apply -f {overlay_path(LAB_ID) / name}`"
 
 
 # --- Reading Istio objects ---------------------------------------------------------------------
@@ -76,23 +91,14 @@ def read_istio(ctx: Context, kind: str, name: str) -> dict[str, Any] | None:
     """An Istio object of the namespace, or None if there is none by that name."""
     group, version = SECURITY if kind == "AuthorizationPolicy" else NETWORKING
     plural = "authorizationpolicies" if kind == "AuthorizationPolicy" else f"{kind.lower()}s"
-    try:
-        found = ctx.custom.get_namespaced_custom_object(group, version, ctx.namespace, plural, name)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return dict(found)  # type: ignore[call-overload]
+    found = read_or_none(lambda: ctx.custom.get_namespaced_custom_object(group, version, ctx.namespace, plural, name))
+    return None if found is None else dict(found)  # type: ignore[call-overload]
 
 
 def delete_istio(ctx: Context, kind: str, name: str) -> None:
     group, version = SECURITY if kind == "AuthorizationPolicy" else NETWORKING
     plural = "authorizationpolicies" if kind == "AuthorizationPolicy" else f"{kind.lower()}s"
-    try:
-        ctx.custom.delete_namespaced_custom_object(group, version, ctx.namespace, plural, name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    ignore_missing(lambda: ctx.custom.delete_namespaced_custom_object(group, version, ctx.namespace, plural, name))
 
 
 def default_weights(virtual_service: Mapping[str, Any]) -> dict[str, int]:
@@ -189,51 +195,109 @@ def within_binomial(hits: int, count: int, percent: float) -> bool:
     return abs(hits - count * p) <= 4 * math.sqrt(count * p * (1 - p)) + 0.5
 
 
-def _gateway_problem(ctx: Context) -> CheckResult | None:
-    """Why visitors cannot come in through the gateway to the storefront's versions, or None."""
+def _gateway_problem(ctx: Context, lesson_file: str) -> CheckResult | None:
+    """Why visitors cannot come in through the gateway to the storefront's versions, or None.
+
+    `lesson_file` is the step's VirtualService: what a hint applies when the routes are what is wrong.
+    """
     gateway = read_istio(ctx, "Gateway", "bookstore-gateway")
     rule = read_istio(ctx, "DestinationRule", "storefront")
     service = read_istio(ctx, "VirtualService", "storefront")
-    missing = [
-        name
-        for name, obj in (("Gateway bookstore-gateway", gateway), ("DestinationRule storefront", rule))
-        if obj is None
-    ]
-    if missing:
+    if gateway is None:
         return CheckResult.failed(
-            f"There is no {' and no '.join(missing)} in your namespace: visitors have no way in, or Istio "
-            "does not know the storefront's versions.",
-            f"{_hint_apply('gateway-bookstore.yaml')} and {_hint_apply('destination-rule-storefront.yaml')}",
+            "There is no Gateway bookstore-gateway in your namespace: visitors have no way in.",
+            "`kubectl get gateways`",
+            f"Apply it: {_apply_file(GATEWAY)}.",
+        )
+    if rule is None:
+        return CheckResult.failed(
+            "There is no DestinationRule storefront in your namespace: Istio does not know the storefront's versions "
+            "(its subsets v1 and v2).",
+            "`kubectl get destinationrules`",
+            f"Apply it: {_apply_file(SUBSETS)}.",
         )
     if service is None:
         return CheckResult.failed(
             "There is no VirtualService storefront: the gateway has no route to the storefront.",
-            _hint_apply("virtual-service-storefront-100-0.yaml"),
+            "`kubectl get virtualservices`",
+            f"Apply this step's routes: {_apply_file(lesson_file)}.",
         )
     if "bookstore-gateway" not in ((service.get("spec") or {}).get("gateways") or []):
         return CheckResult.failed(
             "The VirtualService storefront is not bound to the Gateway bookstore-gateway: visitors coming in "
             "through the gateway do not get its routes.",
-            "Add bookstore-gateway (and mesh) under spec.gateways, as in "
-            + _hint_apply("virtual-service-storefront-100-0.yaml"),
+            "`kubectl get virtualservice storefront -o yaml`: spec.gateways must name bookstore-gateway (and mesh).",
+            f"Apply this step's routes, bound to both: {_apply_file(lesson_file)}.",
             spec=service.get("spec"),
         )
+    return _subset_problem(ctx, service, rule, lesson_file)
+
+
+def _subset_problem(
+    ctx: Context, service: Mapping[str, Any], rule: Mapping[str, Any], lesson_file: str
+) -> CheckResult | None:
+    """A route to a subset the DestinationRule does not define, or a subset that selects no storefront pod.
+
+    The API accepts both, as upstream; Istio then answers the requests routed there 503, whatever the
+    weights say. Found from the objects, so the check says so at once instead of counting failures.
+    """
+    defined = {s["name"]: dict(s.get("labels") or {}) for s in (rule.get("spec") or {}).get("subsets") or []}
+    routed = sorted(
+        {
+            route["destination"]["subset"]
+            for http in (service.get("spec") or {}).get("http") or []
+            for route in http.get("route") or []
+            if (route.get("destination") or {}).get("subset")
+        }
+    )
+    look = "`kubectl get virtualservice,destinationrule storefront -o yaml` (route[].destination.subset, subsets[])"
+    undefined = [subset for subset in routed if subset not in defined]
+    if undefined:
+        the_labs = {s["name"] for obj in lesson(SUBSETS) for s in obj["spec"]["subsets"]}
+        fix_file = SUBSETS if set(undefined) <= the_labs else lesson_file
+        return CheckResult.failed(
+            f"The VirtualService storefront routes to subset {', '.join(undefined)}, which the DestinationRule "
+            f"storefront does not define (it defines: {', '.join(sorted(defined)) or 'none'}): Istio answers the "
+            "requests routed there 503.",
+            look,
+            f"Apply the lab's {'subsets' if fix_file == SUBSETS else 'routes'}: {_apply_file(fix_file)}.",
+            subsets=defined,
+            routed_to=routed,
+        )
+    listed = _plain(ctx, ctx.core.list_namespaced_pod(ctx.namespace, label_selector="app=storefront"))
+    pods = [
+        dict(pod["metadata"].get("labels") or {})
+        for pod in listed["items"]
+        if not pod["metadata"].get("deletionTimestamp")
+    ]
+    for subset in routed:
+        labels = defined[subset]
+        if not any(labels.items() <= pod.items() for pod in pods):
+            wanted = ",".join(f"{key}={value}" for key, value in labels.items())
+            have = sorted({f"version={pod.get('version')}" for pod in pods})
+            return CheckResult.failed(
+                f"Subset {subset} of the DestinationRule storefront selects {wanted}, and no storefront pod has "
+                f"those labels (they have {', '.join(have) or 'none'}): Istio answers the requests routed to "
+                f"{subset} 503.",
+                "`kubectl get destinationrule storefront -o yaml` (subsets) against "
+                "`kubectl get pods -l app=storefront --show-labels`",
+                f"Put back the lab's subsets: {_apply_file(SUBSETS)}.",
+                subsets=defined,
+            )
     return None
 
 
-def split_matches_weights(ctx: Context, count: int, *, need_v2: bool) -> CheckResult:
-    """Measure a burst and compare the versions served with the VirtualService's default weights."""
-    problem = _gateway_problem(ctx)
+def judge_routes(ctx: Context, lesson_file: str, judge: Callable[[dict[str, Any]], CheckResult]) -> CheckResult:
+    """`judge` the VirtualService storefront once visitors can reach the storefront's versions through the
+    gateway, else FAILED naming what is in the way (`lesson_file`: the step's routes, for the fix)."""
+    problem = _gateway_problem(ctx, lesson_file)
     if problem:
         return problem
-    service = read_istio(ctx, "VirtualService", "storefront") or {}
-    weights = default_weights(service)
-    if need_v2 and weights.get("v2", 0) == 0:
-        return CheckResult.failed(
-            f"The VirtualService storefront sends everyone to v1 (weights {weights}): no visitor sees v2 yet.",
-            "Give v2 a share: " + _hint_apply("virtual-service-storefront-90-10.yaml"),
-            weights=weights,
-        )
+    return judge(read_istio(ctx, "VirtualService", "storefront") or {})
+
+
+def measure_split(ctx: Context, count: int, weights: Mapping[str, int], lesson_file: str) -> CheckResult:
+    """Measure a burst and compare the versions served with the VirtualService's default weights."""
     seen = burst(ctx, count)
     evidence = {"weights": weights, **seen.evidence()}
     if seen.ok < seen.count * ENOUGH_ANSWERS:
@@ -241,6 +305,7 @@ def split_matches_weights(ctx: Context, count: int, *, need_v2: bool) -> CheckRe
             f"Only {seen.ok} of {seen.count} requests through the gateway succeeded.",
             "Look at what the failures say (evidence), then at `kubectl get pods -l app=storefront` and "
             "`kubectl get virtualservice,destinationrule storefront -o yaml`.",
+            f"This step's routes are {_apply_file(lesson_file)}; the subsets {_apply_file(SUBSETS)}.",
             **evidence,
         )
     for version, percent in weights.items():
@@ -250,6 +315,7 @@ def split_matches_weights(ctx: Context, count: int, *, need_v2: bool) -> CheckRe
                 f"from {version}: more than chance allows.",
                 "Check that each subset of the DestinationRule storefront selects its own pods (labels version: v1 / "
                 "v2) and that no other VirtualService for storefront exists (`kubectl get virtualservices`).",
+                f"Put back the lab's subsets: {_apply_file(SUBSETS)}.",
                 **evidence,
             )
     shares = ", ".join(f"{v} {seen.versions[v]}/{seen.ok}" for v in sorted(weights))
@@ -287,12 +353,10 @@ def _plain(ctx: Context, obj: Any) -> Any:
 
 def look_at_member(ctx: Context, name: str) -> MeshMember:
     """A Deployment and the live pods of its template (by its `app` and `version` labels)."""
-    try:
-        deployment = _plain(ctx, ctx.apps.read_namespaced_deployment(name, ctx.namespace))
-    except ApiException as exc:
-        if exc.status == 404:
-            return MeshMember(name, exists=False)
-        raise
+    found = read_or_none(lambda: ctx.apps.read_namespaced_deployment(name, ctx.namespace))
+    if found is None:
+        return MeshMember(name, exists=False)
+    deployment = _plain(ctx, found)
     template = deployment["spec"]["template"]
     labels = template["metadata"].get("labels") or {}
     selector = ",".join(f"{key}={labels[key]}" for key in ("app", "version") if key in labels)
@@ -325,41 +389,42 @@ def namespace_in_mesh(ctx: Context) -> bool:
 
 def members_in_mesh(ctx: Context, names: Sequence[str]) -> CheckResult:
     """PASSED when each Deployment runs under its own ServiceAccount and all its Ready pods have a sidecar."""
-    if not namespace_in_mesh(ctx):
-        return CheckResult.failed(
-            f"Namespace {ctx.namespace} is not in the mesh: new pods get no sidecar.",
-            f"kubectl label namespace {ctx.namespace} istio-injection=enabled",
-        )
-    seen: dict[str, MeshMember] = {}
     for name in names:
-        member = observe(partial(look_at_member, ctx, name), lambda m: not m.exists or not m.rolling).value
-        seen[name] = member
+        member = look_at_member(ctx, name)
         if not member.exists:
-            return CheckResult.failed(
-                f"There is no Deployment {name!r}.",
-                f"Apply the lab's Deployments: kubectl apply -k {LESSON_DIR} (the notebook's first cell does).",
-            )
+            return diagnose_workload(ctx, name).failed(fixes=overlay_fixes(LAB_ID, name))
         if member.service_account != name.removesuffix("-v2"):
             return CheckResult.failed(
                 f"{name!r} runs under the ServiceAccount {member.service_account!r}: it has no identity of its own "
                 "in the mesh (an AuthorizationPolicy could not tell it from other callers).",
-                f"Set serviceAccountName: {name.removesuffix('-v2')} in its pod template, as the lab's overlay does: "
-                f"kubectl apply -k {LESSON_DIR}",
+                f"`kubectl get deployment {name} -o yaml` (spec.template.spec.serviceAccountName): the lab's overlay "
+                f"sets serviceAccountName: {name.removesuffix('-v2')}.",
+                overlay_fix(LAB_ID, name),
                 **member.evidence(),
             )
-        if not member.ready:
-            return CheckResult.failed(
-                f"Deployment {name!r} has no Ready pod.",
-                f"See why: kubectl describe deployment {name}; kubectl get pods -l app={name.removesuffix('-v2')}",
-                **member.evidence(),
-            )
-        if len(member.with_sidecar) < len(member.ready):
-            return CheckResult.failed(
-                f"Pods of {name!r} run without a sidecar: they started before the namespace joined the mesh, and the "
-                "injector only acts when a pod is created.",
-                f"Re-create them: kubectl rollout restart deployment {name}",
-                **member.evidence(),
-            )
+    if not namespace_in_mesh(ctx):
+        return CheckResult.failed(
+            f"Namespace {ctx.namespace} is not in the mesh (it has no label {INJECTION_LABEL}=enabled): its pods get "
+            "no sidecar.",
+            f"`kubectl get namespace {ctx.namespace} --show-labels`; the injector acts only on pods created after "
+            "the label is set.",
+            f"Label it, then re-create the pods: `kubectl label namespace {ctx.namespace} {INJECTION_LABEL}=enabled "
+            f"--overwrite`, `kubectl rollout restart deployment {' '.join(names)}`.",
+        )
+    workloads = await_workload(ctx, *names)
+    if not workloads.ready:
+        name = next((n for n in names if workloads.subject == f"Deployment {n}"), names[0])
+        return workloads.failed(fixes=overlay_fixes(LAB_ID, name))
+    seen = {name: observe(partial(look_at_member, ctx, name), lambda m: not m.rolling).value for name in names}
+    lacking = [name for name, member in seen.items() if len(member.with_sidecar) < len(member.ready)]
+    if lacking:
+        return CheckResult.failed(
+            f"Pods of {', '.join(lacking)} run without a sidecar: they were created before the namespace joined the "
+            "mesh, and the injector only acts when a pod is created.",
+            f"`kubectl describe pods` (a pod with a sidecar has the annotation {SIDECAR_STATUS}).",
+            f"Re-create them: `kubectl rollout restart deployment {' '.join(lacking)}`.",
+            **{name: seen[name].evidence() for name in lacking},
+        )
     listed = ", ".join(f"{n} (sa/{m.service_account}, {len(m.with_sidecar)} pod with sidecar)" for n, m in seen.items())
     return CheckResult.passed(f"In the mesh: {listed}.", **{n: m.evidence() for n, m in seen.items()})
 
@@ -471,19 +536,20 @@ def v2_beside_v1(ctx: Context) -> CheckResult:
     if not look_at_member(ctx, "storefront-v2").exists:
         return CheckResult.failed(
             "There is no Deployment storefront-v2: only v1 of the storefront runs.",
-            f"Apply it from the lab's overlay (kubectl apply -k {LESSON_DIR}), as the notebook's cell does.",
+            "`kubectl get deployments`: the lab's overlay has storefront-v2 beside storefront.",
+            overlay_fix(LAB_ID, "storefront-v2"),
         )
     members = members_in_mesh(ctx, ["storefront-v2"])
     if not members.ok:
         return members
-    return split_matches_weights(ctx, 30, need_v2=False)
+    return judge_routes(ctx, ROUTE_100_0, lambda service: measure_split(ctx, 30, default_weights(service), ROUTE_100_0))
 
 
 @v2_beside_v1.solution
 def deploy_v2_and_route_to_v1(ctx: Context) -> None:
     apply(_objects({"Deployment"}, {"storefront-v2"}), connection=ctx)
     apply(_objects({"DestinationRule", "Gateway"}), connection=ctx)
-    apply_lesson(ctx, "virtual-service-storefront-100-0.yaml")
+    apply_lesson(ctx, ROUTE_100_0)
     wait_in_mesh(ctx, ["storefront-v2"])
 
 
@@ -492,53 +558,93 @@ def deploy_v2_and_route_to_v1(ctx: Context) -> None:
 
 @check("05.3", title="Visitors are split between v1 and v2 by weight (gray release)", timeout=120)
 def weighted_split(ctx: Context) -> CheckResult:
-    return split_matches_weights(ctx, 200, need_v2=True)
+    return judge_routes(ctx, ROUTE_90_10, partial(_gray_release, ctx))
 
 
-@weighted_split.solution
-def route_90_10(ctx: Context) -> None:
-    apply_lesson(ctx, "virtual-service-storefront-90-10.yaml")
+def _gray_release(ctx: Context, service: Mapping[str, Any]) -> CheckResult:
+    weights = default_weights(service)
+    released = weights.get("v2") == 100  # the release went on to its end (05.8): the gray step is behind
+    if weights != GRAY_RELEASE and not released:
+        return CheckResult.failed(
+            f"The VirtualService storefront's rule for everyone sends {_shares(weights)}; the gray release asks "
+            f"{_shares(GRAY_RELEASE)}.",
+            "`kubectl get virtualservice storefront -o yaml` (http[].route[].weight of the rule without match)",
+            f"Route one visitor in ten to v2: {_apply_file(ROUTE_90_10)}.",
+            weights=weights,
+        )
+    return measure_split(ctx, 200, weights, ROUTE_90_10)
+
+
+def _shares(weights: Mapping[str, int]) -> str:
+    return " and ".join(f"{percent} % to {version}" for version, percent in weights.items()) or "nobody anywhere"
+
+
+weighted_split.solution(partial(apply_lesson, name=ROUTE_90_10))
 
 
 # --- 05.4 --------------------------------------------------------------------------------------
 
 
+def _tester_problem(service: Mapping[str, Any]) -> CheckResult | None:
+    """What keeps the header rule from sending the test user to v2, read from the VirtualService."""
+    rules = (service.get("spec") or {}).get("http") or []
+    tester = _tester_rule(service)
+    look = "`kubectl get virtualservice storefront -o yaml` (spec.http: its rules in order, with their match)"
+    fix = f"Put the header rule first, routing to v2: {_apply_file(ROUTE_TESTER)}."
+    if tester is None:
+        return CheckResult.failed(
+            "No rule of the VirtualService storefront matches the header end-user: tester (exact): the test user is "
+            "routed as everyone.",
+            look,
+            fix,
+        )
+    everyone = next((index for index, rule in enumerate(rules) if not rule.get("match")), len(rules))
+    if rules.index(tester) > everyone:
+        return CheckResult.failed(
+            "The rule for end-user: tester comes after the rule for everyone: rules apply in order and the first "
+            "match wins, so the test user never reaches it.",
+            look,
+            fix,
+        )
+    subsets = {(route.get("destination") or {}).get("subset") for route in tester.get("route") or []}
+    if subsets != {"v2"}:
+        return CheckResult.failed(
+            f"The rule for end-user: tester routes to {sorted(str(s) for s in subsets)}, not to subset v2 alone.",
+            look,
+            fix,
+        )
+    return None
+
+
 @check("05.4", title="The test user always gets v2 (canary by header)", timeout=60)
 def tester_gets_v2(ctx: Context) -> CheckResult:
-    problem = _gateway_problem(ctx)
-    if problem:
-        return problem
-    service = read_istio(ctx, "VirtualService", "storefront") or {}
+    return judge_routes(ctx, ROUTE_TESTER, partial(_tester_served_v2, ctx))
+
+
+def _tester_served_v2(ctx: Context, service: Mapping[str, Any]) -> CheckResult:
+    if default_weights(service).get("v2") != 100:  # once everyone gets v2 (05.8), so does the test user
+        problem = _tester_problem(service)
+        if problem:
+            return problem
     seen = burst(ctx, 20, headers=TESTER)
     evidence = {"header": TESTER, **seen.evidence()}
     if seen.ok >= ENOUGH_ANSWERS * seen.count and set(seen.versions) == {"v2"}:
         how = "by its header rule" if _tester_rule(service) else "as everyone"
         return CheckResult.passed(f"All {seen.count} requests of the test user were served by v2 ({how}).", **evidence)
-    hint = (
-        "Put a rule matching the header end-user: tester (exact) before the weighted rule, routing to subset v2: "
-        + _hint_apply("virtual-service-storefront-tester-v2.yaml")
-    )
-    if _tester_rule(service) is not None and (service.get("spec") or {}).get("http", [{}])[0] is not _tester_rule(
-        service
-    ):
-        hint = "Rules apply in order and the first match wins: move the end-user rule first. " + hint
     return CheckResult.failed(
         f"The test user (header end-user: tester) got {dict(seen.versions)} from {seen.count} requests, "
         "not v2 every time.",
-        hint,
+        "Look at what the failures say (evidence) and at `kubectl get virtualservice,destinationrule storefront -o "
+        "yaml`.",
+        f"This step's routes: {_apply_file(ROUTE_TESTER)}.",
         **evidence,
     )
 
 
-@tester_gets_v2.solution
-def route_tester_to_v2(ctx: Context) -> None:
-    apply_lesson(ctx, "virtual-service-storefront-tester-v2.yaml")
+tester_gets_v2.solution(partial(apply_lesson, name=ROUTE_TESTER))
 
 
 # --- 05.5 --------------------------------------------------------------------------------------
-
-#: The storefront's sidecars report its calls to stock (reporter="source").
-FAULTED = {"delay": ("DI", 25.0), "abort": ("FI", 50.0)}
 
 
 def stock_calls(ctx: Context) -> Counter[str]:
@@ -577,13 +683,50 @@ def _fault_of(ctx: Context) -> dict[str, Any] | None:
     return None
 
 
+def _lesson_fault() -> Mapping[str, Any]:
+    (service,) = lesson(STOCK_FAULTS)
+    return dict(service["spec"]["http"][0]["fault"])
+
+
+def _fault_terms(fault: Mapping[str, Any]) -> dict[str, object]:
+    delay, abort = fault.get("delay") or {}, fault.get("abort") or {}
+    return {
+        "delay": delay.get("fixedDelay"),
+        "delayed %": (delay.get("percentage") or {}).get("value"),
+        "abort status": abort.get("httpStatus"),
+        "aborted %": (abort.get("percentage") or {}).get("value"),
+    }
+
+
+def _fault_differences(fault: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:
+    """Each term of `fault` that is not what `asked` says, in words ("aborted %: 5, this step asks 50")."""
+    have, wanted = _fault_terms(fault), _fault_terms(asked)
+    same = {"delay": lambda a, b: seconds_of(str(a)) == seconds_of(str(b))}
+    return [
+        f"{term}: {have[term] if have[term] is not None else 'none'}, this step asks {value}"
+        for term, value in wanted.items()
+        if not same.get(term, lambda a, b: a == b)(have[term], value)
+    ]
+
+
 @check("05.5", title="Faults are injected on the storefront's calls to stock, as configured", timeout=120)
 def faults_on_stock(ctx: Context) -> CheckResult:
     fault = _fault_of(ctx)
     if fault is None:
         return CheckResult.failed(
             "No VirtualService for stock injects faults: the storefront's calls to stock all go through.",
-            _hint_apply("virtual-service-stock-delay-abort.yaml"),
+            "`kubectl get virtualservices`: the faults belong to a VirtualService for host stock (spec.http[].fault).",
+            f"Inject this step's faults: {_apply_file(STOCK_FAULTS)}.",
+        )
+    differs = _fault_differences(fault, _lesson_fault())
+    if differs:
+        return CheckResult.failed(
+            "The fault on the storefront's calls to stock is not the one this step asks for: "
+            + "; ".join(differs)
+            + ".",
+            "`kubectl get virtualservice stock -o yaml` (spec.http[].fault: delay and abort, each with a percentage)",
+            f"Inject this step's faults: {_apply_file(STOCK_FAULTS)}.",
+            fault=fault,
         )
     delay = (fault.get("delay") or {}).get("percentage", {}).get("value", 0)
     abort = (fault.get("abort") or {}).get("percentage", {}).get("value", 0)
@@ -620,9 +763,7 @@ def faults_on_stock(ctx: Context) -> CheckResult:
     )
 
 
-@faults_on_stock.solution
-def inject_faults(ctx: Context) -> None:
-    apply_lesson(ctx, "virtual-service-stock-delay-abort.yaml")
+faults_on_stock.solution(partial(apply_lesson, name=STOCK_FAULTS))
 
 
 # --- 05.6 --------------------------------------------------------------------------------------
@@ -646,19 +787,43 @@ def _resilience(service: Mapping[str, Any]) -> tuple[str | None, dict[str, Any] 
     return None, None
 
 
+def _resilience_gaps(timeout: str | None, retries: Mapping[str, Any]) -> list[str]:
+    """What a route's timeout and retries lack against stock's faults (a delay, 503s), in words."""
+    delay = seconds_of(str(_lesson_fault()["delay"]["fixedDelay"])) or 0.0
+    per_try = seconds_of(retries.get("perTryTimeout"))
+    retry_on = {condition.strip() for condition in str(retries.get("retryOn") or "").split(",")}
+    gaps = []
+    if not timeout:
+        gaps.append("it has no timeout, so visitors wait for every slow call")
+    if not int(retries.get("attempts") or 0):
+        gaps.append("it has no retries, so visitors see every failure")
+    else:
+        if per_try is None or per_try >= delay:
+            gaps.append(
+                f"perTryTimeout is {retries.get('perTryTimeout') or 'unset'}: a try held up by the {delay:g} s delay "
+                "is not cut short and tried again"
+            )
+        if not retry_on & {"5xx", "gateway-error"}:
+            gaps.append(
+                f"retryOn is {retries.get('retryOn') or 'unset'}: it does not cover the 503 the storefront answers "
+                "when its call to stock is aborted"
+            )
+    return gaps
+
+
 @check("05.6", title="With a timeout and retries, visitors get answers again", timeout=120)
 def storefront_recovers(ctx: Context) -> CheckResult:
-    problem = _gateway_problem(ctx)
-    if problem:
-        return problem
-    timeout, retries = _resilience(read_istio(ctx, "VirtualService", "storefront") or {})
-    if not retries or not int(retries.get("attempts") or 0) or not timeout:
+    return judge_routes(ctx, ROUTE_RESILIENT, partial(_visitors_recover, ctx))
+
+
+def _visitors_recover(ctx: Context, service: Mapping[str, Any]) -> CheckResult:
+    timeout, retries = _resilience(service)
+    weak = _resilience_gaps(timeout, retries or {})
+    if weak:
         return CheckResult.failed(
-            f"The storefront's route has {'no timeout' if not timeout else 'a timeout'} and "
-            f"{'no retries' if not retries else 'retries ' + str(retries)}: visitors wait for slow calls and see every "
-            "failure.",
-            "Add timeout and retries (attempts, perTryTimeout, retryOn: 5xx) to the storefront's rules: "
-            + _hint_apply("virtual-service-storefront-timeout-retries.yaml"),
+            "The storefront's rule for everyone does not protect visitors from the faults: " + "; ".join(weak) + ".",
+            "`kubectl get virtualservice storefront -o yaml` (timeout and retries of the rule without match)",
+            f"Add this step's timeout and retries: {_apply_file(ROUTE_RESILIENT)}.",
             timeout=timeout,
             retries=retries,
         )
@@ -670,22 +835,23 @@ def storefront_recovers(ctx: Context) -> CheckResult:
     if seen.ok < ENOUGH_ANSWERS * seen.count:
         return CheckResult.failed(
             f"Only {seen.ok} of {seen.count} visitors got an answer: the retries do not make up for the faults.",
-            "Retry on 5xx with enough attempts (5) and a perTryTimeout shorter than the 2 s delay (500ms): "
-            + _hint_apply("virtual-service-storefront-timeout-retries.yaml"),
+            "Retry on 5xx with enough attempts (5) and a perTryTimeout shorter than the 2 s delay (500ms).",
+            f"This step's timeout and retries: {_apply_file(ROUTE_RESILIENT)}.",
             **evidence,
         )
     limit = (seconds_of(timeout) or 0.0) + 1.0
     if max(seen.latencies) > limit:
         return CheckResult.failed(
             f"A visitor waited {max(seen.latencies):.1f} s, longer than the route's timeout ({timeout}) allows.",
-            "The timeout belongs to the storefront's rules in the VirtualService bound to the gateway: "
-            + _hint_apply("virtual-service-storefront-timeout-retries.yaml"),
+            "The timeout belongs to the storefront's rules in the VirtualService bound to the gateway.",
+            f"This step's timeout and retries: {_apply_file(ROUTE_RESILIENT)}.",
             **evidence,
         )
     if attempts <= seen.count:
         return CheckResult.failed(
             f"The storefront served {attempts} requests for {seen.count} visits: no request was tried again.",
             "retryOn must include 5xx (the storefront answers 503 when stock's call is aborted).",
+            f"This step's timeout and retries: {_apply_file(ROUTE_RESILIENT)}.",
             **evidence,
         )
     return CheckResult.passed(
@@ -695,9 +861,7 @@ def storefront_recovers(ctx: Context) -> CheckResult:
     )
 
 
-@storefront_recovers.solution
-def add_timeout_and_retries(ctx: Context) -> None:
-    apply_lesson(ctx, "virtual-service-storefront-timeout-retries.yaml")
+storefront_recovers.solution(partial(apply_lesson, name=ROUTE_RESILIENT))
 
 
 # --- 05.7 --------------------------------------------------------------------------------------
@@ -729,26 +893,23 @@ def internal_endpoints_locked(ctx: Context) -> CheckResult:
         return CheckResult.failed(
             f"{' and '.join(open_to)} still answer{'s' if len(open_to) == 1 else ''} a caller that is not the "
             "storefront (this notebook): anyone can take money back or books for free.",
-            "Allow only the storefront's identity at stock and balance: "
-            + _hint_apply("authorization-policy-stock-balance-storefront-only.yaml"),
+            "`kubectl get authorizationpolicies`: an ALLOW policy selecting the app lets in only the identities "
+            "its rules name.",
+            f"Allow only the storefront's identity at stock and balance: {_apply_file(POLICIES)}.",
             **evidence,
         )
     if RBAC_DENIED not in refund.text:
         return CheckResult.failed(
             f"balance refused the refund, but not with Istio's answer ({refund.text[:80]!r}).",
-            "Let the AuthorizationPolicy refuse it (403 RBAC: access denied): kubectl get authorizationpolicies",
+            "Let the AuthorizationPolicy refuse it (403 RBAC: access denied): `kubectl get authorizationpolicies`.",
+            f"The lab's policies: {_apply_file(POLICIES)}.",
             **evidence,
         )
     user = f"mesh-{secrets.token_hex(3)}"
     opened = through_gateway("POST", "/api/users", json={"name": user}, connection=ctx)
     evidence["new account through the storefront"] = f"{opened.status_code} {opened.text[:80]}"
     if opened.status_code != 201:
-        return CheckResult.failed(
-            "The storefront itself can no longer reach balance: opening an account through it failed.",
-            "Allow the storefront's ServiceAccount: rules: - from: - source: serviceAccounts: [storefront] "
-            "(check `kubectl get deployment storefront -o jsonpath={.spec.template.spec.serviceAccountName}`).",
-            **evidence,
-        )
+        return _storefront_refused(ctx, evidence)
     return CheckResult.passed(
         "A direct refund from the notebook got 403 RBAC: access denied, and the storefront opened an account "
         "at balance.",
@@ -756,9 +917,82 @@ def internal_endpoints_locked(ctx: Context) -> CheckResult:
     )
 
 
-@internal_endpoints_locked.solution
-def lock_internal_endpoints(ctx: Context) -> None:
-    apply_lesson(ctx, "authorization-policy-stock-balance-storefront-only.yaml")
+internal_endpoints_locked.solution(partial(apply_lesson, name=POLICIES))
+
+
+def _storefront_refused(ctx: Context, evidence: dict[str, object]) -> CheckResult:
+    """FAILED naming the policy that keeps the storefront's own calls out of balance, when one does."""
+    storefront = f"cluster.local/ns/{ctx.namespace}/sa/storefront"
+    group, version = SECURITY
+    policies: Any = ctx.custom.list_namespaced_custom_object(group, version, ctx.namespace, "authorizationpolicies")
+    at_balance = [p for p in policies["items"] if _selects(p, {"app": "balance"})]
+    denying = [p for p in at_balance if p["spec"].get("action") == "DENY" and _matches_caller(p, storefront, ctx)]
+    allowing = [p for p in at_balance if p["spec"].get("action", "ALLOW") == "ALLOW"]
+    look = "`kubectl get authorizationpolicies -o yaml` (selector, action, rules[].from[].source)"
+    if denying:
+        name = denying[0]["metadata"]["name"]
+        return CheckResult.failed(
+            f"The AuthorizationPolicy {name} denies the storefront's identity ({storefront}) at balance: the "
+            "storefront itself can no longer open an account.",
+            look,
+            f"Remove it: `kubectl delete authorizationpolicy {name}`.",
+            **evidence,
+        )
+    if allowing and not any(_matches_caller(p, storefront, ctx) for p in allowing):
+        rules = {p["metadata"]["name"]: p["spec"].get("rules") for p in allowing}
+        return CheckResult.failed(
+            f"No ALLOW policy at balance lets the storefront's identity ({storefront}) in "
+            f"({', '.join(sorted(rules))} allow{'s' if len(rules) == 1 else ''} others): the storefront itself can "
+            "no longer open an account.",
+            look,
+            f"Allow the storefront (serviceAccounts: [storefront]): {_apply_file(POLICIES)}.",
+            rules=rules,
+            **evidence,
+        )
+    return CheckResult.failed(
+        "The storefront itself can no longer open an account through the gateway.",
+        "What it answered is in the evidence; `kubectl get pods -l app=storefront` and "
+        "`kubectl get deployment storefront -o jsonpath={.spec.template.spec.serviceAccountName}` (storefront).",
+        f"The lab's policies: {_apply_file(POLICIES)}.",
+        **evidence,
+    )
+
+
+def _selects(policy: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    wanted = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return dict(wanted).items() <= dict(labels).items()
+
+
+def _matches_caller(policy: Mapping[str, Any], principal: str, ctx: Context) -> bool:
+    """Whether a rule of `policy` matches calls from `principal`, by their source alone (as Envoy's RBAC would)."""
+    service_account = principal.rsplit("/", 1)[-1]
+    for rule in (policy.get("spec") or {}).get("rules") or []:
+        sources = [entry.get("source") or {} for entry in rule.get("from") or []] or [{}]
+        for source in sources:
+            principals = source.get("principals")
+            accounts = source.get("serviceAccounts")
+            namespaces = source.get("namespaces")
+            if (
+                (principals is None or any(_istio_match(p, principal) for p in principals))
+                and (
+                    accounts is None
+                    or any(a in (service_account, f"{ctx.namespace}/{service_account}") for a in accounts)
+                )
+                and (namespaces is None or any(_istio_match(n, ctx.namespace) for n in namespaces))
+            ):
+                return True
+    return False
+
+
+def _istio_match(pattern: str, value: str) -> bool:
+    """Istio's string match: exact, a prefix (`abc*`), a suffix (`*abc`) or anything (`*`)."""
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern
 
 
 # --- 05.8 --------------------------------------------------------------------------------------
@@ -766,22 +1000,22 @@ def lock_internal_endpoints(ctx: Context) -> None:
 
 @check("05.8", title="The release is done: v2 serves every visitor", timeout=120)
 def v2_for_everyone(ctx: Context) -> CheckResult:
-    problem = _gateway_problem(ctx)
-    if problem:
-        return problem
-    weights = default_weights(read_istio(ctx, "VirtualService", "storefront") or {})
+    return judge_routes(ctx, ROUTE_V2, partial(_released_to_v2, ctx))
+
+
+def _released_to_v2(ctx: Context, service: Mapping[str, Any]) -> CheckResult:
+    weights = default_weights(service)
     if weights.get("v2") != 100:
         return CheckResult.failed(
-            f"The storefront's weights are {weights}: v1 still serves visitors.",
-            "Send everyone to v2: " + _hint_apply("virtual-service-storefront-v2.yaml"),
+            f"The storefront's rule for everyone sends {_shares(weights)}: v1 still serves visitors.",
+            "`kubectl get virtualservice storefront -o yaml` (the weights of the rule without match)",
+            f"Send everyone to v2: {_apply_file(ROUTE_V2)}.",
             weights=weights,
         )
-    return split_matches_weights(ctx, 30, need_v2=True)
+    return measure_split(ctx, 30, weights, ROUTE_V2)
 
 
-@v2_for_everyone.solution
-def finish_release(ctx: Context) -> None:
-    apply_lesson(ctx, "virtual-service-storefront-v2.yaml")
+v2_for_everyone.solution(partial(apply_lesson, name=ROUTE_V2))
 
 
 # --- 05.9: the fix-it challenge ------------------------------------------------------------------
@@ -806,13 +1040,7 @@ def start_challenge(ctx: Context) -> None:
 
 
 def _challenge_started(ctx: Context) -> bool:
-    try:
-        ctx.core.read_namespaced_config_map(CHALLENGE, ctx.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+    return read_or_none(lambda: ctx.core.read_namespaced_config_map(CHALLENGE, ctx.namespace)) is not None
 
 
 @check("05.9", title="Challenge: the bookstore answers its visitors again", timeout=60)
@@ -825,12 +1053,14 @@ def challenge_fixed(ctx: Context) -> CheckResult:
     seen = burst(ctx, 20, path="/")
     if seen.ok == seen.count:
         return CheckResult.passed(f"All {seen.count} visitors got the page again.", **seen.evidence())
+    # The symptom first; the ladder climbs to the cause and its fix, as read from the objects.
+    cause = _gateway_problem(ctx, ROUTE_V2)
     return CheckResult.failed(
         f"{seen.count - seen.ok} of {seen.count} visitors got an error page instead of the bookstore.",
         "Read what answered (the error bodies in the evidence are Envoy's own words); then compare what the route's "
         "destination asks for with the pods there are: `kubectl get virtualservice,destinationrule storefront -o yaml` "
-        "and `kubectl get pods -l app=storefront --show-labels`; the lab's files in "
-        f"{LESSON_DIR} hold the working objects.",
+        "and `kubectl get pods -l app=storefront --show-labels`.",
+        *((cause.message, cause.hints[-1]) if cause else (f"The lab's subsets: {_apply_file(SUBSETS)}.",)),
         **seen.evidence(),
     )
 
@@ -859,7 +1089,7 @@ def remove_lessons(ctx: Context) -> None:
     the mesh as before this lab's steps, the workloads left running (a notebook starts with it)."""
     for kind, name in LESSON_OBJECTS:
         delete_istio(ctx, kind, name)
-    _ignore_missing(lambda: ctx.core.delete_namespaced_config_map(CHALLENGE, ctx.namespace))
+    ignore_missing(lambda: ctx.core.delete_namespaced_config_map(CHALLENGE, ctx.namespace))
 
 
 def reset(ctx: Context) -> None:
@@ -867,14 +1097,6 @@ def reset(ctx: Context) -> None:
     and take the namespace out of the mesh."""
     remove_lessons(ctx)
     for name in SERVICES:
-        _ignore_missing(partial(ctx.core.delete_namespaced_service_account, name, ctx.namespace))
+        ignore_missing(partial(ctx.core.delete_namespaced_service_account, name, ctx.namespace))
     delete_lab_objects(ctx, LAB_ID)
     ctx.core.patch_namespace(ctx.namespace, {"metadata": {"labels": {INJECTION_LABEL: None}}})
-
-
-def _ignore_missing(delete: Callable[[], object]) -> None:
-    try:
-        delete()
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
