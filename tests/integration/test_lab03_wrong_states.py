@@ -8,8 +8,6 @@ following the hint is what repairs it again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,20 +26,9 @@ from labkit import apply, ensure_admin_secret
 from labkit.connection import Connection
 from labkit.kustomize import overlay
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import Fixer, connection_to, diagnosed, fixer
+from tests.integration.lab_support import Fixer, diagnosed
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[Connection]:
-    with connection_to(cluster) as connection:
-        yield connection
-
-
-@pytest.fixture
-def fix(cluster: LocalCluster, ctx: Connection, tmp_path: Path) -> Fixer:
-    return fixer(cluster, ctx, tmp_path)
 
 
 def test_03_1_lab_02s_services_without_lab_mode_are_named(ctx: Connection, fix: Fixer) -> None:

@@ -8,8 +8,6 @@ following the hint is what repairs it again.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,20 +31,9 @@ from labkit import apply, ensure_admin_secret
 from labkit.connection import Connection
 from labkit.kustomize import overlay
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import Fixer, connection_to, diagnosed, fixer
+from tests.integration.lab_support import Fixer, diagnosed
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ctx(cluster: LocalCluster) -> Iterator[Connection]:
-    with connection_to(cluster) as connection:
-        yield connection
-
-
-@pytest.fixture
-def fix(cluster: LocalCluster, ctx: Connection, tmp_path: Path) -> Fixer:
-    return fixer(cluster, ctx, tmp_path)
 
 
 def lesson_object(name: str) -> dict[str, Any]:
