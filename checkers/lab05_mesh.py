@@ -29,12 +29,13 @@ from kubernetes.client.exceptions import ApiException
 
 from checkers._api import ignore_missing, read_or_none
 from checkers._context import Context
+from checkers._lessons import apply_command, load_lesson
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers._runner import observe
 from checkers.diagnosis import await_workload, diagnose_workload, overlay_fix, overlay_fixes
 from checkers.lab01_monolith import delete_lab_objects
-from labkit._apply import apply, load_manifests
+from labkit._apply import apply
 from labkit._waiting import wait_for
 from labkit.admin import ensure_admin_secret
 from labkit.kustomize import overlay, overlay_path
@@ -72,7 +73,7 @@ ENOUGH_ANSWERS = 0.7
 
 def lesson(name: str) -> list[dict[str, Any]]:
     """The objects of one lesson file of the lab (e.g. virtual-service-storefront-90-10.yaml)."""
-    return load_manifests(overlay_path(LAB_ID) / name)
+    return load_lesson(LAB_ID, name)
 
 
 def apply_lesson(ctx: Context, name: str) -> None:
@@ -80,8 +81,7 @@ def apply_lesson(ctx: Context, name: str) -> None:
 
 
 def _apply_file(name: str) -> str:
-    """A lesson file applied from any directory, as a hint's literal fix (the path is absolute)."""
-    return f"`kubectl apply -f {overlay_path(LAB_ID) / name}`"
+    return apply_command(LAB_ID, name)
 
 
 # --- Reading Istio objects ---------------------------------------------------------------------
@@ -474,17 +474,14 @@ def bookstore_in_mesh(ctx: Context) -> CheckResult:
 
 def serverless_storefront_holds_name(ctx: Context) -> bool:
     """Whether lab 04's Knative Service storefront, or the Service its Route made, still holds the name."""
-    try:
-        ctx.custom.get_namespaced_custom_object(*KNATIVE_SERVICES[:2], ctx.namespace, KNATIVE_SERVICES[2], "storefront")
+    group, version, plural = KNATIVE_SERVICES
+    knative = read_or_none(
+        lambda: ctx.custom.get_namespaced_custom_object(group, version, ctx.namespace, plural, "storefront")
+    )
+    if knative is not None:
         return True
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    try:
-        service = ctx.core.read_namespaced_service("storefront", ctx.namespace)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    service = read_or_none(lambda: ctx.core.read_namespaced_service("storefront", ctx.namespace))
+    if service is None:
         return False
     owners = (service.metadata and service.metadata.owner_references) or []
     return any(owner.kind == "Route" for owner in owners)
@@ -498,13 +495,12 @@ def remove_serverless_storefront(ctx: Context) -> bool:
     """
     if not serverless_storefront_holds_name(ctx):
         return False
-    try:
-        ctx.custom.delete_namespaced_custom_object(
-            *KNATIVE_SERVICES[:2], ctx.namespace, KNATIVE_SERVICES[2], "storefront", propagation_policy="Foreground"
+    group, version, plural = KNATIVE_SERVICES
+    ignore_missing(
+        lambda: ctx.custom.delete_namespaced_custom_object(
+            group, version, ctx.namespace, plural, "storefront", propagation_policy="Foreground"
         )
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    )
     wait_for(
         lambda: not serverless_storefront_holds_name(ctx),
         what="lab 04's Knative storefront and the Service its Route made to go",
