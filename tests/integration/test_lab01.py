@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import nbformat
 import pytest
 
-from checkers import Status, run_check
-from checkers.lab01_monolith import APP, BUYER, LAB_ID, MONOLITH, look_at_deployment, monolith_reachable, reset
-from labkit import wait_for
+from checkers import Status, run_check, select
+from checkers.lab01_monolith import (
+    APP,
+    BUYER,
+    LAB_ID,
+    MONOLITH,
+    look_at_deployment,
+    monolith_reachable,
+    reset,
+    wait_until_ready,
+)
+from labkit import release, wait_for
 from labkit.connection import Connection
+from labkit.kustomize import overlay_path
 from tests.integration.conftest import LocalCluster
-from tests.integration.lab_support import prove_each_step, verdicts
+from tests.integration.lab_support import follow, prove_each_step, verdicts
 
 pytestmark = pytest.mark.integration
+
+#: A code span of the notebook that runs kubectl on a kustomize directory: `kubectl("apply", ..., "-k", ...)`.
+KUBECTL_WAY = re.compile(r'`(kubectl\([^`]*"-k"[^`]*)`')
 
 
 def test_each_check_fails_before_its_step_and_passes_after(ctx: Connection) -> None:
@@ -53,3 +70,20 @@ def test_the_lab_commands_solve_check_and_reset(cluster: LocalCluster, ctx: Conn
     assert cluster.lab("check", "01", check=False).returncode == 0
     cluster.lab("reset", "01")
     assert cluster.lab("check", "01.1", check=False).returncode == 1
+
+
+def test_the_notebooks_kubectl_way_deploys_the_lab_from_another_directory(
+    cluster: LocalCluster, ctx: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 2 of the released notebook names the kubectl way to apply the overlay; run as written, from a
+    directory that is not the project's (the notebook's own), it deploys the monolith and its Service."""
+    released = nbformat.read(release.LABS / f"{LAB_ID}.ipynb", as_version=4)
+    markdown = "\n".join(cell.source for cell in released.cells if cell.cell_type == "markdown")
+    (kubectl_way,) = KUBECTL_WAY.findall(markdown)
+    reset(ctx)
+    monkeypatch.chdir(tmp_path)
+    follow(f"`{kubectl_way}`", ctx, cluster, tmp_path, {"overlay_path": overlay_path})
+    wait_until_ready(ctx, [APP])
+    for check_id in ("01.1", "01.2"):
+        (step,) = select(check_id)
+        assert run_check(step, ctx).ok, check_id
