@@ -84,3 +84,20 @@ def await_panel(page: Page, check_id: str) -> Locator:
 
 def wait_until_idle(page: Page) -> None:
     expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=RUN_TIMEOUT)
+
+
+def bring_into_sight(page: Page, element: Locator, attempts: int = 5) -> None:
+    """Scroll `element` to the middle of the notebook until it is wholly in sight.
+
+    JupyterLab draws long notebooks in windows and measures cells as their outputs arrive, so one
+    scroll can land off by the height of outputs drawn meanwhile; no wait for a stable element either,
+    for lines redrawn every second (a live wait's line) never are.
+    """
+    for _ in range(attempts):
+        element.evaluate("node => node.scrollIntoView({block: 'center'})", timeout=5_000)
+        try:
+            expect(element).to_be_in_viewport(ratio=1, timeout=1_000)
+            return
+        except AssertionError:
+            continue
+    pytest.fail(f"{element} stays out of sight after {attempts} scrolls", pytrace=False)

@@ -22,6 +22,7 @@ from tests.browser.conftest import SCREENSHOTS, JupyterLab
 from tests.browser.jupyterlab_ui import (
     RUN_TIMEOUT,
     await_panel,
+    bring_into_sight,
     cell,
     cell_positions,
     open_lab,
@@ -52,10 +53,12 @@ def test_live_waiting_an_escalated_hint_and_a_challenge_solved(jupyterlab: Jupyt
     # While the monolith starts, the waiting cell says what it waits for, for how long and until when.
     waiting = page.locator(".labkit-waiting", has_text="until").first
     expect(waiting).to_be_visible(timeout=RUN_TIMEOUT)
-    with contextlib.suppress(PlaywrightError):  # the line goes away as soon as the wait is over
-        waiting.scroll_into_view_if_needed(timeout=2_000)
-    page.screenshot(path=SCREENSHOTS / "lab01-live-waiting.png")
+    # Run All Cells has scrolled to the last cell: bring the line into sight while it is there.
     expect(waiting).to_contain_text(re.compile(r"waiting for .+ \d+ s of at most \d+ s \(until \d\d:\d\d:\d\d\)"))
+    bring_into_sight(page, waiting)
+    page.screenshot(path=SCREENSHOTS / "lab01-live-waiting.png")
+    with contextlib.suppress(PlaywrightError):  # the line may be gone already: the wait lasts as long as a pod's start
+        waiting.screenshot(path=SCREENSHOTS / "lab01-live-waiting-line.png", timeout=2_000)
 
     # The skipped step: red, the first hint says where to look; the button gives the answer.
     refusals = await_panel(page, "01.4")
@@ -65,7 +68,8 @@ def test_live_waiting_an_escalated_hint_and_a_challenge_solved(jupyterlab: Jupyt
     expect(panel).not_to_contain_text("ctx.http.post(")
     next_hint = cell(page, positions["check-01-4"]).locator(".labkit-next-hint button, button.labkit-next-hint")
     next_hint.first.click()
-    expect(panel).to_contain_text("Hint 2 of 2: In the notebook: ctx.http.post(")
+    # The kernel hears the click once the cells queued before it have run (the challenge's among them).
+    expect(panel).to_contain_text("Hint 2 of 2: In the notebook: ctx.http.post(", timeout=RUN_TIMEOUT)
     expect(next_hint.first).to_be_hidden()
     panel.scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "lab01-escalated-hint.png")

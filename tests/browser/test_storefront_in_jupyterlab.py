@@ -1,5 +1,6 @@
 """The bookstore's storefront page, opened through JupyterLab's own server as the notebook links it,
-and a purchase made by clicking, as an attendee would (lab 02's services on localcluster)."""
+a purchase made by clicking, as an attendee would (lab 02's services on localcluster), and one the
+shop refuses, told in yuan as the page shows prices (the API counts fen)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,12 @@ def test_the_storefront_page_sells_a_book(lab_cluster: LocalCluster, jupyterlab:
     owned = page.locator("#books tr", has_text=title).locator("td").nth(5)
     expect(owned).to_have_text("1", timeout=PAGE_TIMEOUT_MS)
     page.screenshot(path=SCREENSHOTS / "storefront-after-purchase.png")
+
+    too_many = page.locator("#books tr", has_text="云原生Java")
+    too_many.locator("input[aria-label=count]").fill("9000")
+    too_many.locator("button").click()
+    refusal = page.locator("#message.error")
+    expect(refusal).to_have_text(
+        re.compile(r"^browser-reader has ¥[\d,]+\.\d\d, but this costs ¥1,152,000\.00\.$"), timeout=PAGE_TIMEOUT_MS
+    )
+    page.screenshot(path=SCREENSHOTS / "storefront-refusal.png")
