@@ -5,7 +5,9 @@ services in lab mode, and tc) with their own solution steps, then measures throu
 proxy, as a notebook calls them:
 
 * purchase latency p50/p99, one at a time, the storefront alternating with the monolith so both see
-  the same machine load: first without tc (lab 02's purchase), then with tc (a global transaction);
+  the same machine load: first without tc (lab 02's purchase), then with tc (a global transaction).
+  tc drives phase two after the storefront's answer: each monolith purchase waits (untimed) until it
+  is over, so the monolith is not timed beside the services' own confirms (it has none of its own);
 * purchases per second with ``--clients`` concurrent clients, for each of the three;
 * the ratios of each to the monolith (the targets: at most 2x without tc, 3x with);
 * CPU time per purchase in each process of the path (localcluster's, which holds the service proxy,
@@ -65,15 +67,23 @@ def timed_purchase(http: httpx.Client, url: str) -> float:
     return elapsed
 
 
-def alternating(http: httpx.Client, purchases: int) -> dict[str, list[float]]:
-    """Latencies of the monolith and the storefront, one purchase each in turn."""
+def alternating(
+    http: httpx.Client, purchases: int, *, settled: Callable[[], bool] = lambda: True
+) -> dict[str, list[float]]:
+    """Latencies of the monolith and the storefront, one purchase each in turn.
+
+    Each monolith purchase starts once ``settled()`` (tc's phase two of the storefront's last purchase).
+    """
+    from labkit import wait_for
+
     for url in (MONOLITH, STOREFRONT):
         http.post(f"{url}/api/users", json={"name": BUYER})
         timed_purchase(http, url)  # warm connections and caches
     samples: dict[str, list[float]] = {MONOLITH: [], STOREFRONT: []}
     for _ in range(purchases):
-        for url, seconds in samples.items():
-            seconds.append(timed_purchase(http, url))
+        wait_for(settled, what="the last purchase's phase two", timeout=60)
+        samples[MONOLITH].append(timed_purchase(http, MONOLITH))
+        samples[STOREFRONT].append(timed_purchase(http, STOREFRONT))
     return samples
 
 
@@ -182,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         rates: dict[str, float] = {}
 
         def measure(label: str, settled: Callable[[], bool] = lambda: True) -> None:
-            samples = alternating(http, args.purchases)
+            samples = alternating(http, args.purchases, settled=settled)
             report_latencies(f"purchase monolith (beside {label})", samples[MONOLITH])
             report_latencies(f"purchase {label}", samples[STOREFRONT])
             ratios[label] = percentile(samples[STOREFRONT], 0.5) / percentile(samples[MONOLITH], 0.5)
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
 
         measure("services without tc")
         set_storefront_coordinator(ctx, TC_URL)
-        measure("services with tc", settled=lambda: look_at_coordinator(http).unfinished == 0)
+        measure("services with tc", settled=lambda: look_at_coordinator(http, limit=1).unfinished == 0)
         rates["monolith"] = throughput(http, MONOLITH, args.purchases, args.clients)
         for label, rate in rates.items():
             report(f"purchases/s with {args.clients} clients, {label}", rate, "purchases/s")
