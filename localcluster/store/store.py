@@ -155,19 +155,21 @@ class Store:
     def update(self, key: str, obj: dict[str, Any], *, expected_version: str | None = None) -> Entry:
         """Replace an object; with `expected_version`, only if the stored one still has that version."""
         namespace, name = _identity(obj)
-        previous = self.get(key, namespace, name)
-        if previous is None:
-            raise ObjectMissing(name)
-        if expected_version and expected_version != previous.obj["metadata"]["resourceVersion"]:
-            raise VersionConflict(name)
+        previous = self._current(key, namespace, name, expected_version)
         return self._write(key, obj, "MODIFIED", previous)
 
-    def delete(self, key: str, namespace: str, name: str, *, expected_version: str | None = None) -> Entry:
+    def _current(self, key: str, namespace: str, name: str, expected_version: str | None) -> Entry:
+        """The stored entry an update or delete acts on: ObjectMissing without one, VersionConflict when
+        `expected_version` is given and no longer the stored one."""
         previous = self.get(key, namespace, name)
         if previous is None:
             raise ObjectMissing(name)
         if expected_version and expected_version != previous.obj["metadata"]["resourceVersion"]:
             raise VersionConflict(name)
+        return previous
+
+    def delete(self, key: str, namespace: str, name: str, *, expected_version: str | None = None) -> Entry:
+        previous = self._current(key, namespace, name, expected_version)
         self._rv += 1
         # The DELETED event carries the object at the deletion's revision, as etcd reports it.
         final = json.loads(previous.raw)
