@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -33,6 +34,7 @@ from checkers.diagnosis import (
     diagnose_workload,
     how_to_create,
 )
+from checkers.diagnosis._fields import meta, name_of, pod_spec, uid_of
 from labkit._apply import apply
 from labkit.admin import ADMIN_SECRET, ensure_admin_secret
 from labkit.kustomize import base_manifest, overlay
@@ -124,36 +126,36 @@ def look_at_deployment(ctx: Context, name: str) -> WorkloadState:
             return WorkloadState(name, exists=False)
         raise
     template = deployment.spec.template
-    container = template.spec.containers[0]
+    container = first_container(deployment)
     environment = {env.name: env.value for env in container.env or [] if env.value is not None}
     probes = tuple(
         kind
         for kind, probe in (("readiness", container.readiness_probe), ("liveness", container.liveness_probe))
         if probe is not None and probe.http_get is not None and probe.http_get.path == HEALTH_PATH
     )
-    data_volume, persistent = _data_volume(template.spec, container, environment.get(DATA_DIR_VARIABLE))
+    data_volume, persistent = _data_volume(pod_spec(template), container, environment.get(DATA_DIR_VARIABLE))
     selector = ",".join(f"{key}={value}" for key, value in (deployment.spec.selector.match_labels or {}).items())
     pods = ctx.core.list_namespaced_pod(ctx.namespace, label_selector=selector).items
     return WorkloadState(
         name=name,
         exists=True,
-        labels=dict(template.metadata.labels or {}),
+        labels=dict(meta(template).labels or {}),
         probes=probes,
         data_volume=data_volume,
         persistent=persistent,
         environment=environment,
-        pods=tuple(_pod_state(pod) for pod in pods if pod.metadata.deletion_timestamp is None),
+        pods=tuple(_pod_state(pod) for pod in pods if meta(pod).deletion_timestamp is None),
     )
 
 
-def _data_volume(pod_spec: Any, container: Any, data_dir: str | None) -> tuple[str | None, bool]:
+def _data_volume(spec: Any, container: Any, data_dir: str | None) -> tuple[str | None, bool]:
     """The volume mounted where BOOKSTORE_DATA_DIR points, and whether it is a PersistentVolumeClaim."""
     if not data_dir:
         return None, False
     mount = next((m for m in container.volume_mounts or [] if m.mount_path.rstrip("/") == data_dir.rstrip("/")), None)
     if mount is None:
         return None, False
-    volume = next((v for v in pod_spec.volumes or [] if v.name == mount.name), None)
+    volume = next((v for v in spec.volumes or [] if v.name == mount.name), None)
     return mount.name, volume is not None and volume.persistent_volume_claim is not None
 
 
@@ -165,12 +167,12 @@ def _pod_state(pod: V1Pod) -> PodState:
     running = first.state.running if first and first.state else None
     waiting = first.state.waiting if first and first.state else None
     return PodState(
-        name=pod.metadata.name,
-        uid=pod.metadata.uid,
+        name=name_of(pod),
+        uid=uid_of(pod),
         ready=conditions.get("Ready") == "True",
         restarts=first.restart_count if first else 0,
         started_at=running.started_at.isoformat() if running and running.started_at else None,
-        waiting=f"{waiting.reason}: {waiting.message}" if waiting and waiting.message else (waiting and waiting.reason),
+        waiting=(f"{waiting.reason}: {waiting.message}" if waiting.message else waiting.reason) if waiting else None,
     )
 
 
@@ -650,16 +652,15 @@ def shop_is_back(ctx: Context) -> CheckResult:
     )
 
 
-def monolith_container(deployment: V1Deployment) -> V1Container:
-    """The Deployment's one container (the monolith's pod has no other)."""
-    pod_spec = deployment.spec.template.spec if deployment.spec else None
-    if pod_spec is None:
-        raise ValueError(f"Deployment {APP!r} has no pod template")
-    return pod_spec.containers[0]
+def first_container(deployment: V1Deployment) -> V1Container:
+    """The Deployment's first container (the lab's pods have one)."""
+    if deployment.spec is None:
+        raise ValueError(f"Deployment {name_of(deployment)!r} without spec")
+    return pod_spec(deployment.spec.template).containers[0]
 
 
 def _reads_settings_from_configmap(ctx: Context) -> bool:
-    container = monolith_container(ctx.apps.read_namespaced_deployment(APP, ctx.namespace))
+    container = first_container(ctx.apps.read_namespaced_deployment(APP, ctx.namespace))
     sources = container.env_from or []
     return any(source.config_map_ref and source.config_map_ref.name == SETTINGS_CONFIGMAP for source in sources)
 
@@ -677,7 +678,7 @@ def move_settings_to_a_configmap(ctx: Context) -> None:
         connection=ctx,
     )
     deployment: V1Deployment = ctx.apps.read_namespaced_deployment(APP, ctx.namespace)
-    container = monolith_container(deployment)
+    container = first_container(deployment)
     kept = [variable for variable in container.env or [] if variable.name not in MOVED_SETTINGS]
     container.env = kept + [V1EnvVar(name=name, value=f"$({key})") for name, key in MOVED_SETTINGS.items()]
     container.env_from = [V1EnvFromSource(config_map_ref=V1ConfigMapEnvSource(name=SETTINGS_CONFIGMAP))]
@@ -711,9 +712,9 @@ def delete_lab_objects(ctx: Context, lab_id: str) -> None:
     namespace = ctx.namespace
     names = {kind: [obj["metadata"]["name"] for obj in objects if obj["kind"] == kind] for kind in LAB_KINDS}
     for name in names["Deployment"]:
-        _delete(lambda name=name: ctx.apps.delete_namespaced_deployment(name, namespace))
+        _delete(partial(ctx.apps.delete_namespaced_deployment, name, namespace))
     for name in names["Service"]:
-        _delete(lambda name=name: ctx.core.delete_namespaced_service(name, namespace))
+        _delete(partial(ctx.core.delete_namespaced_service, name, namespace))
     app_selector = f"app in ({','.join(names['Deployment'])})"
     gone = observe(
         lambda: ctx.core.list_namespaced_pod(namespace, label_selector=app_selector).items,
@@ -725,7 +726,7 @@ def delete_lab_objects(ctx: Context, lab_id: str) -> None:
     for name in names["PersistentVolumeClaim"]:
         if _claim_exists(ctx, name):
             empty_claim(ctx, name)
-            _delete(lambda name=name: ctx.core.delete_namespaced_persistent_volume_claim(name, namespace))
+            _delete(partial(ctx.core.delete_namespaced_persistent_volume_claim, name, namespace))
 
 
 def _claim_exists(ctx: Context, name: str) -> bool:
@@ -778,13 +779,17 @@ def empty_claim(ctx: Context, claim: str) -> None:
         connection=ctx,
     )
     finished = observe(
-        lambda: ctx.core.read_namespaced_pod(pod_name, ctx.namespace).status.phase,
+        lambda: _phase(ctx.core.read_namespaced_pod(pod_name, ctx.namespace)),
         lambda phase: phase in ("Succeeded", "Failed"),
         timeout=60,
     )
     _delete(lambda: ctx.core.delete_namespaced_pod(pod_name, ctx.namespace, grace_period_seconds=0))
     if finished.value != "Succeeded":
         raise RuntimeError(f"emptying claim {claim!r} did not succeed (pod {pod_name} ended {finished.value})")
+
+
+def _phase(pod: V1Pod) -> str | None:
+    return pod.status.phase if pod.status else None
 
 
 def _delete(call: Callable[[], object]) -> None:

@@ -65,23 +65,31 @@ def snapshot(ctx: Context) -> ClusterSnapshot:
     deployments = Table("Deployments", ("NAME", "READY", "UP-TO-DATE", "AVAILABLE"))
     for item in ctx.apps.list_namespaced_deployment(namespace).items:
         status = item.status
-        ready = f"{status.ready_replicas or 0}/{item.spec.replicas if item.spec.replicas is not None else 1}"
-        deployments.rows.append(
-            (item.metadata.name, ready, str(status.updated_replicas or 0), str(status.available_replicas or 0))
+        wanted = item.spec.replicas if item.spec and item.spec.replicas is not None else 1
+        ready, updated, available = (
+            (status.ready_replicas or 0, status.updated_replicas or 0, status.available_replicas or 0)
+            if status
+            else (0, 0, 0)
         )
+        deployments.rows.append((_name(item), f"{ready}/{wanted}", str(updated), str(available)))
     pods = Table("Pods", ("NAME", "READY", "PHASE", "RESTARTS"))
     for pod in ctx.core.list_namespaced_pod(namespace).items:
         statuses = (pod.status.container_statuses or []) if pod.status else []
-        ready = f"{sum(1 for s in statuses if s.ready)}/{len(pod.spec.containers)}"
+        ready_pods = f"{sum(1 for s in statuses if s.ready)}/{len(pod.spec.containers) if pod.spec else 0}"
         restarts = str(sum(s.restart_count or 0 for s in statuses))
         phase = (pod.status.phase if pod.status else None) or "Unknown"
-        pods.rows.append((pod.metadata.name, ready, phase, restarts))
+        pods.rows.append((_name(pod), ready_pods, phase, restarts))
     services = Table("Services", ("NAME", "TYPE", "CLUSTER-IP", "PORTS"))
     for service in ctx.core.list_namespaced_service(namespace).items:
-        ports = ",".join(f"{p.port}/{p.protocol or 'TCP'}" for p in service.spec.ports or [])
-        kind = service.spec.type or "ClusterIP"
-        services.rows.append((service.metadata.name, kind, service.spec.cluster_ip or "", ports))
+        spec = service.spec
+        ports = ",".join(f"{p.port}/{p.protocol or 'TCP'}" for p in (spec.ports or [] if spec else []))
+        kind = (spec.type if spec else None) or "ClusterIP"
+        services.rows.append((_name(service), kind, (spec.cluster_ip if spec else None) or "", ports))
     return ClusterSnapshot(namespace, [deployments, pods, services])
+
+
+def _name(obj: Any) -> str:
+    return str(obj.metadata.name) if obj.metadata else ""
 
 
 class ClusterView:
