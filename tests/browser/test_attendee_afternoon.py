@@ -46,6 +46,8 @@ def test_live_waiting_an_escalated_hint_and_a_challenge_solved(jupyterlab: Jupyt
     open_lab(page, jupyterlab.login_url(), lab)
     # Attendees see no nbgrader authoring menu or sidebar.
     expect(page.locator("#jp-menu-panel .lm-MenuBar-itemLabel", has_text="Nbgrader")).to_have_count(0)
+    expect(page.locator("#nbgrader-create_assignemnt")).to_have_count(0)  # nbgrader's panel id, misspelt upstream
+    expect(page.locator(".jp-SideBar .lm-TabBar-tab", has_text="Create Assignment")).to_have_count(0)
     for cell_id, code in solution.items():
         type_into_cell(page, positions[cell_id], "# I will do this later\n" if cell_id in LATER else code)
     run_from_menu(page, "Run All Cells")
