@@ -8,7 +8,7 @@ kustomize overlay (infra/overlays/01-monolith) and makes the same calls as `solv
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from bookstore.catalog import INITIAL_BALANCE, INITIAL_STOCK
 from checkers import challenges, history
+from checkers._api import ignore_missing, read_or_none
 from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
@@ -220,7 +221,9 @@ def reapply_fix(name: str) -> str:
     """The literal fix for a Deployment that differs from the lab's: apply the lab's manifest again."""
     found = base_manifest("Deployment", name)
     path = found[0] if found else f"infra/base/{name}/deployment.yaml"
-    return f"Put back the lab's Deployment: `kubectl apply --server-side --force-conflicts -f {path}`."
+    # Client-side apply: its strategic merge replaces a changed volume source whole (retainKeys); a
+    # server-side apply would keep an emptyDir beside the claim and be refused.
+    return f"Put back the lab's Deployment: `kubectl apply -f {path}`."
 
 
 def deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = False) -> CheckResult:
@@ -712,9 +715,9 @@ def delete_lab_objects(ctx: Context, lab_id: str) -> None:
     namespace = ctx.namespace
     names = {kind: [obj["metadata"]["name"] for obj in objects if obj["kind"] == kind] for kind in LAB_KINDS}
     for name in names["Deployment"]:
-        _delete(partial(ctx.apps.delete_namespaced_deployment, name, namespace))
+        ignore_missing(partial(ctx.apps.delete_namespaced_deployment, name, namespace))
     for name in names["Service"]:
-        _delete(partial(ctx.core.delete_namespaced_service, name, namespace))
+        ignore_missing(partial(ctx.core.delete_namespaced_service, name, namespace))
     app_selector = f"app in ({','.join(names['Deployment'])})"
     gone = observe(
         lambda: ctx.core.list_namespaced_pod(namespace, label_selector=app_selector).items,
@@ -724,19 +727,9 @@ def delete_lab_objects(ctx: Context, lab_id: str) -> None:
     if not gone.reached:
         raise TimeoutError(f"pods of {', '.join(names['Deployment'])} were still there 60s after their deletion")
     for name in names["PersistentVolumeClaim"]:
-        if _claim_exists(ctx, name):
+        if read_or_none(partial(ctx.core.read_namespaced_persistent_volume_claim, name, namespace)) is not None:
             empty_claim(ctx, name)
-            _delete(partial(ctx.core.delete_namespaced_persistent_volume_claim, name, namespace))
-
-
-def _claim_exists(ctx: Context, name: str) -> bool:
-    try:
-        ctx.core.read_namespaced_persistent_volume_claim(name, ctx.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+            ignore_missing(partial(ctx.core.delete_namespaced_persistent_volume_claim, name, namespace))
 
 
 #: What the emptying pod runs: remove everything under $DATA, keep the directory.
@@ -783,7 +776,7 @@ def empty_claim(ctx: Context, claim: str) -> None:
         lambda phase: phase in ("Succeeded", "Failed"),
         timeout=60,
     )
-    _delete(lambda: ctx.core.delete_namespaced_pod(pod_name, ctx.namespace, grace_period_seconds=0))
+    ignore_missing(lambda: ctx.core.delete_namespaced_pod(pod_name, ctx.namespace, grace_period_seconds=0))
     if finished.value != "Succeeded":
         raise RuntimeError(f"emptying claim {claim!r} did not succeed (pod {pod_name} ended {finished.value})")
 
@@ -792,17 +785,9 @@ def _phase(pod: V1Pod) -> str | None:
     return pod.status.phase if pod.status else None
 
 
-def _delete(call: Callable[[], object]) -> None:
-    try:
-        call()
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
 def reset(ctx: Context) -> None:
     """Remove the monolith, its Service, its volume claim and what the challenge added."""
     delete_lab_objects(ctx, LAB_ID)
-    _delete(lambda: ctx.core.delete_namespaced_config_map(SETTINGS_CONFIGMAP, ctx.namespace))
+    ignore_missing(lambda: ctx.core.delete_namespaced_config_map(SETTINGS_CONFIGMAP, ctx.namespace))
     challenges.forget(ctx, "01")
     history.forget(ctx, "01")

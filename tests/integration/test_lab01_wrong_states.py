@@ -46,6 +46,17 @@ def test_01_1_an_image_that_cannot_be_pulled_is_named_at_once(
     assert fix("01.1", failed).ok
 
 
+def test_01_1_data_on_an_empty_dir_is_named_and_put_back_on_its_claim(
+    cluster: LocalCluster, ctx: Connection, fix: Fixer
+) -> None:
+    emptied = '[{"op":"replace","path":"/spec/template/spec/volumes/0","value":{"name":"data","emptyDir":{}}}]'
+    cluster.kubectl("patch", "deployment", "monolith", "--type=json", "-p", emptied)
+    failed = diagnosed(ctx, "01.1", "not a PersistentVolumeClaim")
+    assert fix("01.1", failed).ok
+    volumes = ctx.apps.read_namespaced_deployment("monolith", ctx.namespace).spec.template.spec.volumes
+    assert volumes[0].persistent_volume_claim.claim_name == "monolith-data"
+
+
 def test_01_2_a_service_without_selector_is_named(ctx: Connection, fix: Fixer) -> None:
     (service,) = overlay(LAB_ID, kinds=["Service"])
     service["spec"].pop("selector")  # the cell's Service, applied before completing it
