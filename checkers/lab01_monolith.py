@@ -278,22 +278,6 @@ def services_reachable(ctx: Context, names: Sequence[str]) -> CheckResult:
     return CheckResult.passed("Reachable through their Services: " + "; ".join(answered))
 
 
-def ready_endpoints(ctx: Context, name: str) -> list[str]:
-    """`ip:port` of the Ready addresses behind Service `name` (none when it or its Endpoints are missing)."""
-    try:
-        endpoints = ctx.core.read_namespaced_endpoints(name, ctx.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return []
-        raise
-    return [
-        f"{address.ip}:{port.port}"
-        for subset in endpoints.subsets or []
-        for address in subset.addresses or []
-        for port in subset.ports or []
-    ]
-
-
 # --- The shop: books, accounts and the invariants --------------------------------------------------
 
 
