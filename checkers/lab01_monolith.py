@@ -208,8 +208,8 @@ def _template_problem(seen: WorkloadState, *, persistent: bool) -> CheckResult |
         )
     if persistent and not seen.persistent:
         return CheckResult.failed(
-            f"{name!r} mounts volume {seen.data_volume!r}, but it is not a PersistentVolumeClaim: the books "
-            "sold would vanish with the pod.",
+            f"{name!r} mounts volume {seen.data_volume!r}, but it is not a PersistentVolumeClaim: what it "
+            "keeps there (books sold, accounts, tc's transaction log) would vanish with the pod.",
             look,
             fix,
             **seen.evidence(),

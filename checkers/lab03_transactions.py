@@ -720,7 +720,10 @@ def faults_leave_no_trace(ctx: Context) -> CheckResult:
     if missing:
         return CheckResult.failed(
             f"No purchase in tc's log was struck at {', '.join(missing)} yet.",
-            f"Run the fault drill: one purchase per value of FAULT_DRILL, with the header {FAULT_HEADER}.",
+            f"The fault drill is one purchase per value of FAULT_DRILL, each with the header {FAULT_HEADER}.",
+            f"Run it: `[ctx.http.post('{STOREFRONT}/api/purchase', json={{'user': '{BUYERS[0]}', 'book': "
+            f"'{PURCHASE['book']}', 'count': 1}}, headers={{'{FAULT_HEADER}': fault}}) "
+            f"for fault in {list(FAULT_DRILL)!r}]`.",
             **seen.evidence(),
         )
     problem = consistent_after_faults(ctx, seen, audit)
