@@ -177,7 +177,7 @@ def _pod_state(pod: V1Pod) -> PodState:
     )
 
 
-def _template_problem(seen: WorkloadState, *, persistent: bool) -> CheckResult | None:
+def template_problem(seen: WorkloadState, *, persistent: bool) -> CheckResult | None:
     """How a Deployment's pod template differs from what the lab asks for, or None when it does not."""
     name = seen.name
     look = f"`kubectl get deployment {name} -o yaml` (spec.template)"
@@ -236,7 +236,7 @@ def deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = 
         state = look_at_deployment(ctx, name)
         if not state.exists:
             return diagnose_workload(ctx, name).failed()
-        problem = _template_problem(state, persistent=persistent)
+        problem = template_problem(state, persistent=persistent)
         if problem:
             return problem
     workloads = await_workload(ctx, *names)

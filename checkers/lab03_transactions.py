@@ -39,6 +39,7 @@ from checkers.lab01_monolith import (
     look_at_deployment,
     service_url,
     services_reachable,
+    template_problem,
     wait_until_reachable,
     wait_until_ready,
 )
@@ -379,7 +380,15 @@ def workloads_not_ready(ctx: Context, names: Sequence[str]) -> CheckResult | Non
 
 
 def lab_deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = False) -> CheckResult:
-    """`deployments_ready` with this lab's fixes: what is broken is put back from the lab's overlay."""
+    """`deployments_ready` with this lab's fixes: what is broken is put back from the lab's overlay.
+
+    A pod template unlike the lab's is told at once, before any wait for its pods.
+    """
+    for name in names:
+        seen = look_at_deployment(ctx, name)
+        problem = template_problem(seen, persistent=persistent) if seen.exists else None
+        if problem is not None:
+            return _fixed_from_overlay(problem, [name])
     not_ready = workloads_not_ready(ctx, names)
     if not_ready is not None:
         return not_ready
