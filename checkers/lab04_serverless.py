@@ -498,10 +498,15 @@ def deploy_serverless_storefront(ctx: Context) -> None:
     _wait_until(ctx, lambda s: s.ready == "True", "the Knative Service storefront to be Ready")
 
 
-def remove_lab02_storefront(ctx: Context) -> None:
-    """Lab 02's storefront Deployment and Service hold the name the Knative Service's Route needs."""
+def remove_lab02_storefront(ctx: Context) -> list[str]:
+    """Lab 02's storefront Deployment and Service hold the name the Knative Service's Route needs.
+
+    Returns the kinds removed ("deployment", "service"), so the notebook can say what it did.
+    """
+    removed = []
     try:
         ctx.apps.delete_namespaced_deployment(SERVICE, ctx.namespace)
+        removed.append("deployment")
     except ApiException as exc:
         if exc.status != 404:
             raise
@@ -510,9 +515,11 @@ def remove_lab02_storefront(ctx: Context) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
-        return
+        return removed
     if service.metadata is not None and not service.metadata.owner_references:  # not the Route's placeholder
         ctx.core.delete_namespaced_service(SERVICE, ctx.namespace)
+        removed.append("service")
+    return removed
 
 
 # --- 04.2: at zero when idle ---------------------------------------------------------------------------
