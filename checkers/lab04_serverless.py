@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from kubernetes.client.exceptions import ApiException
 
+from checkers._api import read_or_none
 from checkers._context import Context
 from checkers._lessons import apply_command, load_lesson
 from checkers._registry import check
@@ -504,20 +505,11 @@ def remove_lab02_storefront(ctx: Context) -> list[str]:
     Returns the kinds removed ("deployment", "service"), so the notebook can say what it did.
     """
     removed = []
-    try:
-        ctx.apps.delete_namespaced_deployment(SERVICE, ctx.namespace)
+    if read_or_none(lambda: ctx.apps.delete_namespaced_deployment(SERVICE, ctx.namespace)) is not None:
         removed.append("deployment")
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    try:
-        service = ctx.core.read_namespaced_service(SERVICE, ctx.namespace)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        return removed
-    if service.metadata is not None and not service.metadata.owner_references:  # not the Route's placeholder
-        ctx.core.delete_namespaced_service(SERVICE, ctx.namespace)
+    service = read_or_none(lambda: ctx.core.read_namespaced_service(SERVICE, ctx.namespace))
+    if service is not None and service.metadata is not None and not service.metadata.owner_references:
+        ctx.core.delete_namespaced_service(SERVICE, ctx.namespace)  # lab 02's, not the Route's placeholder
         removed.append("service")
     return removed
 
