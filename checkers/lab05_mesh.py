@@ -1044,7 +1044,9 @@ def challenge_fixed(ctx: Context) -> CheckResult:
     if not _challenge_started(ctx):
         return CheckResult.failed(
             "The challenge has not started yet.",
-            "Run the notebook's challenge cell (checkers.lab05_mesh.start_challenge), then find what broke.",
+            "It is the lab's last section: its cell makes a colleague's change go live, then you find what broke.",
+            "Start it as the challenge cell does: `from checkers.lab05_mesh import start_challenge; "
+            "start_challenge(ctx)`, then look at what visitors get.",
         )
     seen = burst(ctx, 20, path="/")
     if seen.ok == seen.count:

@@ -129,8 +129,13 @@ def test_05_8_a_release_left_at_90_10_is_named(ctx: Connection, fix: Fixer) -> N
     assert fix("05.8", failed).ok
 
 
+def test_05_9_the_challenge_not_started_is_named_and_the_hint_starts_it(ctx: Connection, fix: Fixer) -> None:
+    failed = diagnosed(ctx, "05.9", "has not started")
+    assert fix("05.9", failed).ok  # started as the hint writes it, then repaired as the next hints say
+
+
 def test_05_9_the_challenge_is_told_by_its_symptom_and_the_hints_reach_the_fix(ctx: Connection, fix: Fixer) -> None:
-    start_challenge(ctx)
+    start_challenge(ctx)  # the colleague's change again, on the challenge started by the previous test
     failed = diagnosed(ctx, "05.9", "visitors got an error page")
     assert "v2.0" not in failed.message  # the symptom, not the cause
     assert any("version=v2.0" in hint for hint in failed.hints)
