@@ -34,11 +34,12 @@ from checkers.diagnosis import (
     diagnose_service,
     diagnose_workload,
     how_to_create,
+    reapply_fix,
 )
 from checkers.diagnosis._fields import meta, name_of, pod_spec, uid_of
 from labkit._apply import apply
 from labkit.admin import ADMIN_SECRET, ensure_admin_secret
-from labkit.kustomize import base_manifest, overlay
+from labkit.kustomize import overlay
 from labkit.settings import PROJECT_IMAGE
 
 LAB_ID = "01-monolith"
@@ -215,15 +216,6 @@ def template_problem(seen: WorkloadState, *, persistent: bool) -> CheckResult | 
             **seen.evidence(),
         )
     return None
-
-
-def reapply_fix(name: str) -> str:
-    """The literal fix for a Deployment that differs from the lab's: apply the lab's manifest again."""
-    found = base_manifest("Deployment", name)
-    path = found[0] if found else f"infra/base/{name}/deployment.yaml"
-    # Client-side apply: its strategic merge replaces a changed volume source whole (retainKeys); a
-    # server-side apply would keep an emptyDir beside the claim and be refused.
-    return f"Put back the lab's Deployment: `kubectl apply -f {path}`."
 
 
 def deployments_ready(ctx: Context, names: Sequence[str], *, persistent: bool = False) -> CheckResult:

@@ -20,7 +20,7 @@ from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
 from checkers.challenges import challenge
-from checkers.diagnosis import answer_of, await_service
+from checkers.diagnosis import answer_of, await_service, reapply_fix
 from checkers.lab01_monolith import (
     BAD_PURCHASES,
     BUYER,
@@ -37,7 +37,6 @@ from checkers.lab01_monolith import (
     deployments_ready,
     look_at_deployment,
     purchase_kept_invariants,
-    reapply_fix,
     service_url,
     services_reachable,
     shop_get,

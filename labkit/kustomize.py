@@ -53,7 +53,7 @@ def base_manifest(kind: str, name: str) -> tuple[Path, Manifest] | None:
     """The file under infra/base/ that defines `kind` `name`, and the object as written there.
 
     Checks use it to turn "this object is missing or differs from the lab's" into a literal fix
-    (`kubectl apply --server-side -f <file>`), so the file path is absolute: it works from any directory.
+    (`kubectl apply -f <file>`), so the file path is absolute: it works from any directory.
     """
     return _base_manifests().get((kind, name))
 

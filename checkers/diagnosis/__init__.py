@@ -52,6 +52,7 @@ from checkers.diagnosis._pods import (
     how_to_create,
     missing_object,
     namespace_events,
+    reapply_fix,
 )
 from checkers.diagnosis._services import diagnose_service
 
@@ -71,6 +72,7 @@ __all__ = [
     "namespace_events",
     "overlay_fix",
     "overlay_fixes",
+    "reapply_fix",
 ]
 
 

@@ -80,7 +80,7 @@ def diagnose_workload(ctx: Context, name: str) -> Diagnosis:
                 Problem.FAILED_CREATE,
                 f"{subject} cannot create its pod: {refused.message}",
                 look=f"`kubectl describe replicaset {name_of(newest)}` (Events)",
-                fix=_reapply_fix("Deployment", name),
+                fix=reapply_fix(name),
             )
         return Diagnosis(subject, Outlook.PROGRESSING, Problem.STARTING, f"{subject} has not created its pod yet.")
     diagnoses = [diagnose_pod(ctx, pod, events, workload=name) for pod in pods]
@@ -434,12 +434,18 @@ def _create_fix(kind: str, name: str) -> str:
     return f"Create the {kind} {name!r} the pod needs, then the pod starts by itself."
 
 
-def _reapply_fix(kind: str, name: str) -> str:
+def reapply_fix(name: str, kind: str = "Deployment") -> str:
+    """The literal fix for an object that differs from the lab's: apply the lab's manifest of it again.
+
+    Client-side `kubectl apply`: its strategic merge replaces a changed volume source whole (retainKeys),
+    and drops what the attendee's last apply added; a server-side apply would keep an emptyDir beside the
+    lab's claim and be refused (may not specify more than 1 volume type).
+    """
     found = base_manifest(kind, name)
     if found is None:
         return ""
     path, _ = found
-    return f"Put back the lab's manifest: `kubectl apply --server-side --force-conflicts -f {path}`."
+    return f"Put back the lab's {kind}: `kubectl apply -f {path}`."
 
 
 def _probe_fix(workload: str | None, container: str, probe: Any) -> str:
@@ -451,7 +457,7 @@ def _probe_fix(workload: str | None, container: str, probe: Any) -> str:
     containers = manifest["spec"]["template"]["spec"]["containers"]
     index = next((i for i, c in enumerate(containers) if c.get("name") == container), None)
     if index is None or "readinessProbe" not in containers[index]:
-        return _reapply_fix("Deployment", workload or "")
+        return reapply_fix(workload or "")
     wanted = containers[index]["readinessProbe"]
     patch = json.dumps(
         [{"op": "replace", "path": f"/spec/template/spec/containers/{index}/readinessProbe", "value": wanted}],

@@ -7,7 +7,11 @@ following the hint is what repairs it again.
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import pytest
+import yaml
 
 import checkers
 import labkit
@@ -15,7 +19,7 @@ from checkers.lab01_monolith import PURCHASE
 from checkers.lab02_microservices import LAB_ID, NEW_RANKING, STOREFRONT
 from labkit import admin_headers, apply, ensure_admin_secret
 from labkit.connection import Connection
-from labkit.kustomize import overlay
+from labkit.kustomize import base_manifest, overlay
 from tests.integration.conftest import LocalCluster
 from tests.integration.lab_support import Fixer, diagnosed
 
@@ -84,6 +88,27 @@ def test_02_1_an_image_that_cannot_be_pulled_is_named(cluster: LocalCluster, ctx
     cluster.kubectl("set", "image", "deployment/stock", "stock=ghcr.io/cloud-native-bookstore/workshop:v2")
     failed = diagnosed(ctx, "02.1", "workshop:v2")
     assert fix("02.1", failed).ok
+
+
+def test_02_1_a_pod_the_replica_set_cannot_create_is_put_back_on_its_claim(
+    cluster: LocalCluster, ctx: Connection, fix: Fixer, tmp_path: Path
+) -> None:
+    """The attendee's own stock manifest, applied from a terminal: its data on an emptyDir, and a
+    ServiceAccount this namespace does not have (lab 05's), so the ReplicaSet cannot create its pod."""
+    found = base_manifest("Deployment", "stock")
+    assert found is not None
+    own = copy.deepcopy(found[1])
+    pod = own["spec"]["template"]["spec"]
+    pod["serviceAccountName"] = "stock"
+    pod["volumes"][0] = {"name": "data", "emptyDir": {}}
+    edited = tmp_path / "stock.yaml"
+    edited.write_text(yaml.safe_dump(own), encoding="utf-8")
+    cluster.kubectl("apply", "-f", str(edited))
+    failed = diagnosed(ctx, "02.1", "cannot create its pod", 'serviceaccount "stock" not found')
+    assert fix("02.1", failed).ok
+    spec = ctx.apps.read_namespaced_deployment("stock", ctx.namespace).spec.template.spec
+    assert spec.volumes[0].persistent_volume_claim.claim_name == "stock-data"
+    assert spec.volumes[0].empty_dir is None
 
 
 def test_02_7_the_challenge_tells_the_symptom_and_its_hints_lead_to_the_fix(ctx: Connection, fix: Fixer) -> None:
