@@ -106,9 +106,10 @@ def test_02_1_a_pod_the_replica_set_cannot_create_is_put_back_on_its_claim(
     cluster.kubectl("apply", "-f", str(edited))
     failed = diagnosed(ctx, "02.1", "cannot create its pod", 'serviceaccount "stock" not found')
     assert fix("02.1", failed).ok
-    spec = ctx.apps.read_namespaced_deployment("stock", ctx.namespace).spec.template.spec
-    assert spec.volumes[0].persistent_volume_claim.claim_name == "stock-data"
-    assert spec.volumes[0].empty_dir is None
+    put_back = ctx.apps.read_namespaced_deployment("stock", ctx.namespace).to_dict()["spec"]["template"]["spec"]
+    assert put_back["volumes"][0]["persistent_volume_claim"] == {"claim_name": "stock-data", "read_only": None}
+    assert put_back["volumes"][0]["empty_dir"] is None
+    assert put_back["service_account_name"] is None
 
 
 def test_02_7_the_challenge_tells_the_symptom_and_its_hints_lead_to_the_fix(ctx: Connection, fix: Fixer) -> None:
