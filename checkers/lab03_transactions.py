@@ -56,6 +56,7 @@ __all__ = [
     "PurchaseLoad",
     "ShopAudit",
     "audit_shop",
+    "delete_a_participant_under_load",
     "delete_pods",
     "look_at_coordinator",
     "reset",
@@ -819,8 +820,11 @@ def recovered_from_a_deleted_pod(ctx: Context) -> CheckResult:
     if replacement is None:
         return CheckResult.failed(
             "No stock or balance pod was replaced while purchases went on.",
-            "Start the purchase load, and while it runs delete a participant's pod through the API "
-            "(`ctx.core.delete_namespaced_pod(name, ctx.namespace)` for a pod labelled app=stock), then let it finish.",
+            "Step 7 deletes the stock pod while purchases run: the check looks for a stock or balance pod that "
+            "became Ready after purchases begun before it was created, with purchases begun after it was Ready.",
+            "Run step 7 (40 purchases, the stock pod deleted once 10 are answered, 4 more once its replacement "
+            "serves): `from checkers.lab03_transactions import delete_a_participant_under_load; "
+            "delete_a_participant_under_load(ctx)`.",
             **seen.evidence(),
         )
     problem = consistent_after_faults(ctx, seen, audit)
