@@ -88,9 +88,14 @@ def observe(
     value seen either way, so the check can report what it saw.
     """
     if timeout is None:
-        deadline = _deadline.get()
-        timeout = DEFAULT_TIMEOUT if deadline is None else max(0.0, deadline - time.monotonic())
+        timeout = time_left()
     return poll(probe, until, timeout=timeout, what=what, describe=describe)
+
+
+def time_left() -> float:
+    """Seconds left of the running check's time budget (DEFAULT_TIMEOUT outside a check)."""
+    deadline = _deadline.get()
+    return DEFAULT_TIMEOUT if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _verdict(check: Check, ctx: Context, timeout: float, progress: ProgressReporter | None) -> CheckResult:

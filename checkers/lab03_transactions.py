@@ -29,9 +29,10 @@ from bookstore.txn.faults import FAULT_HEADER, FaultPoint
 from checkers._context import Context
 from checkers._registry import check
 from checkers._result import CheckResult
-from checkers._runner import observe
-from checkers.diagnosis import await_workload, diagnose_service, overlay_fix, overlay_fixes
+from checkers._runner import observe, time_left
+from checkers.diagnosis import await_service, await_workload, diagnose_service, overlay_fix, overlay_fixes
 from checkers.lab01_monolith import (
+    HEALTH_PATH,
     PURCHASE,
     ShopUnreachable,
     delete_lab_objects,
@@ -46,7 +47,7 @@ from checkers.lab01_monolith import (
 from labkit._apply import apply
 from labkit._waiting import wait_for
 from labkit.admin import ensure_admin_secret
-from labkit.kustomize import base_manifest, overlay
+from labkit.kustomize import base_manifest, overlay, overlay_path
 
 __all__ = [
     "BUYERS",
@@ -650,13 +651,7 @@ def _rolled_out(ctx: Context, name: str) -> bool:
 def consistent_after_faults(ctx: Context, seen: CoordinatorState, audit: ShopAudit) -> CheckResult | None:
     """FAILED naming what is off (open transactions, broken invariants, hanging holds), or None when all is well."""
     if seen.unfinished:
-        return CheckResult.failed(
-            f"tc still has {seen.unfinished} transaction(s) not finished after waiting.",
-            f"Look at them: GET {TC_URL}/api/transactions?status=committing (and rollbacking): the `events` of "
-            "each say which branch tc cannot reach, and why (`kubectl get pods` for that participant).",
-            **seen.evidence(),
-            **audit.evidence(),
-        )
+        return unfinished_transactions(ctx, seen, audit)
     broken = audit.breaks(BUYERS)
     if broken:
         return CheckResult.failed(
@@ -691,6 +686,68 @@ def consistent_after_faults(ctx: Context, seen: CoordinatorState, audit: ShopAud
     return None
 
 
+def open_transactions(http: httpx.Client, counts: dict[str, int]) -> list[dict[str, Any]]:
+    """tc's transactions that are not over (the newest 50 of each open status), with their branches."""
+    found: list[dict[str, Any]] = []
+    for status, count in counts.items():
+        if count and status not in FINISHED:
+            found.extend(_get(http, f"{TC_URL}/api/transactions?status={status}&limit=50")["transactions"])
+    return found
+
+
+def undecided_until(transactions: Iterable[dict[str, Any]], moment: float) -> list[dict[str, Any]]:
+    """The transactions nobody decided (still `begin`) that tc's timeout leaves open until after `moment`."""
+    return [t for t in transactions if t["status"] == "begin" and _epoch(t["deadline"]) > moment]
+
+
+def unfinished_transactions(ctx: Context, seen: CoordinatorState, audit: ShopAudit) -> CheckResult:
+    """FAILED naming what keeps tc's open transactions open, and what finishes them.
+
+    A transaction nobody decided waits for its deadline: rolling it back, as tc's timeout will, is the
+    fix. One decided waits for a participant to answer phase two: its answer (or silence) is the cause.
+    """
+    transactions = open_transactions(ctx.http, seen.counts)
+    undecided = undecided_until(transactions, time.time())
+    evidence = {**seen.evidence(), **audit.evidence()}
+    if undecided:
+        rollbacks = [f"`ctx.http.post('{TC_URL}/api/transactions/{t['xid']}/rollback', json={{}})`" for t in undecided]
+        return CheckResult.failed(
+            f"tc has {len(undecided)} transaction(s) nobody decided, holding what their tries reserved: "
+            + "; ".join(
+                f"{t['xid']} ({t['name']}, begun {t['begun_at']}, deadline {t['deadline']})" for t in undecided[:5]
+            )
+            + ".",
+            "The storefront asks tc to commit or roll back once both tries have answered: these never got that far "
+            "(the storefront failed in between, or they were begun by hand), and tc rolls them back only at their "
+            f"deadline. `GET {TC_URL}/api/transactions/<xid>` shows each, with its log.",
+            "Roll them back now, as their timeout would (tc then cancels their branches): "
+            + ", ".join(rollbacks[:10])
+            + ".",
+            **evidence,
+        )
+    pending = [(t, branch) for t in transactions for branch in t["branches"] if branch["status"] not in FINISHED]
+    for _, branch in pending:
+        participant = diagnose_service(ctx, httpx.URL(branch["url"]).host, path=HEALTH_PATH)
+        if not participant.ready:
+            return participant.failed()
+    told = "; ".join(
+        f"{t['xid']} ({t['status']}): {branch['resource']} answered {branch['last_error'] or 'nothing yet'}"
+        for t, branch in pending[:5]
+    )
+    lost = any("never tried" in (branch["last_error"] or "") for _, branch in pending)
+    return CheckResult.failed(
+        f"tc still has {len(transactions)} transaction(s) not finished after waiting: {told}.",
+        f"`GET {TC_URL}/api/transactions/<xid>`: the events of each say what the participant answered tc's "
+        "confirm or cancel, attempt after attempt; tc tries again every 2 s, so once that answer changes it finishes.",
+        "The participant lost what its tries held (its data was not on its claim), so no attempt can succeed: start "
+        f"the lab again with data that outlives pods: `lab reset 03`, then `kubectl apply -k {overlay_path(LAB_ID)}`."
+        if lost
+        else "Make the participant answer as its log says it should (`kubectl logs deployment/<participant>`), "
+        "then run the check again.",
+        **evidence,
+    )
+
+
 def orphaned_holds(http: httpx.Client, audit: ShopAudit) -> list[tuple[str, dict[str, Any], str]]:
     """The holds whose global transaction tc does not know or has finished: waiting cannot release them."""
     orphaned = []
@@ -713,8 +770,23 @@ def _settled(ctx: Context) -> tuple[CoordinatorState, ShopAudit] | CheckResult:
     not_ready = workloads_not_ready(ctx, (*PARTICIPANTS, TC))
     if not_ready is not None:
         return not_ready
+    unreachable = await_service(ctx, *PARTICIPANTS, TC, path=HEALTH_PATH)
+    if not unreachable.ready:
+        return unreachable.failed()  # tc cannot finish phase two at a participant it cannot reach
+    budget_ends = time.time() + time_left()
+
+    def only_deadlines_left(state: CoordinatorState) -> bool:
+        """Nothing open but transactions nobody decided, which tc rolls back only after this check's budget."""
+        transactions = open_transactions(ctx.http, state.counts)
+        return bool(transactions) and len(undecided_until(transactions, budget_ends)) == len(transactions)
+
     try:
-        seen = observe(lambda: look_at_coordinator(ctx.http), lambda state: state.unfinished == 0).value
+        seen = observe(
+            lambda: look_at_coordinator(ctx.http),
+            lambda state: state.unfinished == 0 or only_deadlines_left(state),
+            what="tc to finish every transaction",
+            describe=lambda state: f"{state.unfinished} open",
+        ).value
         return seen, audit_shop(ctx.http, EVERYONE)
     except ShopUnreachable as unreachable:
         return unreachable.result(ctx)

@@ -17,8 +17,10 @@ from checkers.lab03_transactions import (
     BUYERS,
     LAB_ID,
     STOREFRONT,
+    TC_URL,
     VICTIM,
     audit_shop,
+    look_at_coordinator,
     start_challenge,
 )
 from labkit import apply, ensure_admin_secret
@@ -108,6 +110,47 @@ def test_03_5_a_drill_not_run_then_a_reservation_tc_never_knew_are_named(ctx: Co
     assert held.status_code == 200, held.text
     failed = diagnosed(ctx, "03.5", "tc has finished or never knew", "2 copies reserved")
     assert fix("03.5", failed).ok
+    assert not audit_shop(ctx.http).reservations
+
+
+def test_03_5_a_participant_tc_cannot_reach_is_named_at_once(ctx: Connection, fix: Fixer) -> None:
+    # stock's Service deleted: a purchase's try cannot reach stock, and tc's cancel of it waits for stock.
+    ctx.core.delete_namespaced_service("stock", ctx.namespace)
+    refused = ctx.http.post(f"{STOREFRONT}/api/purchase", json={**PURCHASE, "user": BUYERS[1]})
+    assert refused.status_code != 201, refused.text
+    assert look_at_coordinator(ctx.http).unfinished
+    failed = diagnosed(ctx, "03.5", "no Service 'stock'")
+    assert fix("03.5", failed).ok  # the Service back, tc's next attempt finishes the rollback
+
+
+def test_03_5_a_transaction_nobody_decided_is_named_and_rolled_back(ctx: Connection, fix: Fixer) -> None:
+    # Begun by hand while exploring tc's API, with a try at stock: nobody will ask tc to decide it, and its
+    # timeout (an hour) is far beyond the check's budget.
+    begun = ctx.http.post(
+        f"{TC_URL}/api/transactions",
+        json={
+            "name": "purchase",
+            "timeout_seconds": 3600,
+            "branches": [{"resource": "stock", "action": "reserve-stock", "url": "http://stock"}],
+        },
+    )
+    assert begun.status_code == 201, begun.text
+    xid = begun.json()["xid"]
+    held = ctx.http.post(
+        "http://stock/txn/reserve-stock/try",
+        json={
+            "xid": xid,
+            "branch_id": begun.json()["branches"][0]["branch_id"],
+            "order_id": uuid.uuid4().hex,
+            "user": BUYERS[1],
+            "book": "00002",
+            "count": 1,
+            "price": 6900,
+        },
+    )
+    assert held.status_code == 200, held.text
+    failed = diagnosed(ctx, "03.5", "nobody decided", xid)
+    assert fix("03.5", failed).ok  # rolled back as the hint writes it: tc cancels the try
     assert not audit_shop(ctx.http).reservations
 
 
