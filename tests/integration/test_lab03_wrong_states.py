@@ -70,8 +70,8 @@ def test_03_3_tc_with_its_log_on_an_empty_dir_is_named(cluster: LocalCluster, ct
     cluster.kubectl("patch", "deployment", "tc", "--type=json", "-p", emptied)
     failed = diagnosed(ctx, "03.3", "not a PersistentVolumeClaim")
     assert fix("03.3", failed).ok
-    volumes = ctx.apps.read_namespaced_deployment("tc", ctx.namespace).spec.template.spec.volumes
-    assert volumes[0].persistent_volume_claim.claim_name == "tc-data"
+    put_back = ctx.apps.read_namespaced_deployment("tc", ctx.namespace).to_dict()["spec"]["template"]["spec"]
+    assert put_back["volumes"][0]["persistent_volume_claim"]["claim_name"] == "tc-data"
 
 
 def test_03_4_purchases_that_do_not_go_through_tc_are_named(ctx: Connection, fix: Fixer) -> None:
