@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import labkit
 from checkers import CheckResult, Context, Status, find_lab, run_check, select
@@ -38,13 +39,27 @@ def beside(cluster: LocalCluster) -> Iterator[None]:
 
 
 @contextmanager
-def connection_to(cluster: LocalCluster) -> Iterator[Connection]:
-    """`labkit.connect()` as a notebook beside `cluster` gets it, with the lab namespace."""
+def connection_to(cluster: LocalCluster, namespace: str = NAMESPACE) -> Iterator[Connection]:
+    """`labkit.connect()` as a notebook beside `cluster` gets it, working in `namespace` (made if missing)."""
     with beside(cluster):
-        connection = connect()
+        connection = connect(namespace=namespace)
     with connection as ctx:
-        apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, connection=ctx)
+        apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, connection=ctx)
         yield ctx
+
+
+def kubeconfig_in(cluster: LocalCluster, namespace: str, workdir: Path) -> Path:
+    """A copy of `cluster`'s kubeconfig (in `workdir`) whose context works in `namespace`: the kubectl of an
+    attendee working there (`kubectl config set-context --current --namespace=...`)."""
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    for entry in config["contexts"]:
+        if entry["name"] == config["current-context"]:
+            entry["context"]["namespace"] = namespace
+    path = workdir / ".kube" / "config"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
 
 
 def prove_each_step(ctx: Context, lab: str) -> list[str]:
@@ -105,13 +120,13 @@ def follow(
 ) -> list[str]:
     """Do literally what a hint says: run each code span in it, in order, as the attendee would.
 
-    `kubectl ...` spans run in a shell, as typed in a terminal (KUBECONFIG set, the project's kubectl
-    first on PATH, an unrelated working directory); spans that call something (`ctx.http.post(...)`,
-    `labkit.apply(...)`) run as notebook code with the notebook's names, in `notebook` when given (so
-    the caller sees what they assigned: `ctx = labkit.connect(...)`). Other spans only name things.
-    Returns the spans run.
+    `kubectl ...` spans run in a shell, as typed in a terminal (KUBECONFIG set to work in `ctx`'s
+    namespace, the project's kubectl first on PATH, an unrelated working directory); spans that call
+    something (`ctx.http.post(...)`, `labkit.apply(...)`) run as notebook code with the notebook's names,
+    in `notebook` when given (so the caller sees what they assigned: `ctx = labkit.connect(...)`). Other
+    spans only name things. Returns the spans run.
     """
-    kubeconfig = cluster.kubeconfig
+    kubeconfig = kubeconfig_in(cluster, ctx.namespace, workdir)
     ran = []
     for span in _CODE_SPAN.findall(hint):
         if span.startswith("kubectl "):
@@ -128,7 +143,10 @@ def follow(
             names = notebook if notebook is not None else {}
             names.setdefault("ctx", ctx)
             names.setdefault("labkit", labkit)
-            names.setdefault("kubectl", functools.partial(labkit.kubectl, settings=Settings(kubeconfig=kubeconfig)))
+            names.setdefault(
+                "kubectl",
+                functools.partial(labkit.kubectl, settings=Settings(namespace=ctx.namespace, kubeconfig=kubeconfig)),
+            )
             with beside(cluster), notebook_default(ctx):
                 exec(span, names)  # the hint's own code, run as the attendee would run it
         else:
