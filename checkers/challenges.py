@@ -25,7 +25,8 @@ solution cell where the attendee repairs it, and the graded check cell `labkit.c
 Until the challenge is started its check is FAILED ("start the challenge first"), so CI's proof
 (FAILED before the step, PASSED after) holds: the step is "start it, then repair it". Which
 challenges were started is kept in the namespace, in the ConfigMap `lab-challenges`, so a check
-run from a terminal or by nbgrader knows too; the lab's reset calls `forget`.
+run from a terminal or by nbgrader knows too; the lab's reset calls `forget`. A lab whose challenge
+cell calls a function of its own (lab 05's `start_challenge`) records the start with `mark_started`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from checkers._notes import NamespaceNotes
 from checkers._registry import DEFAULT_TIMEOUT, REGISTRY, Check, CheckFunction, SolutionStep
 from checkers._result import CheckResult
 
-__all__ = ["CHALLENGES", "MARKER", "Challenge", "challenge", "forget", "started"]
+__all__ = ["CHALLENGES", "MARKER", "Challenge", "challenge", "forget", "mark_started", "started"]
 
 #: The ConfigMap that records which challenges were started (check id → when), in the lab's namespace.
 MARKER = "lab-challenges"
@@ -85,7 +86,7 @@ class Challenge:
         if self.breaker is None:
             raise RuntimeError(f"challenge {self.check_id} has no @breaks step")
         self.breaker(ctx)
-        _record(ctx, self.check_id)
+        mark_started(ctx, self.check_id)
 
 
 #: Every registered challenge by check id.
@@ -124,5 +125,6 @@ def forget(ctx: Context, lab_number: str) -> None:
     _MARKS.forget(ctx, lab_number)
 
 
-def _record(ctx: Context, check_id: str) -> None:
+def mark_started(ctx: Context, check_id: str) -> None:
+    """Record that the challenge `check_id` was started in this namespace (now)."""
     _MARKS.put(ctx, check_id, datetime.now(UTC).isoformat(timespec="seconds"))

@@ -24,9 +24,8 @@ from functools import partial
 from typing import Any
 
 import httpx
-from kubernetes.client import V1ConfigMap, V1ObjectMeta
-from kubernetes.client.exceptions import ApiException
 
+from checkers import challenges
 from checkers._api import ignore_missing, read_or_none
 from checkers._context import Context
 from checkers._lessons import apply_command, load_lesson
@@ -51,8 +50,8 @@ KNATIVE_SERVICES = ("serving.knative.dev", "v1", "services")
 INJECTION_LABEL = "istio-injection"
 SIDECAR_STATUS = "sidecar.istio.io/status"
 RBAC_DENIED = "RBAC: access denied"
-#: The fix-it challenge: the lab's change, and the marker that says the challenge was started.
-CHALLENGE = "lab05-challenge"
+#: The fix-it challenge's check: its start is recorded with the other labs' (checkers.challenges).
+CHALLENGE = "05.9"
 LESSON_DIR = f"infra/overlays/{LAB_ID}"
 #: The lesson files, one per step.
 GATEWAY = "gateway-bookstore.yaml"
@@ -1019,15 +1018,7 @@ v2_for_everyone.solution(partial(apply_lesson, name=ROUTE_V2))
 
 def start_challenge(ctx: Context) -> None:
     """A colleague's change goes live (the notebook's challenge cell runs this)."""
-    try:
-        marker = V1ConfigMap(
-            metadata=V1ObjectMeta(name=CHALLENGE, labels={"bookstore.workshop/lab": LAB_ID}),
-            data={"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-        )
-        ctx.core.create_namespaced_config_map(ctx.namespace, marker)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+    challenges.mark_started(ctx, CHALLENGE)
     subsets = [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2.0"}}]
     group, version = NETWORKING
     ctx.custom.patch_namespaced_custom_object(
@@ -1035,13 +1026,9 @@ def start_challenge(ctx: Context) -> None:
     )
 
 
-def _challenge_started(ctx: Context) -> bool:
-    return read_or_none(lambda: ctx.core.read_namespaced_config_map(CHALLENGE, ctx.namespace)) is not None
-
-
-@check("05.9", title="Challenge: the bookstore answers its visitors again", timeout=60)
+@check(CHALLENGE, title="Challenge: the bookstore answers its visitors again", timeout=60)
 def challenge_fixed(ctx: Context) -> CheckResult:
-    if not _challenge_started(ctx):
+    if not challenges.started(ctx, CHALLENGE):
         return CheckResult.failed(
             "The challenge has not started yet.",
             "It is the lab's last section: its cell makes a colleague's change go live, then you find what broke.",
@@ -1065,7 +1052,7 @@ def challenge_fixed(ctx: Context) -> CheckResult:
 
 @challenge_fixed.solution
 def fix_challenge(ctx: Context) -> None:
-    if not _challenge_started(ctx):
+    if not challenges.started(ctx, CHALLENGE):
         start_challenge(ctx)
     apply(_objects({"DestinationRule"}), connection=ctx)
 
@@ -1087,7 +1074,7 @@ def remove_lessons(ctx: Context) -> None:
     the mesh as before this lab's steps, the workloads left running (a notebook starts with it)."""
     for kind, name in LESSON_OBJECTS:
         delete_istio(ctx, kind, name)
-    ignore_missing(lambda: ctx.core.delete_namespaced_config_map(CHALLENGE, ctx.namespace))
+    challenges.forget(ctx, "05")
 
 
 def reset(ctx: Context) -> None:

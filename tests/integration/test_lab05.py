@@ -1,13 +1,13 @@
 """Lab 05 on a real localcluster: each check fails before its step and passes after; the whole lab
 passes at the end; a notebook's direct refund is refused while the storefront's calls go through;
-reset takes the lab and the namespace's mesh label away."""
+reset takes the lab, its challenge's start and the namespace's mesh label away."""
 
 from __future__ import annotations
 
 import pytest
 
-from checkers import find_lab, run_check
-from checkers.lab05_mesh import LAB_ID, reset
+from checkers import challenges, find_lab, run_check
+from checkers.lab05_mesh import CHALLENGE, LAB_ID, reset
 from labkit.connection import Connection
 from labkit.mesh import requests_by, scrape, through_gateway
 from tests.integration.lab_support import prove_each_step
@@ -34,6 +34,7 @@ def test_reset_removes_the_lab_and_the_mesh_label(ctx: Connection) -> None:
     reset(ctx)
     labels = ctx.core.read_namespace(ctx.namespace).metadata.labels or {}
     assert "istio-injection" not in labels
+    assert not challenges.started(ctx, CHALLENGE)  # the proof started it; done again, the lab starts it again
     selector = f"bookstore.workshop/lab={LAB_ID}"
     assert not ctx.apps.list_namespaced_deployment(ctx.namespace, label_selector=selector).items
     assert not ctx.custom.list_namespaced_custom_object("networking.istio.io", "v1", ctx.namespace, "virtualservices")[
