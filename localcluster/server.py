@@ -39,7 +39,7 @@ from localcluster.controllers import start_controllers
 from localcluster.controllers.knative import install_reference_config
 from localcluster.controllers.rbac import ensure_bootstrap_policy
 from localcluster.kubelet import Kubelet, LogLimits
-from localcluster.network import ProxyLimits, ServiceProxy
+from localcluster.network import ProxyLimits, ServiceProxy, ServiceRules
 from localcluster.network.mesh import webhook as istio_webhook
 from localcluster.network.mesh.injection import SidecarInjector
 from localcluster.settings import Settings
@@ -237,7 +237,10 @@ async def serve(settings: Settings) -> None:
     )
     proxy = ServiceProxy.for_store(cluster.store, host=host, limits=limits)
     await proxy.start()
-    kubelet.start(cluster, proxy_url=proxy.url, tokens=access.tokens)
+    rules = ServiceRules(cluster.store, settings.service_rules_path, proxy.address)
+    rules.write()  # before any pod starts: a pod the rules do not list sends everything to the proxy
+    following_rules = asyncio.create_task(rules.follow(), name="service-rules")
+    kubelet.start(cluster, proxy_url=proxy.url, service_rules=str(rules.path), tokens=access.tokens)
     state.write_state(
         settings, state.ServerState(os.getpid(), host, port, str(settings.home), time.time(), proxy=proxy.url)
     )
@@ -246,6 +249,7 @@ async def serve(settings: Settings) -> None:
         await server.serve(sockets=[sock])
     finally:
         await kubelet.stop()
+        following_rules.cancel()
         await proxy.stop()
         for task in controllers:
             task.cancel()

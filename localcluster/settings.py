@@ -97,6 +97,11 @@ class Settings:
         return self.log_dir / "localcluster.log"
 
     @property
+    def service_rules_path(self) -> Path:
+        """The Service routes pods follow (cluster DNS and kube-proxy's part: `localcluster.network.kubeproxy`)."""
+        return self.home / "network" / "service-rules.json"
+
+    @property
     def pki_dir(self) -> Path:
         """The CA, the API's serving certificate and the ServiceAccount signing key."""
         return self.home / "pki"

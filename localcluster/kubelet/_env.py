@@ -32,11 +32,15 @@ class ContainerConfigError(Exception):
 
 @dataclass(frozen=True)
 class HostEndpoints:
-    """What pods reach on the host: the API server and, once the network runs, the service proxy."""
+    """What pods reach on the host: the API server and, once the network runs, the service proxy.
+
+    `service_rules` is the file of Service routes the pods' shim follows (`localcluster.network.kubeproxy`).
+    """
 
     api_host: str
     api_port: int
     proxy_url: str | None = None
+    service_rules: str | None = None
 
     @property
     def proxy_endpoint(self) -> str | None:
@@ -221,12 +225,19 @@ def _value(
 
 
 def process_env(
-    declared: dict[str, str], *, pod_name: str, pod_ip: str, home: str, host: HostEndpoints
+    declared: dict[str, str], *, pod_name: str, namespace: str, pod_ip: str, home: str, host: HostEndpoints
 ) -> dict[str, str]:
-    """The whole environment of the process: image, proxy, declared variables and the network shim."""
+    """The whole environment of the process: image, proxy, declared variables and the network shim.
+
+    The shim follows the Service rules unless the manifest names a proxy of its own (which then
+    carries all of the process's HTTP, as it would in a container).
+    """
     env = {**IMAGE_ENV, "HOSTNAME": pod_name, "HOME": home, **_proxy_env(host, pod_ip), **declared}
     env["PYTHONPATH"] = ":".join(filter(None, [str(SHIM_DIR), declared.get("PYTHONPATH", "")]))
     env["LOCALCLUSTER_POD_IP"] = pod_ip
+    env["LOCALCLUSTER_POD_NAMESPACE"] = namespace
     env["LOCALCLUSTER_POD_ROOT"] = home
     env["LOCALCLUSTER_HOST_ENDPOINTS"] = host.shim_exemptions()
+    if host.proxy_url and host.service_rules and not {"HTTP_PROXY", "http_proxy"} & set(declared):
+        env["LOCALCLUSTER_SERVICE_RULES"] = host.service_rules
     return env

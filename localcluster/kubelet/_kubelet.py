@@ -98,16 +98,22 @@ class Kubelet:
         return self._http
 
     def start(
-        self, cluster: Cluster, *, proxy_url: str | None = None, tokens: ServiceAccountTokens | None = None
+        self,
+        cluster: Cluster,
+        *,
+        proxy_url: str | None = None,
+        service_rules: str | None = None,
+        tokens: ServiceAccountTokens | None = None,
     ) -> None:
         """Stop pods a crashed predecessor left running, then run the node's pods (call on the loop).
 
         `proxy_url` is the service proxy, given to pods as HTTP_PROXY (None: no service network);
+        `service_rules` the file of Service routes their network shim follows (None: all through the proxy);
         `tokens` signs the ServiceAccount tokens projected into pods (None: pods that mount one wait).
         """
         self._cluster = cluster
         self._tokens = tokens
-        self.host = HostEndpoints(self.host.api_host, self.host.api_port, proxy_url)
+        self.host = HostEndpoints(self.host.api_host, self.host.api_port, proxy_url, service_rules)
         registry = cluster.registry
         self.pods = registry.get("", "pods")
         self.claims = registry.get("", "persistentvolumeclaims")

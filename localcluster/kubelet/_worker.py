@@ -244,7 +244,14 @@ class PodWorker:
             host=kubelet.host,
         )
         declared = {key: mounts.rewrite(value) for key, value in declared.items()}
-        env = _env.process_env(declared, pod_name=self.name, pod_ip=self.pod_ip, home=str(self.root), host=kubelet.host)
+        env = _env.process_env(
+            declared,
+            pod_name=self.name,
+            namespace=self.namespace,
+            pod_ip=self.pod_ip,
+            home=str(self.root),
+            host=kubelet.host,
+        )
         words = [*(container.get("command") or []), *(container.get("args") or [])]
         if not words:
             raise ContainerConfigError(

@@ -8,6 +8,7 @@
 
 from localcluster.network.callers import PodAddresses
 from localcluster.network.hostnames import PodHostnameResolver
+from localcluster.network.kubeproxy import ServiceRules
 from localcluster.network.proxy import ProxyLimits, ServiceProxy
 from localcluster.network.routing import (
     DEFAULT_NAMESPACE,
@@ -56,5 +57,6 @@ __all__ = [
     "RoutingTable",
     "ServiceProxy",
     "ServiceResolver",
+    "ServiceRules",
     "service_of_host",
 ]

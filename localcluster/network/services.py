@@ -66,9 +66,9 @@ class ServiceResolver:
     def _route(self, service: dict[str, Any], port: int) -> Destination:
         """The next Ready endpoint of `service` for its port `port`."""
         namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
-        port_name = _service_port_name(service, port)
+        port_name = service_port_name(service, port)
         endpoints = self._store.get(_ENDPOINTS, namespace, name)
-        ready = _ready_addresses(endpoints.obj if endpoints else {}, port_name)
+        ready = ready_addresses(endpoints.obj if endpoints else {}, port_name)
         if not ready:
             raise ProxyError(
                 "NoReadyEndpoints",
@@ -104,7 +104,7 @@ class ClusterIPResolver(ServiceResolver):
         )
 
 
-def _service_port_name(service: dict[str, Any], port: int) -> str:
+def service_port_name(service: dict[str, Any], port: int) -> str:
     spec = service.get("spec") or {}
     if spec.get("type") == "ExternalName":
         raise ProxyError(
@@ -124,7 +124,7 @@ def _service_port_name(service: dict[str, Any], port: int) -> str:
     )
 
 
-def _ready_addresses(endpoints: dict[str, Any], port_name: str) -> list[tuple[str, int]]:
+def ready_addresses(endpoints: dict[str, Any], port_name: str) -> list[tuple[str, int]]:
     """(ip, port) of every ready address serving the Service port named `port_name`."""
     found: list[tuple[str, int]] = []
     for subset in endpoints.get("subsets") or []:

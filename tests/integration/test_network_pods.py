@@ -53,7 +53,7 @@ def web(conn: Connection) -> Iterator[list[str]]:
             conn.core.create_namespaced_pod(NAMESPACE, server_pod(name))
         yield names
     finally:
-        for name in [*names, "caller-short", "caller-fqdn"]:
+        for name in [*names, "caller-short", "caller-fqdn", "caller-direct"]:
             try:
                 conn.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
             except ApiException as exc:
@@ -92,6 +92,20 @@ def test_real_pods_answer_through_the_service_from_labkit_and_from_a_pod(conn: C
         logs = conn.core.read_namespaced_pod_log(name, NAMESPACE)
         assert phase == "Succeeded", logs
         assert any(f"answer: {server}" in logs for server in web), logs
+
+
+def test_a_pod_reaches_a_plain_service_directly_as_through_kube_proxy(conn: Connection, web: list[str]) -> None:
+    """No process between two plain pods: the server sees the caller's own address, as on a real node."""
+    poll_until(lambda: ready_addresses(conn), lambda found: len(found) == 2, "both pods to be Ready")
+    conn.core.create_namespaced_pod(NAMESPACE, caller_pod("caller-direct", f"http://{APP}/peer"))
+    phase = poll_until(
+        lambda: conn.core.read_namespaced_pod("caller-direct", NAMESPACE).status.phase,
+        lambda phase: phase in ("Succeeded", "Failed"),
+        "pod caller-direct to finish",
+    )
+    logs = conn.core.read_namespaced_pod_log("caller-direct", NAMESPACE)
+    caller_ip = conn.core.read_namespaced_pod("caller-direct", NAMESPACE).status.pod_ip
+    assert phase == "Succeeded" and f"answer: {caller_ip} /peer" in logs, logs
 
 
 def test_deleted_pod_leaves_the_rotation(conn: Connection, web: list[str]) -> None:

@@ -66,7 +66,7 @@ from localcluster.network.routing import (
     Route,
     RouteRequest,
 )
-from localcluster.network.services import _ready_addresses, _service_port_name, service_of_host
+from localcluster.network.services import ready_addresses, service_of_host, service_port_name
 from localcluster.store import Store
 
 log = logging.getLogger("localcluster.mesh")
@@ -366,8 +366,8 @@ class MeshResolver:
         if cached is not None and cached[:3] == (service, endpoints, self.config.generation):
             hosts = cached[3]
         else:
-            port_name = _service_port_name(service.obj, int(port))
-            hosts = _ready_addresses(endpoints.obj if endpoints else {}, port_name)
+            port_name = service_port_name(service.obj, int(port))
+            hosts = ready_addresses(endpoints.obj if endpoints else {}, port_name)
             if subset is not None:
                 hosts = [
                     h for h in hosts if (pod := self.config.pod_at(h[0])) is not None and subset.selects(pod.labels)

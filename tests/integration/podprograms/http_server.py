@@ -1,7 +1,9 @@
 """A pod's small HTTP server on 0.0.0.0:8080 (as in a container): GET / answers the pod's name.
 
 GET /health answers 200 unless the file named by $UNHEALTHY_MARKER exists (then 500); GET /env/<NAME>
-answers that environment variable; GET /file?path=... answers a file's content.
+answers that environment variable; GET /file?path=... answers a file's content; GET /peer answers the
+address the connection came from and the request line's target (a proxy sends an absolute URL only
+if the client spoke to it as one).
 """
 
 import os
@@ -19,6 +21,8 @@ class Handler(BaseHTTPRequestHandler):
             status = 500 if marker and os.path.exists(marker) else 200
         elif url.path.startswith("/env/"):
             body = os.environ.get(url.path.removeprefix("/env/"), "")
+        elif url.path == "/peer":
+            body = f"{self.client_address[0]} {self.path}"
         elif url.path == "/file":
             with open(parse_qs(url.query)["path"][0]) as handle:
                 body = handle.read()

@@ -143,6 +143,7 @@ def test_the_process_gets_the_image_path_the_proxy_and_the_shim() -> None:
     env = process_env(
         {"PYTHONPATH": "/mine", "HTTP_PROXY": "http://my-proxy"},
         pod_name="web",
+        namespace="shop",
         pod_ip="127.244.0.7",
         home="/h",
         host=HOST,
@@ -154,10 +155,23 @@ def test_the_process_gets_the_image_path_the_proxy_and_the_shim() -> None:
     assert env["NO_PROXY"] == "localhost,127.0.0.1,127.244.0.7,127.0.0.1"
     assert env["PYTHONPATH"] == f"{SHIM_DIR}:/mine"
     assert env["LOCALCLUSTER_POD_IP"] == "127.244.0.7"
+    assert env["LOCALCLUSTER_POD_NAMESPACE"] == "shop"
     assert env["LOCALCLUSTER_HOST_ENDPOINTS"] == "127.0.0.1:6443 127.0.0.1:3128"
 
 
+def test_the_shim_follows_the_service_rules_unless_the_manifest_names_its_own_proxy() -> None:
+    host = HostEndpoints("127.0.0.1", 6443, "http://127.0.0.1:3128", "/home/network/service-rules.json")
+    plain = process_env({}, pod_name="web", namespace="shop", pod_ip="127.244.0.7", home="/h", host=host)
+    assert plain["LOCALCLUSTER_SERVICE_RULES"] == "/home/network/service-rules.json"
+    assert plain["HTTP_PROXY"] == "http://127.0.0.1:3128", "non-Python programs still reach Services"
+    own = process_env(
+        {"http_proxy": "http://my-proxy"}, pod_name="web", namespace="shop", pod_ip="127.244.0.7", home="/h", host=host
+    )
+    assert "LOCALCLUSTER_SERVICE_RULES" not in own
+
+
 def test_without_a_proxy_no_proxy_variables_are_set() -> None:
-    env = process_env({}, pod_name="web", pod_ip="127.244.0.7", home="/h", host=HostEndpoints("127.0.0.1", 6443))
-    assert not {"HTTP_PROXY", "http_proxy", "NO_PROXY"} & set(env)
+    host = HostEndpoints("127.0.0.1", 6443, service_rules="/home/network/service-rules.json")
+    env = process_env({}, pod_name="web", namespace="shop", pod_ip="127.244.0.7", home="/h", host=host)
+    assert not {"HTTP_PROXY", "http_proxy", "NO_PROXY", "LOCALCLUSTER_SERVICE_RULES"} & set(env)
     assert env["LOCALCLUSTER_HOST_ENDPOINTS"] == "127.0.0.1:6443"
