@@ -13,12 +13,12 @@ A services purchase does at least the monolith's work (the same rows, split over
 its extra exchanges, so its p50 ratio to the monolith is at least ``1 + (shape - one exchange) / monolith``
 whatever its code does. That bound is printed for two networks:
 
-* through localcluster: four Deployments and Services, called through the service proxy as the
-  bookstore's services are (pods have no kernel network of their own: Services are the proxy's),
-  alternating with lab 01's monolith purchase, so all see the same machine load;
-* direct: the same app in four plain processes on loopback calling each other's addresses with no
-  proxy in between, as a real cluster's kube-proxy (kernel rules) allows; the client still reaches
-  the front as before, so the monolith's p50 from the first run is the denominator.
+* localcluster: four Deployments and Services; the client reaches the front through the service
+  proxy, as a notebook does, and the front reaches the others as the bookstore's pods do (their
+  network shim connects straight to a Ready endpoint, as kube-proxy's kernel rules would); the
+  shapes alternate with lab 01's monolith purchase, so all see the same machine load;
+* plain processes: the same app in four processes on loopback calling each other's addresses, the
+  client too, with no proxy anywhere; the monolith's p50 from the first run is the denominator.
 
     python -m bench.bench_hop_floor [--calls 300]
 
@@ -128,8 +128,8 @@ def floor_manifests() -> list[dict[str, Any]]:
     return manifests
 
 
-def through_localcluster(calls: int) -> dict[str, list[float]]:
-    """The shapes through the service proxy, each in turn with a purchase from lab 01's monolith."""
+def on_localcluster(calls: int) -> dict[str, list[float]]:
+    """The shapes on localcluster (the front through the service proxy), each in turn with a monolith purchase."""
     from checkers import solve
     from checkers.lab01_monolith import wait_until_reachable, wait_until_ready
     from labkit import apply
@@ -182,7 +182,7 @@ def plain_process(environment: dict[str, str]) -> Iterator[str]:
             process.wait()
 
 
-def direct(calls: int) -> dict[str, list[float]]:
+def in_plain_processes(calls: int) -> dict[str, list[float]]:
     with ExitStack() as stack, httpx.Client(trust_env=False) as http:
         urls = {
             variable: stack.enter_context(plain_process({"FLOOR_SERVICE": STANDS_IN_FOR[name]}))
@@ -198,11 +198,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 10 <= args.calls <= 3000:
         parser.error("--calls must be 10..3000")
-    proxied = through_localcluster(args.calls)
-    report_latencies(MONOLITH, proxied[MONOLITH])
-    monolith = percentile(proxied[MONOLITH], 0.5)
-    report_bounds("through localcluster's service proxy", proxied, monolith)
-    report_bounds("direct, no proxy", direct(args.calls), monolith)
+    on_cluster = on_localcluster(args.calls)
+    report_latencies(MONOLITH, on_cluster[MONOLITH])
+    monolith = percentile(on_cluster[MONOLITH], 0.5)
+    report_bounds("on localcluster", on_cluster, monolith)
+    report_bounds("in plain processes, no proxy", in_plain_processes(args.calls), monolith)
     report("load average (1 min) at the end", os.getloadavg()[0], "")
 
 
