@@ -79,9 +79,13 @@ def main(service: str, create_app: Callable[[Settings], ASGIApp]) -> None:
     # httptools: llhttp parses requests for a third of the CPU h11 takes. asyncio's own loop, never
     # uvloop: uvloop's sockets are libuv's, so a pod's calls would bypass localcluster's network shim
     # and leave from 127.0.0.1 instead of the pod's address (its identity at the service proxy).
+    # A line per request only when asked (debug): its logging and the kubelet's log pump cost about a
+    # sixth of a call between services, the readiness probes would fill the log with it, and requests
+    # are seen through /debug/spans (and, in the mesh, its telemetry).
     config = uvicorn.Config(
         app,
         log_level=settings.log_level,
+        access_log=settings.log_level in ("debug", "trace"),
         lifespan="on",
         timeout_graceful_shutdown=10,
         http="httptools",

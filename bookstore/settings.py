@@ -17,7 +17,8 @@ variable                        default                    meaning
 ``BOOKSTORE_LAB_MODE``          ``false``                  honour ``x-bookstore-fault`` headers
 ``BOOKSTORE_RANKING``           ``by-sales``               bundled module active at a first start
 ``BOOKSTORE_SPAN_LIMIT``        ``2048``                   trace spans kept in memory
-``BOOKSTORE_LOG_LEVEL``         ``info``                   uvicorn log level
+``BOOKSTORE_LOG_LEVEL``         ``info``                   uvicorn log level; ``debug`` (or
+                                                           ``trace``) also logs every request
 ``BOOKSTORE_ADMIN_TOKEN_FILE``  none (admin API closed)    file holding the admin API's bearer token
 ==============================  =========================  ==========================================
 """
