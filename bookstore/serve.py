@@ -78,7 +78,7 @@ def main(service: str, create_app: Callable[[Settings], ASGIApp]) -> None:
     _log.info("%s %s listening on http://%s:%d", service, settings.version, host, port)
     # httptools: llhttp parses requests for a third of the CPU h11 takes. asyncio's own loop, never
     # uvloop: uvloop's sockets are libuv's, so a pod's calls would bypass localcluster's network shim
-    # and leave from 127.0.0.1 instead of the pod's address (its identity at the service proxy).
+    # (its cluster DNS, its Service routes, its own address as the source of every connection).
     # A line per request only when asked (debug): its logging and the kubelet's log pump cost about a
     # sixth of a call between services, the readiness probes would fill the log with it, and requests
     # are seen through /debug/spans (and, in the mesh, its telemetry).

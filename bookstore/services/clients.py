@@ -1,10 +1,12 @@
 """HTTP clients the storefront uses to call the stock and balance services.
 
-Calls go to a base URL such as ``http://stock`` through ``HTTP_PROXY`` (the cluster's service
-proxy), over :mod:`bookstore.transport`. Each call carries the current trace context. Failures
-become the bookstore's errors, naming the dependency: a refusal the service gave (unknown book,
-too little money ...) is re-raised as itself; no answer is :class:`DependencyUnavailable` (503) or
-:class:`DependencyTimeout` (504); an error or nonsense in reply is :class:`BadGateway` (502).
+Calls go to a base URL such as ``http://stock``, over :mod:`bookstore.transport`: in a pod, cluster
+DNS and kube-proxy's rules take them to one of the Service's pods (through ``HTTP_PROXY``, the
+cluster's service proxy, where the environment names one). Each call carries the current trace
+context. Failures become the bookstore's errors, naming the dependency: a refusal the service gave
+(unknown book, too little money ...) is re-raised as itself; no answer is
+:class:`DependencyUnavailable` (503) or :class:`DependencyTimeout` (504); an error or nonsense in
+reply is :class:`BadGateway` (502).
 """
 
 from __future__ import annotations
