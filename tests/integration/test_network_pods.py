@@ -39,6 +39,17 @@ def caller_pod(name: str, url: str) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": {"containers": [container], "restartPolicy": "Never"}}
 
 
+def run_caller(conn: Connection, name: str, url: str, namespace: str = NAMESPACE) -> tuple[str, str]:
+    """Run `caller_pod(name, url)` to its end: its phase (Succeeded or Failed) and its log."""
+    conn.core.create_namespaced_pod(namespace, caller_pod(name, url))
+    phase = poll_until(
+        lambda: conn.core.read_namespaced_pod(name, namespace).status.phase,
+        lambda phase: phase in ("Succeeded", "Failed"),
+        f"pod {name} to finish",
+    )
+    return phase, conn.core.read_namespaced_pod_log(name, namespace)
+
+
 @pytest.fixture
 def web(conn: Connection) -> Iterator[list[str]]:
     """Two server pods behind the Service `web-e2e`; removed (pods first) afterwards."""
@@ -83,13 +94,7 @@ def test_real_pods_answer_through_the_service_from_labkit_and_from_a_pod(conn: C
         ("caller-short", f"http://{APP}/"),
         ("caller-fqdn", f"http://{APP}.{NAMESPACE}.svc.cluster.local/"),
     ):
-        conn.core.create_namespaced_pod(NAMESPACE, caller_pod(name, url))
-        phase = poll_until(
-            lambda name=name: conn.core.read_namespaced_pod(name, NAMESPACE).status.phase,
-            lambda phase: phase in ("Succeeded", "Failed"),
-            f"pod {name} to finish",
-        )
-        logs = conn.core.read_namespaced_pod_log(name, NAMESPACE)
+        phase, logs = run_caller(conn, name, url)
         assert phase == "Succeeded", logs
         assert any(f"answer: {server}" in logs for server in web), logs
 
@@ -97,13 +102,7 @@ def test_real_pods_answer_through_the_service_from_labkit_and_from_a_pod(conn: C
 def test_a_pod_reaches_a_plain_service_directly_as_through_kube_proxy(conn: Connection, web: list[str]) -> None:
     """No process between two plain pods: the server sees the caller's own address, as on a real node."""
     poll_until(lambda: ready_addresses(conn), lambda found: len(found) == 2, "both pods to be Ready")
-    conn.core.create_namespaced_pod(NAMESPACE, caller_pod("caller-direct", f"http://{APP}/peer"))
-    phase = poll_until(
-        lambda: conn.core.read_namespaced_pod("caller-direct", NAMESPACE).status.phase,
-        lambda phase: phase in ("Succeeded", "Failed"),
-        "pod caller-direct to finish",
-    )
-    logs = conn.core.read_namespaced_pod_log("caller-direct", NAMESPACE)
+    phase, logs = run_caller(conn, "caller-direct", f"http://{APP}/peer")
     caller_ip = conn.core.read_namespaced_pod("caller-direct", NAMESPACE).status.pod_ip
     assert phase == "Succeeded" and f"answer: {caller_ip} /peer" in logs, logs
 
@@ -133,13 +132,7 @@ def test_a_pod_resolves_short_names_in_its_own_namespace(conn: Connection) -> No
             lambda subsets: bool(subsets and subsets[0].addresses),
             "the server to be Ready",
         )
-        conn.core.create_namespaced_pod(namespace, caller_pod("local-caller", f"http://{APP}/"))
-        phase = poll_until(
-            lambda: conn.core.read_namespaced_pod("local-caller", namespace).status.phase,
-            lambda phase: phase in ("Succeeded", "Failed"),
-            "the caller to finish",
-        )
-        logs = conn.core.read_namespaced_pod_log("local-caller", namespace)
+        phase, logs = run_caller(conn, "local-caller", f"http://{APP}/", namespace)
         assert phase == "Succeeded" and "answer: local-server" in logs, logs
     finally:
         conn.core.delete_namespace(namespace)
